@@ -1,0 +1,136 @@
+//! Reading Res2Net-vd weight files: `.pdparams` (PaddlePaddle), `.pt/.pth/.pth.tar/.ckpt`
+//! (PyTorch), `.safetensors`. The format is told from the content, not the file name.
+
+mod naming;
+pub mod pdparams;
+pub mod pickle;
+pub mod safetensors;
+pub mod tensor;
+pub mod torch;
+pub mod zip;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use naming::{infer, ConvNames, Naming};
+pub use tensor::{WeightTensor, Weights};
+
+/// What can be wrong with a weight file. Always reported with the file's path, through
+/// [`CheckpointError`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("empty file")]
+    Empty,
+    #[error("not a checkpoint: {0}")]
+    UnknownFormat(String),
+    #[error("legacy torch.save format (before PyTorch 1.6); re-save it with a newer PyTorch")]
+    LegacyTorch,
+    #[error("broken pickle: {0}")]
+    Pickle(#[from] pickle::PickleError),
+    #[error("broken ZIP archive: {0}")]
+    Zip(String),
+    #[error("broken safetensors file: {0}")]
+    Safetensors(String),
+    #[error("not a state dict: {0}")]
+    NotAStateDict(String),
+    #[error("tensor {name:?}: {message}")]
+    Tensor { name: String, message: String },
+    #[error("not a Res2Net-vd checkpoint: {0}")]
+    NotRes2Net(String),
+    #[error("{} tensor(s) missing, first {:?}{}", names.len(), names[0],
+        if names.len() > 1 { format!(" (also {:?}…)", names[1]) } else { String::new() })]
+    Missing { names: Vec<String> },
+    #[error("tensor {name:?} has shape {found:?}, the network needs {expected:?}")]
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+}
+
+/// A [`LoadError`] with the file it came from: `path: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct CheckpointError {
+    pub path: PathBuf,
+    #[source]
+    pub source: LoadError,
+}
+
+impl CheckpointError {
+    pub fn new(path: &Path, source: LoadError) -> Self {
+        CheckpointError {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `paddle.save`: a bare pickle.
+    Pdparams,
+    /// `torch.save`: a ZIP holding a pickle and raw storages.
+    Torch,
+    Safetensors,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Pdparams => "pdparams",
+            Format::Torch => "torch",
+            Format::Safetensors => "safetensors",
+        })
+    }
+}
+
+/// The pickle torch.save wrote before 1.6 starts with this magic number.
+const LEGACY_TORCH_MAGIC: &[u8] = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+
+/// Tells the format from the first bytes.
+pub fn detect(data: &[u8]) -> Result<Format, LoadError> {
+    if data.is_empty() {
+        return Err(LoadError::Empty);
+    }
+    if data.starts_with(b"PK\x03\x04") {
+        return Ok(Format::Torch);
+    }
+    if data[0] == 0x80 && data.get(1).is_some_and(|&p| (2..=5).contains(&p)) {
+        if data[2..].starts_with(LEGACY_TORCH_MAGIC) {
+            return Err(LoadError::LegacyTorch);
+        }
+        return Ok(Format::Pdparams);
+    }
+    if data.len() >= 9 && data[8] == b'{' {
+        return Ok(Format::Safetensors);
+    }
+    let shown: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Err(LoadError::UnknownFormat(format!(
+        "starts with bytes {}, which is no pickle, ZIP or safetensors header",
+        shown.join(" ")
+    )))
+}
+
+/// Reads every floating-point tensor of a weight file held in memory.
+pub fn parse(data: &[u8]) -> Result<(Format, Weights), LoadError> {
+    let format = detect(data)?;
+    let weights = match format {
+        Format::Pdparams => pdparams::read(data)?,
+        Format::Torch => torch::read(data)?,
+        Format::Safetensors => safetensors::read(data)?,
+    };
+    if weights.tensors.is_empty() {
+        return Err(LoadError::NotAStateDict("it holds no floating-point tensors".into()));
+    }
+    Ok((format, weights))
+}
+
+/// Reads a weight file from disk.
+pub fn read(path: &Path) -> Result<(Format, Weights), CheckpointError> {
+    let data = std::fs::read(path).map_err(|e| CheckpointError::new(path, e.into()))?;
+    parse(&data).map_err(|e| CheckpointError::new(path, e))
+}

@@ -1,0 +1,39 @@
+//! The `camwatch` command line.
+
+mod info;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use camwatch::device::DeviceChoice;
+
+#[derive(Parser, Debug)]
+#[command(name = "camwatch", version, about = "Watch where a convolutional network looks while it trains")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Describe a weight file: format, architecture, parameter count, load time.
+    Info {
+        /// A .pdparams, .pt/.pth/.pth.tar/.ckpt or .safetensors file.
+        file: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where to load it: auto, cpu, cuda[:N] or flex.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+    },
+}
+
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Info { file, json, device } => info::run(&file, json, device),
+    }
+}

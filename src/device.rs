@@ -1,0 +1,159 @@
+//! Choosing where the network runs: `--device auto|cpu|cuda[:N]|flex`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::Device;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// CUDA when libtorch sees a GPU, libtorch's CPU otherwise.
+    #[default]
+    Auto,
+    /// libtorch on the CPU.
+    Cpu,
+    /// libtorch on GPU N.
+    Cuda(usize),
+    /// Burn's pure-Rust CPU backend.
+    Flex,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device {0:?}: expected auto, cpu, cuda, cuda:N or flex")]
+    Unknown(String),
+    #[error("--device {0}: this camwatch was built without libtorch (cargo feature `tch`); use --device flex")]
+    NoLibtorch(DeviceChoice),
+    #[error("--device flex: this camwatch was built without the flex backend (cargo feature `flex`)")]
+    NoFlex,
+    #[error("--device {requested}: libtorch sees {available} CUDA device(s)")]
+    NoSuchGpu {
+        requested: DeviceChoice,
+        available: usize,
+    },
+}
+
+impl FromStr for DeviceChoice {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            "flex" => Ok(DeviceChoice::Flex),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| DeviceError::Unknown(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => f.write_str("auto"),
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceChoice::Flex => f.write_str("flex"),
+        }
+    }
+}
+
+/// A device ready for tensors, and what was chosen (`cuda:0`, `cpu`, `flex`): `auto`
+/// resolves to one of the others.
+#[derive(Clone, Debug)]
+pub struct SelectedDevice {
+    pub device: Device,
+    pub chosen: DeviceChoice,
+}
+
+impl SelectedDevice {
+    pub fn label(&self) -> String {
+        match self.chosen {
+            DeviceChoice::Cpu => "cpu (libtorch)".into(),
+            DeviceChoice::Flex => "flex (pure Rust)".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Number of CUDA devices libtorch can use (0 without libtorch).
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "tch")]
+    {
+        if tch::Cuda::is_available() {
+            return tch::Cuda::device_count().max(0) as usize;
+        }
+    }
+    0
+}
+
+pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
+    let chosen = match choice {
+        DeviceChoice::Auto if cfg!(feature = "tch") => {
+            if cuda_device_count() > 0 {
+                DeviceChoice::Cuda(0)
+            } else {
+                DeviceChoice::Cpu
+            }
+        }
+        DeviceChoice::Auto => DeviceChoice::Flex,
+        other => other,
+    };
+    let device = match chosen {
+        DeviceChoice::Flex => flex()?,
+        DeviceChoice::Cuda(n) => {
+            let available = cuda_device_count();
+            if n >= available {
+                return Err(DeviceError::NoSuchGpu {
+                    requested: chosen,
+                    available,
+                });
+            }
+            libtorch(chosen)?
+        }
+        _ => libtorch(chosen)?,
+    };
+    Ok(SelectedDevice { device, chosen })
+}
+
+// Burn 0.22 marks its libtorch backend deprecated in favour of CubeCL; camwatch uses it
+// on purpose: it is the backend that runs the same kernels as the frameworks it follows.
+#[allow(deprecated)]
+fn libtorch(choice: DeviceChoice) -> Result<Device, DeviceError> {
+    #[cfg(feature = "tch")]
+    {
+        Ok(match choice {
+            DeviceChoice::Cuda(n) => Device::libtorch_cuda(n),
+            _ => Device::libtorch(),
+        })
+    }
+    #[cfg(not(feature = "tch"))]
+    Err(DeviceError::NoLibtorch(choice))
+}
+
+fn flex() -> Result<Device, DeviceError> {
+    #[cfg(feature = "flex")]
+    {
+        Ok(Device::flex())
+    }
+    #[cfg(not(feature = "flex"))]
+    Err(DeviceError::NoFlex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
+        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
+        assert_eq!("cuda:2".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(2));
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
+        assert!("gpu".parse::<DeviceChoice>().is_err());
+    }
+}

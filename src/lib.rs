@@ -1,0 +1,9 @@
+//! camwatch: watch where a convolutional network looks while it trains.
+//!
+//! The core knows nothing of the terminal: [`checkpoint`] reads weight files, [`model`]
+//! is Res2Net-vd in Burn, [`device`] picks the backend, [`loader`] ties them together.
+
+pub mod checkpoint;
+pub mod device;
+pub mod loader;
+pub mod model;

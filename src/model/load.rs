@@ -1,0 +1,176 @@
+//! Building a [`Res2Net`] from a checkpoint's tensors, or with fresh random weights.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::config::Res2NetConfig;
+use super::layers::{ConvBn, ConvSpec};
+use super::res2net::{ConvSlot, LayerSource, Res2Net};
+use crate::checkpoint::{LoadError, Naming, WeightTensor, Weights};
+
+/// BatchNorm's epsilon in both PaddleClas and timm.
+const BN_EPSILON: f64 = 1e-5;
+
+impl Res2NetConfig {
+    /// A network with random weights (BatchNorm as the identity).
+    pub fn init(&self, device: &Device) -> Res2Net {
+        match Res2Net::build(self, &mut RandomInit { device }) {
+            Ok(model) => model,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl Res2Net {
+    /// Builds the network of `config` from a checkpoint's tensors, folding each BatchNorm
+    /// into its convolution. Every tensor is checked against the shape the network
+    /// needs; all missing tensors are reported together.
+    pub fn from_weights(
+        config: &Res2NetConfig,
+        naming: &Naming,
+        weights: Weights,
+        device: &Device,
+    ) -> Result<Res2Net, LoadError> {
+        let mut source = CheckpointSource {
+            naming,
+            weights,
+            device,
+            missing: Vec::new(),
+        };
+        let model = Res2Net::build(config, &mut source)?;
+        if !source.missing.is_empty() {
+            return Err(LoadError::Missing {
+                names: source.missing,
+            });
+        }
+        Ok(model)
+    }
+}
+
+struct RandomInit<'a> {
+    device: &'a Device,
+}
+
+impl LayerSource for RandomInit<'_> {
+    type Error = std::convert::Infallible;
+
+    fn conv_bn(&mut self, _: ConvSlot, spec: ConvSpec, relu: bool) -> Result<ConvBn, Self::Error> {
+        let conv = Conv2dConfig::new(
+            [spec.channels_in, spec.channels_out],
+            [spec.kernel, spec.kernel],
+        )
+        .with_stride([spec.stride, spec.stride])
+        .with_padding(spec.padding())
+        .init(self.device);
+        Ok(ConvBn {
+            pool: None,
+            conv,
+            relu,
+        })
+    }
+
+    fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error> {
+        Ok(LinearConfig::new(features, classes).init(self.device))
+    }
+}
+
+struct CheckpointSource<'a> {
+    naming: &'a Naming,
+    weights: Weights,
+    device: &'a Device,
+    missing: Vec<String>,
+}
+
+impl CheckpointSource<'_> {
+    /// Takes the tensor `name`, checked against `shape`. A missing tensor is recorded and
+    /// stands in as `None` so that the walk goes on and reports every missing name.
+    fn take(&mut self, name: &str, shape: &[usize]) -> Result<Option<WeightTensor>, LoadError> {
+        match self.weights.tensors.remove(name) {
+            None => {
+                self.missing.push(name.to_string());
+                Ok(None)
+            }
+            Some(t) if t.shape != shape => Err(LoadError::Shape {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: t.shape,
+            }),
+            Some(t) => Ok(Some(t)),
+        }
+    }
+}
+
+impl LayerSource for CheckpointSource<'_> {
+    type Error = LoadError;
+
+    fn conv_bn(&mut self, slot: ConvSlot, spec: ConvSpec, relu: bool) -> Result<ConvBn, LoadError> {
+        let names = self.naming.conv(slot);
+        let out = spec.channels_out;
+        let weight = self.take(&names.weight, &spec.weight_shape())?;
+        let gamma = self.take(&names.bn_weight, &[out])?;
+        let beta = self.take(&names.bn_bias, &[out])?;
+        let mean = self.take(&names.bn_mean, &[out])?;
+        let var = self.take(&names.bn_var, &[out])?;
+
+        let (Some(weight), Some(gamma), Some(beta), Some(mean), Some(var)) =
+            (weight, gamma, beta, mean, var)
+        else {
+            let Ok(placeholder) = RandomInit { device: self.device }.conv_bn(slot, spec, relu);
+            return Ok(placeholder);
+        };
+        // y = γ (conv(x) − μ) / √(σ² + ε) + β  =  conv'(x) + b'
+        let mut folded = weight.values;
+        let per_channel = folded.len() / out;
+        let mut bias = Vec::with_capacity(out);
+        for o in 0..out {
+            let scale = gamma.values[o] as f64 / (var.values[o] as f64 + BN_EPSILON).sqrt();
+            for w in &mut folded[o * per_channel..(o + 1) * per_channel] {
+                *w = (*w as f64 * scale) as f32;
+            }
+            bias.push((beta.values[o] as f64 - mean.values[o] as f64 * scale) as f32);
+        }
+        let weight = Tensor::<4>::from_data(TensorData::new(folded, spec.weight_shape()), self.device);
+        let bias = Tensor::<1>::from_data(TensorData::new(bias, [out]), self.device);
+        let conv = Conv2d {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            stride: [spec.stride, spec.stride],
+            kernel_size: [spec.kernel, spec.kernel],
+            dilation: [1, 1],
+            groups: 1,
+            padding: spec.padding(),
+        };
+        Ok(ConvBn {
+            pool: None,
+            conv,
+            relu,
+        })
+    }
+
+    fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, LoadError> {
+        let (weight_name, bias_name) = self.naming.fc();
+        // Burn's Linear is `[in, out]` like Paddle's; timm's is `[out, in]`.
+        let transposed = self.naming.variant == super::Variant::Timm;
+        let shape = if transposed {
+            [classes, features]
+        } else {
+            [features, classes]
+        };
+        let weight = self.take(&weight_name, &shape)?;
+        let bias = self.take(&bias_name, &[classes])?;
+        let (Some(weight), Some(bias)) = (weight, bias) else {
+            return Ok(LinearConfig::new(1, 1).init(self.device));
+        };
+        let mut weight = Tensor::<2>::from_data(TensorData::new(weight.values, shape), self.device);
+        if transposed {
+            weight = weight.transpose();
+        }
+        let bias = Tensor::<1>::from_data(TensorData::new(bias.values, [classes]), self.device);
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+        })
+    }
+}

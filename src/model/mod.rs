@@ -1,0 +1,12 @@
+//! Res2Net-vd as Burn modules, in both variants found in the wild.
+
+mod bottleneck;
+mod config;
+mod layers;
+mod load;
+mod res2net;
+
+pub use bottleneck::Bottleneck;
+pub use config::{Res2NetConfig, Variant, STANDARD_DEPTHS};
+pub use layers::{ConvBn, ConvSpec};
+pub use res2net::{ConvSlot, LayerSource, Res2Net, Res2NetOutput, Stage};

@@ -1,0 +1,72 @@
+//! Shared by the integration tests: the generated fixtures and tensor comparison.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use camwatch::checkpoint::{self, WeightTensor};
+
+/// Where `tools/make_fixtures.py` wrote the checkpoints and their references
+/// (`scripts/test` runs it when they are missing).
+pub fn fixtures() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generated");
+    assert!(
+        dir.join("manifest.json").exists(),
+        "no fixtures in {}: run scripts/test, or tools/make_fixtures.py {0}",
+        dir.display()
+    );
+    dir
+}
+
+#[derive(serde::Deserialize)]
+pub struct Fixture {
+    pub file: String,
+    pub reference: String,
+    pub arch: Arch,
+    /// Relative tolerance, when the file stores less than float32.
+    pub tolerance: Option<f32>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct Arch {
+    pub variant: String,
+    pub depths: Vec<usize>,
+    pub width: usize,
+    pub scales: usize,
+    pub classes: usize,
+    pub stem_width: usize,
+    pub base_channels: usize,
+}
+
+pub fn manifest() -> Vec<Fixture> {
+    let text = std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("manifest.json parses")
+}
+
+/// The tensors of a `.ref.safetensors` file: `input`, `logits`, `stage1`…`stage4`.
+pub fn reference(name: &str) -> std::collections::BTreeMap<String, WeightTensor> {
+    let (_, weights) = checkpoint::read(&fixtures().join(name)).expect("reference reads");
+    weights.tensors
+}
+
+pub fn to_tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(t.values.clone(), t.shape.clone()), device)
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let data = t.into_data();
+    let shape = data.shape().to_vec();
+    (shape, data.try_to_vec::<f32>().expect("f32 data"))
+}
+
+/// max |a − b| / max |b|: the error relative to the reference's scale.
+pub fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "lengths differ");
+    let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
