@@ -22,9 +22,13 @@ pub enum DeviceChoice {
 pub enum DeviceError {
     #[error("unknown device {0:?}: expected auto, cpu, cuda, cuda:N or flex")]
     Unknown(String),
-    #[error("--device {0}: this camwatch was built without libtorch (cargo feature `tch`); use --device flex")]
+    #[error(
+        "--device {0}: this camwatch was built without libtorch (cargo feature `tch`); use --device flex"
+    )]
     NoLibtorch(DeviceChoice),
-    #[error("--device flex: this camwatch was built without the flex backend (cargo feature `flex`)")]
+    #[error(
+        "--device flex: this camwatch was built without the flex backend (cargo feature `flex`)"
+    )]
     NoFlex,
     #[error("--device {requested}: libtorch sees {available} CUDA device(s)")]
     NoSuchGpu {
@@ -151,8 +155,14 @@ mod tests {
     #[test]
     fn parses_device_names() {
         assert_eq!("auto".parse::<DeviceChoice>().unwrap(), DeviceChoice::Auto);
-        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
-        assert_eq!("cuda:2".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(2));
+        assert_eq!(
+            "cuda".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(0)
+        );
+        assert_eq!(
+            "cuda:2".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(2)
+        );
         assert!("cuda:x".parse::<DeviceChoice>().is_err());
         assert!("gpu".parse::<DeviceChoice>().is_err());
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use burn::tensor::Device;
-use camwatch::device::{select, DeviceChoice};
+use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
 use camwatch::model::Variant;
 use common::{fixtures, manifest, reference, relative_error, to_tensor, values};
@@ -83,14 +83,18 @@ fn timm_full_size_res2net50d_pth_and_safetensors() {
 
 #[test]
 fn timm_custom_depth_in_trainer_wrappers_and_half_precision() {
-    check_all(&libtorch_cpu(), |f| f.starts_with("timm_small") || f.ends_with(".ckpt"));
+    check_all(&libtorch_cpu(), |f| {
+        f.starts_with("timm_small") || f.ends_with(".ckpt")
+    });
 }
 
 #[cfg(feature = "flex")]
 #[test]
 fn flex_backend_matches_too() {
     let device = select(DeviceChoice::Flex).expect("flex").device;
-    check_all(&device, |f| f == "paddle_small.p4.pdparams" || f == "timm_small.pth");
+    check_all(&device, |f| {
+        f == "paddle_small.p4.pdparams" || f == "timm_small.pth"
+    });
 }
 
 /// The fixtures exercise the two computations in which the variants differ: the same

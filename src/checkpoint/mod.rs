@@ -12,7 +12,7 @@ pub mod zip;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use naming::{infer, ConvNames, Naming};
+pub use naming::{ConvNames, Naming, infer};
 pub use tensor::{WeightTensor, Weights};
 
 /// What can be wrong with a weight file. Always reported with the file's path, through
@@ -115,6 +115,26 @@ pub fn detect(data: &[u8]) -> Result<Format, LoadError> {
     )))
 }
 
+/// Keys under which training scripts keep the model's state dict beside epochs,
+/// optimiser state and hyper-parameters, in order of preference.
+const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model", "model_state_dict", "module", "net"];
+
+/// The state dict inside a checkpoint's root object: the first entry under one of
+/// [`STATE_DICT_KEYS`] that holds tensors, else the root itself.
+fn find_state_dict<'a>(
+    root: pickle::Value<'a>,
+    is_tensor: impl Fn(&pickle::Value) -> bool,
+) -> pickle::Value<'a> {
+    STATE_DICT_KEYS
+        .iter()
+        .filter_map(|k| root.get(k))
+        .find(|v| {
+            v.dict_items()
+                .is_some_and(|items| items.iter().any(|(_, v)| is_tensor(v)))
+        })
+        .unwrap_or(root)
+}
+
 /// Reads every floating-point tensor of a weight file held in memory.
 pub fn parse(data: &[u8]) -> Result<(Format, Weights), LoadError> {
     let format = detect(data)?;
@@ -124,13 +144,31 @@ pub fn parse(data: &[u8]) -> Result<(Format, Weights), LoadError> {
         Format::Safetensors => safetensors::read(data)?,
     };
     if weights.tensors.is_empty() {
-        return Err(LoadError::NotAStateDict("it holds no floating-point tensors".into()));
+        return Err(LoadError::NotAStateDict(
+            "it holds no floating-point tensors".into(),
+        ));
     }
     Ok((format, weights))
 }
 
+thread_local! {
+    /// The file buffer, kept for the thread's next read: a monitor reads checkpoint after
+    /// checkpoint, and a fresh 100 MB buffer costs more in page faults than the read.
+    static FILE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Reads a weight file from disk.
 pub fn read(path: &Path) -> Result<(Format, Weights), CheckpointError> {
-    let data = std::fs::read(path).map_err(|e| CheckpointError::new(path, e.into()))?;
-    parse(&data).map_err(|e| CheckpointError::new(path, e))
+    FILE_BUFFER.with_borrow_mut(|buffer| {
+        let wrap = |e| CheckpointError::new(path, e);
+        buffer.clear();
+        let mut file = std::fs::File::open(path).map_err(|e| wrap(e.into()))?;
+        std::io::Read::read_to_end(&mut file, buffer).map_err(|e| wrap(e.into()))?;
+        let result = parse(buffer).map_err(wrap);
+        // Keep the buffer only while it fits the files being read.
+        if buffer.capacity() > 2 * buffer.len().max(1 << 20) {
+            *buffer = Vec::new();
+        }
+        result
+    })
 }

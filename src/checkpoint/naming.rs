@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use super::{LoadError, Weights};
 use crate::model::{ConvSlot, Res2NetConfig, Variant};
 
-
 /// The file's names for one convolution and its BatchNorm.
 pub struct ConvNames {
     pub weight: String,
@@ -44,7 +43,11 @@ impl Naming {
                         .cloned()
                         .unwrap_or_else(|| {
                             let letter = (b'a' + block as u8) as char;
-                            format!("bb_{stage}_{block}.res{}{letter}_branch2b_{}", stage + 2, scale + 1)
+                            format!(
+                                "bb_{stage}_{block}.res{}{letter}_branch2b_{}",
+                                stage + 2,
+                                scale + 1
+                            )
                         }),
                     ConvSlot::Conv2 { stage, block } => format!("bb_{stage}_{block}.conv2"),
                     ConvSlot::Shortcut { stage } => format!("bb_{stage}_0.short"),
@@ -173,12 +176,21 @@ pub fn infer(weights: &Weights) -> Result<(Res2NetConfig, Naming), LoadError> {
     if variant == Variant::Paddle {
         // bb_{stage}_{block}.res{..}_branch2b_{scale+1}._conv.weight
         for key in weights.tensors.keys() {
-            let Some(rest) = key.strip_prefix(&prefix) else { continue };
-            let Some(layer) = rest.strip_suffix("._conv.weight") else { continue };
-            let Some((block_name, conv)) = layer.split_once('.') else { continue };
-            let Some((_, scale)) = conv.rsplit_once("_branch2b_") else { continue };
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(layer) = rest.strip_suffix("._conv.weight") else {
+                continue;
+            };
+            let Some((block_name, conv)) = layer.split_once('.') else {
+                continue;
+            };
+            let Some((_, scale)) = conv.rsplit_once("_branch2b_") else {
+                continue;
+            };
             let mut ids = block_name.strip_prefix("bb_").unwrap_or("").split('_');
-            let (Some(stage), Some(block), Ok(scale)) = (ids.next(), ids.next(), scale.parse::<usize>())
+            let (Some(stage), Some(block), Ok(scale)) =
+                (ids.next(), ids.next(), scale.parse::<usize>())
             else {
                 continue;
             };
@@ -213,7 +225,10 @@ pub fn infer(weights: &Weights) -> Result<(Res2NetConfig, Naming), LoadError> {
         )));
     }
     let (fc_weight, _) = naming.fc();
-    let num_classes = dim(&strip(fc_weight), if variant == Variant::Paddle { 1 } else { 0 })?;
+    let num_classes = dim(
+        &strip(fc_weight),
+        if variant == Variant::Paddle { 1 } else { 0 },
+    )?;
     let config = Res2NetConfig {
         variant,
         depths,

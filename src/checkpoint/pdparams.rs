@@ -3,15 +3,19 @@
 //! protocols 2 and 3, arrays of 2^30 bytes or more split into `name@@.i` parts listed
 //! in `UnpackBigParamInfor@@`.
 
+use super::LoadError;
 use super::pickle::{self, Value};
 use super::tensor::{self, DType, WeightTensor, Weights};
-use super::LoadError;
 
 const NAME_TABLE: &str = "StructuredToParameterName@@";
 const SPLIT_TABLE: &str = "UnpackBigParamInfor@@";
 
 pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
     let (root, _) = pickle::parse(data)?;
+    let root = super::find_state_dict(root, |v| {
+        let v = paddle_tensor_array(v);
+        matches!(numpy_array("", &v), Ok(Some(_)))
+    });
     let Some(items) = root.dict_items() else {
         return Err(LoadError::NotAStateDict(format!(
             "the pickle holds a {}, not a dict of arrays",
@@ -30,12 +34,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
             }
             _ => {}
         }
-        // A Paddle tensor pickled on its own reduces to `(name, ndarray)`.
-        let array = match value.as_seq().as_deref() {
-            Some([Value::Str(_), inner]) => inner.clone(),
-            _ => value,
-        };
-        match numpy_array(name, &array)? {
+        match numpy_array(name, &paddle_tensor_array(&value))? {
             Some(t) if t.dtype.is_float() => {
                 weights.tensors.insert(name.to_string(), t.decode(name)?);
             }
@@ -47,6 +46,15 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         join_split_arrays(&mut weights, &table)?;
     }
     Ok(weights)
+}
+
+/// The array inside a Paddle Tensor pickled outside a state dict, which reduces to
+/// `(name, ndarray)`; any other value as it is.
+fn paddle_tensor_array<'a>(value: &Value<'a>) -> Value<'a> {
+    match value.as_seq().as_deref() {
+        Some([name, array]) if name.as_str().is_some() => array.clone(),
+        _ => value.clone(),
+    }
 }
 
 /// Reassembles arrays that `paddle.save` split into parts, as `_pack_loaded_dict` does.
@@ -181,7 +189,10 @@ pub(crate) fn numpy_array<'a>(
             }))
         }
         "_frombuffer" => {
-            let args = obj.args.as_seq().ok_or_else(|| bad("bad _frombuffer call"))?;
+            let args = obj
+                .args
+                .as_seq()
+                .ok_or_else(|| bad("bad _frombuffer call"))?;
             let [data, dtype, shape, order] = args.as_slice() else {
                 return Err(bad("bad _frombuffer call"));
             };

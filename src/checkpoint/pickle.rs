@@ -19,6 +19,9 @@ pub enum Value<'a> {
     Int(i64),
     Float(f64),
     Str(Rc<str>),
+    /// UTF-8 text as stored in the input, validated when read: protocol 2 stores whole
+    /// arrays as latin1 text, and validating them up front would double the load time.
+    Text(&'a [u8]),
     Bytes(&'a [u8]),
     OwnedBytes(Rc<[u8]>),
     Tuple(Rc<[Value<'a>]>),
@@ -45,6 +48,7 @@ impl<'a> Value<'a> {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
+            Value::Text(t) => std::str::from_utf8(t).ok(),
             _ => None,
         }
     }
@@ -109,7 +113,7 @@ impl<'a> Value<'a> {
             Value::Bool(_) => "bool".into(),
             Value::Int(_) => "int".into(),
             Value::Float(_) => "float".into(),
-            Value::Str(_) => "str".into(),
+            Value::Str(_) | Value::Text(_) => "str".into(),
             Value::Bytes(_) | Value::OwnedBytes(_) => "bytes".into(),
             Value::Tuple(_) => "tuple".into(),
             Value::List(_) => "list".into(),
@@ -127,6 +131,35 @@ impl Object<'_> {
             Some("collections.OrderedDict" | "collections.defaultdict" | "builtins.dict")
         )
     }
+}
+
+/// Encodes UTF-8 text whose characters are all below U+0100 as latin1, one byte per
+/// character, validating as it goes; `None` for anything else. Protocol 2 stores every
+/// large array this way, so this loop is the hot path of reading such files.
+fn latin1(utf8: &[u8]) -> Option<Vec<u8>> {
+    // Branch-free and without a loop-carried load: every input byte writes one output
+    // byte, and the output position only advances past characters' first bytes. On the
+    // random bytes of float arrays half the characters take two bytes, which a branchy
+    // decoder mispredicts every other time.
+    let mut out = vec![0u8; utf8.len()];
+    let (mut j, mut invalid, mut previous) = (0, 0u8, 0u8);
+    for (k, &b) in utf8.iter().enumerate() {
+        let next = utf8.get(k + 1).copied().unwrap_or(0);
+        // Flags as 0/1 bytes combined with `&` and `|`, so that nothing branches.
+        let ascii = (b >> 7) ^ 1;
+        let lead = u8::from(b & 0xfe == 0xc2); // U+0080..U+00FF: 0xc2 0x80 ..= 0xc3 0xbf
+        let continuation = u8::from(b & 0xc0 == 0x80);
+        let ok = ascii
+            | (lead & u8::from(next & 0xc0 == 0x80))
+            | (continuation & u8::from(previous & 0xfe == 0xc2));
+        invalid |= ok ^ 1;
+        let keep = ascii.wrapping_neg(); // 0xff for ASCII
+        out[j] = (b & keep) | ((((b & 0x03) << 6) | (next & 0x3f)) & !keep);
+        j += usize::from(continuation ^ 1);
+        previous = b;
+    }
+    out.truncate(j);
+    (invalid == 0).then_some(out)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,13 +230,19 @@ impl<'a> Machine<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, PickleError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap_or_default()))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u32(&mut self) -> Result<u32, PickleError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u64(&mut self) -> Result<u64, PickleError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
     }
     fn len_u64(&mut self) -> Result<usize, PickleError> {
         let n = self.u64()?;
@@ -219,13 +258,6 @@ impl<'a> Machine<'a> {
         std::str::from_utf8(&rest[..end]).or_else(|_| self.err("text line is not UTF-8"))
     }
 
-    fn utf8(&self, bytes: &[u8]) -> Result<Rc<str>, PickleError> {
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Ok(s.into()),
-            Err(_) => self.err("string is not valid UTF-8"),
-        }
-    }
-
     fn push(&mut self, v: Value<'a>) -> Result<(), PickleError> {
         if self.stack.len() >= MAX_STACK {
             return self.err("stack too deep");
@@ -239,7 +271,9 @@ impl<'a> Machine<'a> {
         if self.stack.len() <= floor {
             return self.err("stack underflow");
         }
-        self.stack.pop().map_or_else(|| self.err("stack underflow"), Ok)
+        self.stack
+            .pop()
+            .map_or_else(|| self.err("stack underflow"), Ok)
     }
 
     fn top(&mut self) -> Result<&mut Value<'a>, PickleError> {
@@ -284,7 +318,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: &Value<'a>, items: Vec<Value<'a>>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.err("odd number of items for a dict");
         }
         let mut it = items.into_iter();
@@ -314,10 +348,8 @@ impl<'a> Machine<'a> {
         // Protocol 2 writes `bytes` as `_codecs.encode(text, 'latin1')`.
         if name == "_codecs.encode" {
             let parts = args.as_seq().unwrap_or_default();
-            if let [Value::Str(text), ..] = parts.as_slice() {
-                let bytes: Option<Vec<u8>> =
-                    text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-                return match bytes {
+            if let [Value::Text(text), ..] = parts.as_slice() {
+                return match latin1(text) {
                     Some(b) => Ok(Value::OwnedBytes(b.into())),
                     None => self.err("latin1 text holds a character above U+00FF"),
                 };
@@ -325,6 +357,12 @@ impl<'a> Machine<'a> {
         }
         if name == "builtins.bytes" || name == "__builtin__.bytes" {
             return Ok(Value::OwnedBytes(Rc::from(&[][..])));
+        }
+        // `tuple(iterable)`, as Paddle pickles a Tensor: `(tuple, ((name, array),))`.
+        if name == "builtins.tuple" || name == "__builtin__.tuple" {
+            let parts = args.as_seq().unwrap_or_default();
+            let elements = parts.first().and_then(Value::as_seq).unwrap_or_default();
+            return Ok(Value::Tuple(elements.into()));
         }
         Ok(Value::Object(Rc::new(RefCell::new(Object {
             callable,
@@ -440,8 +478,7 @@ impl<'a> Machine<'a> {
                         _ => self.len_u64()?,
                     };
                     let bytes = self.take(n)?;
-                    let s = self.utf8(bytes)?;
-                    self.push(Value::Str(s))?
+                    self.push(Value::Text(bytes))?
                 }
                 // Python 2 str (BINSTRING, SHORT_BINSTRING), read as latin1 like Paddle does.
                 b'T' | b'U' => {
@@ -567,8 +604,11 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n))?,
+                    match (module.as_str(), name.as_str()) {
+                        (Some(m), Some(n)) => {
+                            let global = Value::Global(m.into(), n.into());
+                            self.push(global)?
+                        }
                         _ => return self.err("STACK_GLOBAL needs two strings"),
                     }
                 }
@@ -633,6 +673,15 @@ mod tests {
         for end in 0..data.len() {
             assert!(parse(&data[..end]).is_err(), "prefix of {end} bytes");
         }
+    }
+
+    #[test]
+    fn latin1_covers_every_byte() {
+        let text: String = (0u8..=255).map(char::from).collect();
+        assert_eq!(latin1(text.as_bytes()), Some((0u8..=255).collect()));
+        assert_eq!(latin1("Ā".as_bytes()), None);
+        assert_eq!(latin1(b"\xc3"), None);
+        assert_eq!(latin1(b"\xc3("), None);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::tensor::{self, DType, Weights};
 use super::LoadError;
+use super::tensor::{self, DType, Weights};
 
 #[derive(Deserialize)]
 struct Entry {
@@ -39,7 +39,11 @@ fn header(data: &[u8]) -> Result<(usize, BTreeMap<String, serde_json::Value>), L
     let len = usize::try_from(len)
         .ok()
         .filter(|&l| l <= data.len().saturating_sub(8))
-        .ok_or_else(|| bad(format!("header of {len} bytes runs past the end of the file")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "header of {len} bytes runs past the end of the file"
+            ))
+        })?;
     let header = serde_json::from_slice(&data[8..8 + len])
         .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
     Ok((len, header))

@@ -10,10 +10,7 @@ use std::collections::HashMap;
 use super::pdparams::int_list;
 use super::pickle::{self, Value};
 use super::tensor::{self, DType, Weights};
-use super::{zip, LoadError};
-
-/// Keys under which training scripts keep the model's state dict, in order of preference.
-const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model", "model_state_dict", "module", "net"];
+use super::{LoadError, zip};
 
 pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
     let entries = zip::entries(data)?;
@@ -33,11 +30,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         .is_some_and(|e| e.data.starts_with(b"big"));
 
     let (root, _) = pickle::parse(pkl.data)?;
-    let state = STATE_DICT_KEYS
-        .iter()
-        .filter_map(|k| root.get(k))
-        .find(|v| v.dict_items().is_some_and(|items| items.iter().any(|(_, v)| is_tensor(v))))
-        .unwrap_or(root);
+    let state = super::find_state_dict(root, is_tensor);
     let Some(items) = state.dict_items() else {
         return Err(LoadError::NotAStateDict(format!(
             "the file holds a {}, not a state dict",
@@ -55,10 +48,12 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
             weights.skipped.push(name.to_string());
             continue;
         }
-        let bytes = storages.get(view.key.as_str()).ok_or_else(|| LoadError::Tensor {
-            name: name.to_string(),
-            message: format!("storage data/{} is missing from the archive", view.key),
-        })?;
+        let bytes = storages
+            .get(view.key.as_str())
+            .ok_or_else(|| LoadError::Tensor {
+                name: name.to_string(),
+                message: format!("storage data/{} is missing from the archive", view.key),
+            })?;
         let t = tensor::decode(
             name,
             bytes,
@@ -122,7 +117,10 @@ fn tensor_view(name: &str, value: &Value) -> Result<Option<TensorView>, LoadErro
         }
         "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => {
             let [storage, offset, size, stride, ..] = args.as_slice() else {
-                return Err(bad(format!("_rebuild_tensor_v2 with {} arguments", args.len())));
+                return Err(bad(format!(
+                    "_rebuild_tensor_v2 with {} arguments",
+                    args.len()
+                )));
             };
             let Value::Persistent(pid) = storage else {
                 return Err(bad("tensor storage is not a persistent reference".into()));
@@ -135,10 +133,10 @@ fn tensor_view(name: &str, value: &Value) -> Result<Option<TensorView>, LoadErro
             let type_name = storage_type.class_name().unwrap_or_default();
             let dtype = DType::from_torch(&type_name)
                 .ok_or_else(|| bad(format!("unsupported storage type {type_name}")))?;
-            let key = match key {
-                Value::Str(s) => s.to_string(),
-                Value::Int(i) => i.to_string(),
-                other => return Err(bad(format!("storage key is a {}", other.kind()))),
+            let key = match (key.as_str(), key.as_int()) {
+                (Some(s), _) => s.to_string(),
+                (None, Some(i)) => i.to_string(),
+                _ => return Err(bad(format!("storage key is a {}", key.kind()))),
             };
             Ok(Some(TensorView {
                 key,

@@ -19,13 +19,19 @@ fn bad(message: impl Into<String>) -> LoadError {
 }
 
 fn u16_at(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(d.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        d.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn u32_at(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(d.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn u64_at(d: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(d.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        d.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// Where the end-of-central-directory record starts, if the file has one: a ZIP that is
@@ -43,8 +49,9 @@ pub fn find_end_record(data: &[u8]) -> Option<usize> {
 
 /// Lists the entries of a ZIP archive.
 pub fn entries(data: &[u8]) -> Result<Vec<Entry<'_>>, LoadError> {
-    let eocd = find_end_record(data)
-        .ok_or_else(|| bad("no end-of-central-directory record (truncated or still being written?)"))?;
+    let eocd = find_end_record(data).ok_or_else(|| {
+        bad("no end-of-central-directory record (truncated or still being written?)")
+    })?;
     let short = || bad("central directory runs past the end of the file");
     let mut count = u16_at(data, eocd + 10).ok_or_else(short)? as u64;
     let mut dir_offset = u32_at(data, eocd + 16).ok_or_else(short)? as u64;

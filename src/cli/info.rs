@@ -63,11 +63,18 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
     } else {
         println!("file        {}", file.display());
         println!("format      {}", info.format);
-        println!("network     {} ({} variant)", info.arch.name, info.arch.variant);
+        println!(
+            "network     {} ({} variant)",
+            info.arch.name, info.arch.variant
+        );
         println!("depths      {:?}", config.depths);
         println!("width       {} × {} scales", config.width, config.scales);
         println!("classes     {}", config.num_classes);
-        println!("parameters  {} ({:.2} M)", info.parameters, info.parameters as f64 / 1e6);
+        println!(
+            "parameters  {} ({:.2} M)",
+            info.parameters,
+            info.parameters as f64 / 1e6
+        );
         println!("device      {}", info.device);
         println!("load time   {:.1} ms", info.load_ms);
     }

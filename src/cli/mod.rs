@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use camwatch::device::DeviceChoice;
 
 #[derive(Parser, Debug)]
-#[command(name = "camwatch", version, about = "Watch where a convolutional network looks while it trains")]
+#[command(
+    name = "camwatch",
+    version,
+    about = "Watch where a convolutional network looks while it trains"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

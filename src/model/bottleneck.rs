@@ -3,8 +3,8 @@
 
 use burn::module::Module;
 use burn::nn::pool::AvgPool2d;
-use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 use super::layers::ConvBn;
 

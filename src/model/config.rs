@@ -84,7 +84,7 @@ impl Res2NetConfig {
 
     /// Output channels of stage `stage`.
     pub fn stage_channels(&self, stage: usize) -> usize {
-        4 * self.base_channels << stage
+        (4 * self.base_channels) << stage
     }
 
     /// Input channels of stage `stage`.
@@ -113,7 +113,11 @@ impl Res2NetConfig {
         for (stage, &depth) in self.depths.iter().enumerate() {
             let (width, out) = (self.branch_width(stage), self.stage_channels(stage));
             for block in 0..depth {
-                let input = if block == 0 { self.stage_input(stage) } else { out };
+                let input = if block == 0 {
+                    self.stage_input(stage)
+                } else {
+                    out
+                };
                 count += conv_bn(input, width * self.scales, 1)
                     + (self.scales - 1) * conv_bn(width, width, 3)
                     + conv_bn(width * self.scales, out, 1);

@@ -1,11 +1,11 @@
 //! The convolution unit Res2Net-vd is made of, and the pools it uses.
 
 use burn::module::Module;
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
-use burn::nn::PaddingConfig2d;
-use burn::tensor::activation::relu;
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 /// Convolution + BatchNorm (+ ReLU), with the BatchNorm folded into the convolution's
 /// weight and bias when the weights are loaded: camwatch only runs inference, and one
@@ -40,7 +40,12 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     pub fn weight_shape(&self) -> [usize; 4] {
-        [self.channels_out, self.channels_in, self.kernel, self.kernel]
+        [
+            self.channels_out,
+            self.channels_in,
+            self.kernel,
+            self.kernel,
+        ]
     }
 
     pub fn padding(&self) -> PaddingConfig2d {
@@ -51,10 +56,17 @@ impl ConvSpec {
 
 /// Average pooling over a square window with symmetric padding. `count_include_pad`
 /// is one of the two places where PaddleClas (false) and timm (true) differ.
-pub fn avg_pool(kernel: usize, stride: usize, padding: usize, count_include_pad: bool) -> AvgPool2d {
+pub fn avg_pool(
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    count_include_pad: bool,
+) -> AvgPool2d {
     AvgPool2dConfig::new([kernel, kernel])
         .with_strides([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
         .with_count_include_pad(count_include_pad)
         .init()
 }

@@ -117,7 +117,10 @@ impl LayerSource for CheckpointSource<'_> {
         let (Some(weight), Some(gamma), Some(beta), Some(mean), Some(var)) =
             (weight, gamma, beta, mean, var)
         else {
-            let Ok(placeholder) = RandomInit { device: self.device }.conv_bn(slot, spec, relu);
+            let Ok(placeholder) = RandomInit {
+                device: self.device,
+            }
+            .conv_bn(slot, spec, relu);
             return Ok(placeholder);
         };
         // y = γ (conv(x) − μ) / √(σ² + ε) + β  =  conv'(x) + b'
@@ -131,7 +134,8 @@ impl LayerSource for CheckpointSource<'_> {
             }
             bias.push((beta.values[o] as f64 - mean.values[o] as f64 * scale) as f32);
         }
-        let weight = Tensor::<4>::from_data(TensorData::new(folded, spec.weight_shape()), self.device);
+        let weight =
+            Tensor::<4>::from_data(TensorData::new(folded, spec.weight_shape()), self.device);
         let bias = Tensor::<1>::from_data(TensorData::new(bias, [out]), self.device);
         let conv = Conv2d {
             weight: Param::from_tensor(weight),

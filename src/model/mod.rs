@@ -7,6 +7,6 @@ mod load;
 mod res2net;
 
 pub use bottleneck::Bottleneck;
-pub use config::{Res2NetConfig, Variant, STANDARD_DEPTHS};
+pub use config::{Res2NetConfig, STANDARD_DEPTHS, Variant};
 pub use layers::{ConvBn, ConvSpec};
 pub use res2net::{ConvSlot, LayerSource, Res2Net, Res2NetOutput, Stage};

@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 
 use super::bottleneck::Bottleneck;
 use super::config::{Res2NetConfig, Variant};
-use super::layers::{avg_pool, vd_pool, ConvBn, ConvSpec};
+use super::layers::{ConvBn, ConvSpec, avg_pool, vd_pool};
 
 /// A convolution with its BatchNorm, by position in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +33,12 @@ pub enum ConvSlot {
 pub trait LayerSource {
     type Error;
     /// The convolution for `slot`, BatchNorm folded in, with ReLU or not.
-    fn conv_bn(&mut self, slot: ConvSlot, spec: ConvSpec, relu: bool) -> Result<ConvBn, Self::Error>;
+    fn conv_bn(
+        &mut self,
+        slot: ConvSlot,
+        spec: ConvSpec,
+        relu: bool,
+    ) -> Result<ConvBn, Self::Error>;
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error>;
 }
 
@@ -173,7 +178,10 @@ fn build_block<S: LayerSource>(
         })
         .collect::<Result<_, _>>()?;
     let (cascade, last_pool) = match config.variant {
-        Variant::Paddle => (stride == 1, (stride != 1).then(|| avg_pool(3, stride, 1, false))),
+        Variant::Paddle => (
+            stride == 1,
+            (stride != 1).then(|| avg_pool(3, stride, 1, false)),
+        ),
         Variant::Timm => (!first, first.then(|| avg_pool(3, stride, 1, true))),
     };
     let conv2 = source.conv_bn(
