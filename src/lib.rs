@@ -3,7 +3,9 @@
 //! The core knows nothing of the terminal: [`checkpoint`] reads weight files, [`model`]
 //! is Res2Net-vd in Burn, [`device`] picks the backend, [`loader`] ties them together.
 
+pub mod cam;
 pub mod checkpoint;
 pub mod device;
 pub mod loader;
 pub mod model;
+pub mod render;

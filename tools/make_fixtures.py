@@ -170,6 +170,149 @@ def timm_fixtures(out, rng, manifest):
     torch.save(other.state_dict(), os.path.join(out, "resnet18.pth"))
 
 
+def make_samples(directory, rng, size, count, classes):
+    """Synthetic photos-with-objects: a smooth textured background and one bright shape,
+    with its class and box in labels.csv (as camwatch reads a sample directory)."""
+    from PIL import Image, ImageDraw
+    os.makedirs(directory, exist_ok=True)
+    w, h = size
+    rows = []
+    for i in range(count):
+        yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+        freq = rng.uniform(3, 9, 3)
+        phase = rng.uniform(0, 6.3, 3)
+        base = np.stack([127 + 60 * np.sin(freq[c] * (xx + yy * (c - 1)) * 6.3 + phase[c])
+                         for c in range(3)], axis=-1)
+        base += rng.normal(0, 12, base.shape)
+        img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        bw, bh = rng.integers(w // 5, w // 2), rng.integers(h // 5, h // 2)
+        x0, y0 = rng.integers(0, w - bw), rng.integers(0, h - bh)
+        label = int(rng.integers(0, classes))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if label % 2 == 0:
+            draw.ellipse([x0, y0, x0 + bw, y0 + bh], fill=color)
+        else:
+            draw.rectangle([x0, y0, x0 + bw, y0 + bh], fill=color)
+        name = f"sample{i}.png"
+        img.save(os.path.join(directory, name))
+        rows.append(f"{name},{label},{x0},{y0},{x0 + bw},{y0 + bh}")
+    with open(os.path.join(directory, "labels.csv"), "w") as f:
+        f.write("file,label,x0,y0,x1,y1\n" + "\n".join(rows) + "\n")
+    with open(os.path.join(directory, "classes.txt"), "w") as f:
+        f.write("\n".join(f"class{c}" for c in range(classes)) + "\n")
+
+
+def load_samples(directory, normalize):
+    """Images as camwatch preprocesses them: RGB float32, CHW, `imagenet` or `none`."""
+    from PIL import Image
+    names = sorted(n for n in os.listdir(directory) if n.endswith(".png"))
+    x = np.stack([np.asarray(Image.open(os.path.join(directory, n)).convert("RGB"),
+                             dtype=np.float32) for n in names])
+    if normalize == "imagenet":
+        x = (x / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    return names, np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def eigen_projection(a):
+    """First principal component of each [K, h, w] activation, sign fixed so that the
+    map correlates positively with the channel sum, then ReLU: camwatch's eigencam, by
+    NumPy's SVD (as pytorch-grad-cam's get_2d_projection, plus the sign rule)."""
+    maps = []
+    for act in a.astype(np.float64):
+        x = act.reshape(act.shape[0], -1).T
+        x = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)
+        proj = x @ vt[0]
+        if np.corrcoef(proj, act.sum(axis=0).ravel())[0, 1] < 0:
+            proj = -proj
+        maps.append(np.maximum(proj, 0).reshape(act.shape[1:]))
+    return np.float32(maps)
+
+
+def cam_fixtures(out, rng):
+    """References for the CAM engine: pytorch-grad-cam on timm weights, the original
+    write-up's procedure in PaddlePaddle, ScoreCAM and an SVD EigenCAM, and OpenCV's
+    colormaps."""
+    import cv2
+    import paddle
+    import torch
+    from pytorch_grad_cam import (GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM,
+                                  XGradCAM)
+    from safetensors.numpy import save_file
+
+    samples = os.path.join(out, "cam_samples")
+    make_samples(samples, rng, (224, 224), 6, 4)
+    names, x = load_samples(samples, "imagenet")
+    refs = {"input": x}
+
+    # pytorch-grad-cam on the timm res2net50d fixture.
+    model = torch.load(os.path.join(out, "timm_r50.pth"))
+    import timm
+    net = timm.create_model("res2net50d", num_classes=4)
+    net.load_state_dict(model)
+    net.eval()
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        refs["predicted"] = net(xt).argmax(1).numpy().astype(np.float32)
+    methods = [("gradcam", GradCAM, "layer4"), ("hirescam", HiResCAM, "layer4"),
+               ("gradcam++", GradCAMPlusPlus, "layer4"), ("xgradcam", XGradCAM, "layer4"),
+               ("layercam", LayerCAM, "layer4"), ("gradcam", GradCAM, "layer3")]
+    for method, cls, layer in methods:
+        with cls(model=net, target_layers=[getattr(net, layer)]) as cam:
+            refs[f"{method}.{layer}"] = cam(input_tensor=xt, targets=None)
+    with torch.no_grad():
+        _, stages = rm.timm_forward(net, xt)
+    refs["eigencam.layer4"] = eigen_projection(stages[3].numpy())
+    refs["eigencam.layer3"] = eigen_projection(stages[2].numpy())
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in refs.items()},
+              os.path.join(out, "cam_timm.ref.safetensors"))
+
+    # ScoreCAM (2 forwards per channel) on the small timm model, at 64×64.
+    small_samples = os.path.join(out, "cam_samples_64")
+    make_samples(small_samples, rng, (64, 64), 3, 6)
+    _, xs = load_samples(small_samples, "imagenet")
+    small = rm.timm_model([2, 1, 3, 1], 8, 4, 6, 8, 16)
+    small.load_state_dict(torch.load(os.path.join(out, "timm_small.pth")))
+    small.eval()
+    with ScoreCAM(model=small, target_layers=[small.layer4]) as cam:
+        cam.batch_size = 64
+        score = cam(input_tensor=torch.from_numpy(xs), targets=None)
+    save_file({"input": xs, "scorecam.layer4": np.float32(score)},
+              os.path.join(out, "cam_small.ref.safetensors"))
+
+    # The original write-up, in PaddlePaddle: raw 0..255 input, channel mean of
+    # gradient × activation of the last feature map, ReLU, divided by the maximum.
+    paddle.set_device("cpu")
+    pmodel = rm.paddle_model(rm.PADDLE_DEPTHS[50], classes=4, layers=50)
+    pmodel.set_state_dict(paddle.load(os.path.join(out, "paddle_r50.p4.pdparams")))
+    pmodel.eval()
+    _, raw = load_samples(samples, "none")
+    maps, preds = [], []
+    for img in raw:
+        inp = paddle.to_tensor(img[None])
+        logits, stages = pmodel(inp)
+        feature = stages[3]
+        pred = int(logits.argmax(axis=1).numpy()[0])
+        (grad,) = paddle.grad(outputs=logits[:, pred], inputs=feature)
+        heat = paddle.mean(grad * feature, axis=1)[0].numpy()
+        heat = np.maximum(heat, 0)
+        heat /= np.max(heat)
+        maps.append(heat)
+        preds.append(pred)
+    save_file({"input": raw, "writeup": np.float32(maps), "predicted": np.float32(preds)},
+              os.path.join(out, "cam_paddle.ref.safetensors"))
+
+    # OpenCV's colormaps, all 256 entries, as RGB.
+    lut = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    save_file({name: cv2.cvtColor(cv2.applyColorMap(lut, code), cv2.COLOR_BGR2RGB)
+               .reshape(256, 3).astype(np.float32)
+               for name, code in [("jet", cv2.COLORMAP_JET), ("turbo", cv2.COLORMAP_TURBO),
+                                  ("viridis", cv2.COLORMAP_VIRIDIS),
+                                  ("inferno", cv2.COLORMAP_INFERNO)]},
+              os.path.join(out, "colormaps.ref.safetensors"))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -177,6 +320,7 @@ def main():
     manifest = []
     paddle_fixtures(out, rng, manifest)
     timm_fixtures(out, rng, manifest)
+    cam_fixtures(out, rng)
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     print(f"wrote {len(manifest)} checkpoints and their references to {out}")

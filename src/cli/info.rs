@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use camwatch::device::{self, DeviceChoice};
 use camwatch::loader;
-use camwatch::model::Res2NetConfig;
+use camwatch::render::ArchSummary;
 
 use super::CliResult;
 
@@ -14,36 +14,10 @@ use super::CliResult;
 struct Info<'a> {
     file: &'a Path,
     format: String,
-    arch: Arch<'a>,
+    arch: ArchSummary,
     parameters: usize,
     device: String,
     load_ms: f64,
-}
-
-/// The architecture as `summary.json` and `info --json` report it.
-#[derive(Serialize)]
-pub struct Arch<'a> {
-    pub name: String,
-    pub variant: String,
-    pub layers: Option<usize>,
-    pub depths: &'a [usize],
-    pub width: usize,
-    pub scales: usize,
-    pub classes: usize,
-}
-
-impl<'a> Arch<'a> {
-    pub fn of(config: &'a Res2NetConfig) -> Self {
-        Arch {
-            name: config.name(),
-            variant: config.variant.to_string(),
-            layers: config.layers(),
-            depths: &config.depths,
-            width: config.width,
-            scales: config.scales,
-            classes: config.num_classes,
-        }
-    }
 }
 
 pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
@@ -53,7 +27,7 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
     let info = Info {
         file,
         format: loaded.format.to_string(),
-        arch: Arch::of(config),
+        arch: ArchSummary::of(config),
         parameters: config.parameter_count(),
         device: selected.label(),
         load_ms: loaded.load_time.as_secs_f64() * 1e3,

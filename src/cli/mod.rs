@@ -1,6 +1,9 @@
 //! The `camwatch` command line.
 
+mod cam_args;
 mod info;
+mod render;
+mod show;
 
 use std::path::PathBuf;
 
@@ -32,6 +35,10 @@ pub enum Command {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
     },
+    /// Compute class activation maps for a sample set; write maps, overlays, summary.json.
+    Render(render::RenderArgs),
+    /// Print one image's overlay in the terminal.
+    Show(show::ShowArgs),
 }
 
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -39,5 +46,7 @@ pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Info { file, json, device } => info::run(&file, json, device),
+        Command::Render(args) => render::run(args),
+        Command::Show(args) => show::run(args),
     }
 }

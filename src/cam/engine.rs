@@ -1,0 +1,284 @@
+//! Turning a batch of images into class activation maps: one forward pass up to the
+//! target layer, the gradient of the target score there (exact and free at the last
+//! stage, by autodiff from the layer only at earlier ones), then every method.
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::activation::{relu, softmax};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::eigen;
+use super::options::{Layer, Method, Target};
+use crate::model::Res2Net;
+
+/// What to compute for every image of a batch.
+#[derive(Clone, Debug)]
+pub struct CamRequest {
+    pub methods: Vec<Method>,
+    pub layer: Layer,
+    pub target: Target,
+    /// Images per masked forward pass of ScoreCAM.
+    pub batch: usize,
+}
+
+/// A map at the feature map's resolution, after the method's ReLU, before any scaling.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Map {
+    pub height: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+/// One image's outcome.
+#[derive(Clone, Debug)]
+pub struct SampleMaps {
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub predicted: usize,
+    /// The class the maps explain.
+    pub target: usize,
+    pub maps: Vec<(Method, Map)>,
+}
+
+/// Time spent, accumulated over batches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// The network's forward pass (and, before stage 4, the pass from the layer to the
+    /// score that autodiff records).
+    pub forward: Duration,
+    /// Gradients and the methods.
+    pub cam: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CamError {
+    #[error("method `cam` uses the classifier's weights and needs --layer stage4 (got {0})")]
+    CamNeedsLastLayer(Layer),
+    #[error("--target label: sample {0} has no label in labels.csv")]
+    NoLabel(usize),
+    #[error("target class {class} does not exist: the network has {classes} classes")]
+    NoSuchClass { class: usize, classes: usize },
+    #[error("the network has no {0}")]
+    NoSuchLayer(Layer),
+}
+
+/// Computes `request` for a batch `[B, 3, H, W]`; `labels[b]` is image b's label, if any.
+pub fn compute(
+    model: &Res2Net,
+    input: Tensor<4>,
+    labels: &[Option<usize>],
+    request: &CamRequest,
+    timings: &mut Timings,
+) -> Result<Vec<SampleMaps>, CamError> {
+    let stage = request.layer.0;
+    let last = model.stages.len() - 1;
+    if stage > last {
+        return Err(CamError::NoSuchLayer(request.layer));
+    }
+    if request.methods.contains(&Method::Cam) && stage != last {
+        return Err(CamError::CamNeedsLastLayer(request.layer));
+    }
+    let start = Instant::now();
+    let mut activations = model.forward_stem(input.clone());
+    for s in &model.stages[..=stage] {
+        activations = s.forward(activations);
+    }
+    let [batch, channels, height, width] = activations.dims();
+    let autodiff = stage != last && request.methods.iter().any(|m| m.needs_gradient());
+    // Before the last stage the gradient flows back through later stages: record them
+    // from a fresh leaf, so autodiff covers only the layer-to-score path.
+    let leaf = autodiff.then(|| activations.clone().autodiff().require_grad());
+    let logits_tracked =
+        model.forward_from(stage, leaf.clone().unwrap_or_else(|| activations.clone()));
+    let logits_values = to_vec(logits_tracked.clone().detach().without_autodiff());
+    timings.forward += start.elapsed();
+
+    let start = Instant::now();
+    let classes = logits_values.len() / batch;
+    let mut results = Vec::with_capacity(batch);
+    for b in 0..batch {
+        let logits = logits_values[b * classes..(b + 1) * classes].to_vec();
+        let predicted = argmax(&logits);
+        let target = match request.target {
+            Target::Predicted => predicted,
+            Target::Label => labels
+                .get(b)
+                .copied()
+                .flatten()
+                .ok_or(CamError::NoLabel(b))?,
+            Target::Class(c) => c,
+        };
+        if target >= classes {
+            return Err(CamError::NoSuchClass {
+                class: target,
+                classes,
+            });
+        }
+        results.push(SampleMaps {
+            probs: softmax_vec(&logits),
+            logits,
+            predicted,
+            target,
+            maps: Vec::new(),
+        });
+    }
+    let device = activations.device();
+    let targets: Vec<i64> = results.iter().map(|r| r.target as i64).collect();
+    let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), &device);
+
+    // The classifier's weights for each image's target class: [B, K, 1, 1].
+    let class_weights = || {
+        let weight = model.fc.weight.val(); // [K, classes]
+        weight
+            .select(1, targets.clone())
+            .transpose()
+            .reshape([batch, channels, 1, 1])
+    };
+    let gradient = if let Some(leaf) = &leaf {
+        let one_hot: Tensor<2> = targets.clone().one_hot(classes).float();
+        let score = (logits_tracked * one_hot).sum();
+        let grads = score.backward();
+        leaf.grad(&grads)
+    } else {
+        None
+    };
+    // At the last stage (average pool, then one linear layer) ∂score/∂A = W[:, c] / (h·w).
+    let gradient = move || -> Tensor<4> {
+        match &gradient {
+            Some(g) => g.clone(),
+            None => class_weights()
+                .div_scalar((height * width) as f32)
+                .expand([batch, channels, height, width]),
+        }
+    };
+    let a = activations.clone();
+    let weighted_sum = |weights: Tensor<4>| (weights * a.clone()).sum_dim(1);
+    let spatial_sum = |t: Tensor<4>| t.sum_dims(&[2, 3]);
+
+    for &method in &request.methods {
+        let map: Tensor<4> = match method {
+            Method::Cam => weighted_sum(class_weights()),
+            Method::GradCam => weighted_sum(gradient().mean_dims(&[2, 3])),
+            Method::HiResCam => (gradient() * a.clone()).sum_dim(1),
+            Method::GradCamPlusPlus => {
+                let g = gradient();
+                let g2 = g.clone() * g.clone();
+                let g3 = g2.clone() * g.clone();
+                let alpha = g2.clone()
+                    / (g2.mul_scalar(2.0) + spatial_sum(a.clone()) * g3).add_scalar(1e-6);
+                let alpha = alpha.mask_fill(g.clone().equal_elem(0.0), 0.0);
+                weighted_sum(spatial_sum(relu(g) * alpha))
+            }
+            Method::XGradCam => {
+                let weights =
+                    spatial_sum(gradient() * a.clone() / spatial_sum(a.clone()).add_scalar(1e-7));
+                weighted_sum(weights)
+            }
+            Method::LayerCam => (relu(gradient()) * a.clone()).sum_dim(1),
+            Method::EigenCam => eigen_cam(&a),
+            Method::ScoreCam => score_cam(model, &input, &a, stage, &results, request.batch.max(1)),
+        };
+        let values = to_vec(relu(map));
+        let plane = height * width;
+        for (b, result) in results.iter_mut().enumerate() {
+            let map = Map {
+                height,
+                width,
+                values: values[b * plane..(b + 1) * plane].to_vec(),
+            };
+            result.maps.push((method, map));
+        }
+    }
+    timings.cam += start.elapsed();
+    Ok(results)
+}
+
+fn eigen_cam(a: &Tensor<4>) -> Tensor<4> {
+    let [batch, channels, height, width] = a.dims();
+    let values = to_vec(a.clone());
+    let per_sample = channels * height * width;
+    let maps: Vec<f32> = values
+        .chunks(per_sample)
+        .flat_map(|sample| eigen::first_component(sample, channels, height * width))
+        .collect();
+    Tensor::from_data(
+        TensorData::new(maps, [batch, 1, height, width]),
+        &a.device(),
+    )
+}
+
+/// ScoreCAM: for each image, each channel (upsampled to the input with aligned corners,
+/// scaled to [0, 1]) masks the input; the target scores of the masked images, softmaxed
+/// over channels, weight the channels.
+fn score_cam(
+    model: &Res2Net,
+    input: &Tensor<4>,
+    a: &Tensor<4>,
+    stage: usize,
+    results: &[SampleMaps],
+    chunk: usize,
+) -> Tensor<4> {
+    let [batch, channels, height, width] = a.dims();
+    let [_, _, input_h, input_w] = input.dims();
+    let mut maps = Vec::with_capacity(batch);
+    for (b, result) in results.iter().enumerate() {
+        let activation = a.clone().narrow(0, b, 1); // [1, K, h, w]
+        let upsampled = interpolate(
+            activation.clone(),
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(true)
+                .with_output_size([input_h, input_w]),
+        )
+        .reshape([channels, input_h * input_w]);
+        let min = upsampled.clone().min_dim(1);
+        let max = upsampled.clone().max_dim(1);
+        let masks = ((upsampled - min.clone()) / (max - min).add_scalar(1e-8))
+            .reshape([channels, 1, input_h, input_w]);
+        let image = input.clone().narrow(0, b, 1); // [1, 3, H, W]
+        let mut scores = Vec::with_capacity(channels);
+        for start in (0..channels).step_by(chunk) {
+            let n = chunk.min(channels - start);
+            let masked = image.clone() * masks.clone().narrow(0, start, n); // [n, 3, H, W]
+            let mut x = model.forward_stem(masked);
+            for s in &model.stages[..=stage] {
+                x = s.forward(x);
+            }
+            let logits = to_vec(model.forward_from(stage, x));
+            let classes = logits.len() / n;
+            scores.extend((0..n).map(|i| logits[i * classes + result.target]));
+        }
+        let weights = softmax(
+            Tensor::<1>::from_data(TensorData::new(scores, [channels]), &a.device()),
+            0,
+        )
+        .reshape([1, channels, 1, 1]);
+        maps.push((weights * activation).sum_dim(1)); // [1, 1, h, w]
+    }
+    Tensor::cat(maps, 0).reshape([batch, 1, height, width])
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    // After `convert::<f32>` the data is f32, so reading it as f32 cannot fail.
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+            if x > best.1 { (i, x) } else { best }
+        })
+        .0
+}
+
+fn softmax_vec(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    exp.iter().map(|e| (e / sum) as f32).collect()
+}

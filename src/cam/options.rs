@@ -1,0 +1,268 @@
+//! What a CAM computation is asked for: methods, layer, target class, preprocessing.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One way of turning activations (and their gradients) into a map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Method {
+    /// The classifier's weights for the target class (last stage only).
+    Cam,
+    GradCam,
+    /// Σ g ⊙ A: the original write-up's method, up to a constant factor.
+    HiResCam,
+    GradCamPlusPlus,
+    XGradCam,
+    LayerCam,
+    /// First principal component of the activations; needs no gradient.
+    EigenCam,
+    /// Softmax of the target score over inputs masked by each channel; one forward pass
+    /// per channel.
+    ScoreCam,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::Cam,
+        Method::GradCam,
+        Method::HiResCam,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::LayerCam,
+        Method::EigenCam,
+        Method::ScoreCam,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cam => "cam",
+            Method::GradCam => "gradcam",
+            Method::HiResCam => "hirescam",
+            Method::GradCamPlusPlus => "gradcam++",
+            Method::XGradCam => "xgradcam",
+            Method::LayerCam => "layercam",
+            Method::EigenCam => "eigencam",
+            Method::ScoreCam => "scorecam",
+        }
+    }
+
+    /// Whether the method needs ∂score/∂A.
+    pub fn needs_gradient(self) -> bool {
+        matches!(
+            self,
+            Method::GradCam
+                | Method::HiResCam
+                | Method::GradCamPlusPlus
+                | Method::XGradCam
+                | Method::LayerCam
+        )
+    }
+
+    /// Parses a comma-separated list, as `--method` and `camwatch.toml` take it.
+    pub fn parse_list(s: &str) -> Result<Vec<Method>, OptionError> {
+        s.split(',').map(|m| m.trim().parse()).collect()
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| OptionError::Method(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Method {
+    type Error = OptionError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Method> for String {
+    fn from(m: Method) -> String {
+        m.name().to_string()
+    }
+}
+
+/// Which stage's output the maps are computed on: `stage1` … `stage4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Layer(pub usize);
+
+impl Layer {
+    /// The last stage, the original write-up's feature map.
+    pub const LAST: Layer = Layer(3);
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stage{}", self.0 + 1)
+    }
+}
+
+impl FromStr for Layer {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stage1" => Ok(Layer(0)),
+            "stage2" => Ok(Layer(1)),
+            "stage3" => Ok(Layer(2)),
+            "stage4" => Ok(Layer(3)),
+            _ => Err(OptionError::Layer(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for Layer {
+    type Error = OptionError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Layer> for String {
+    fn from(l: Layer) -> String {
+        l.to_string()
+    }
+}
+
+/// The class whose score the maps explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Target {
+    Predicted,
+    /// The sample's label from `labels.csv`.
+    Label,
+    Class(usize),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Predicted => f.write_str("predicted"),
+            Target::Label => f.write_str("label"),
+            Target::Class(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "predicted" => Ok(Target::Predicted),
+            "label" => Ok(Target::Label),
+            n => n
+                .parse()
+                .map(Target::Class)
+                .map_err(|_| OptionError::Target(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = OptionError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Target> for String {
+    fn from(t: Target) -> String {
+        t.to_string()
+    }
+}
+
+/// Input scaling before the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Normalize {
+    /// (x/255 − mean) / std with ImageNet's mean and std: what timm and most trainers use.
+    Imagenet,
+    /// x / 255.
+    Unit,
+    /// Raw 0..255, as the original write-up fed its network.
+    None,
+}
+
+impl fmt::Display for Normalize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Normalize::Imagenet => "imagenet",
+            Normalize::Unit => "unit",
+            Normalize::None => "none",
+        })
+    }
+}
+
+impl FromStr for Normalize {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "imagenet" => Ok(Normalize::Imagenet),
+            "unit" => Ok(Normalize::Unit),
+            "none" => Ok(Normalize::None),
+            _ => Err(OptionError::Normalize(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for Normalize {
+    type Error = OptionError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Normalize> for String {
+    fn from(n: Normalize) -> String {
+        n.to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    #[error(
+        "unknown method {0:?}: expected cam, gradcam, hirescam, gradcam++, xgradcam, layercam, eigencam or scorecam"
+    )]
+    Method(String),
+    #[error("unknown layer {0:?}: expected stage1, stage2, stage3 or stage4")]
+    Layer(String),
+    #[error("unknown target {0:?}: expected predicted, label or a class index")]
+    Target(String),
+    #[error("unknown normalisation {0:?}: expected imagenet, unit or none")]
+    Normalize(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for m in Method::ALL {
+            assert_eq!(m.name().parse::<Method>().unwrap(), m);
+        }
+        assert_eq!(
+            Method::parse_list("gradcam, gradcam++").unwrap(),
+            [Method::GradCam, Method::GradCamPlusPlus]
+        );
+        assert!(Method::parse_list("gradcam,grad").is_err());
+        assert_eq!("stage2".parse::<Layer>().unwrap(), Layer(1));
+        assert_eq!("3".parse::<Target>().unwrap(), Target::Class(3));
+        assert!("three".parse::<Target>().is_err());
+        assert_eq!("none".parse::<Normalize>().unwrap(), Normalize::None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The flags `render` and `show` share, merged with the sample set's `camwatch.toml`:
+//! a flag wins over the file, the file over the built-in default.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use camwatch::cam::image_ops::Blend;
+use camwatch::cam::samples::RunDefaults;
+use camwatch::cam::{CamRequest, Colormap, Layer, Method, Normalize, Target};
+use camwatch::device::DeviceChoice;
+use camwatch::render::OverlayStyle;
+
+#[derive(Args, Debug)]
+pub struct CamArgs {
+    /// The weight file: .pdparams, .pt/.pth/.pth.tar/.ckpt or .safetensors.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// CAM method(s), repeatable or comma-separated: cam gradcam hirescam gradcam++
+    /// xgradcam layercam eigencam scorecam [default: gradcam]
+    #[arg(long = "method", value_delimiter = ',')]
+    pub methods: Vec<Method>,
+    /// Feature map: stage1 … stage4 [default: stage4]
+    #[arg(long)]
+    pub layer: Option<Layer>,
+    /// Class to explain: predicted, label (from labels.csv) or an index [default: predicted]
+    #[arg(long)]
+    pub target: Option<Target>,
+    /// Input scaling: imagenet, unit (0..1) or none (0..255) [default: imagenet]
+    #[arg(long)]
+    pub normalize: Option<Normalize>,
+    /// Images are resized (bilinear) to N×N [default: 224]
+    #[arg(long)]
+    pub input_size: Option<usize>,
+    /// auto, cpu, cuda[:N] or flex
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Heatmap colours: jet (OpenCV's), turbo, viridis, inferno.
+    #[arg(long, default_value = "jet")]
+    pub colormap: Colormap,
+    /// Blend like pytorch-grad-cam, (1 − W)·heatmap + W·image, instead of the original
+    /// write-up's heatmap·0.4 + image.
+    #[arg(long, value_name = "W", value_parser = parse_weight)]
+    pub image_weight: Option<f32>,
+}
+
+fn parse_weight(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(w) if (0.0..=1.0).contains(&w) => Ok(w),
+        _ => Err(format!("{s:?} is not a weight between 0 and 1")),
+    }
+}
+
+/// Everything resolved: what to compute and how to preprocess.
+pub struct Resolved {
+    pub request: CamRequest,
+    pub normalize: Normalize,
+    pub input_size: usize,
+}
+
+impl CamArgs {
+    pub fn resolve(&self, defaults: &RunDefaults) -> Resolved {
+        let mut methods = if self.methods.is_empty() {
+            defaults
+                .methods
+                .clone()
+                .unwrap_or_else(|| vec![Method::GradCam])
+        } else {
+            self.methods.clone()
+        };
+        let mut seen = std::collections::HashSet::new();
+        methods.retain(|m| seen.insert(*m));
+        Resolved {
+            request: CamRequest {
+                methods,
+                layer: self.layer.or(defaults.layer).unwrap_or(Layer::LAST),
+                target: self.target.or(defaults.target).unwrap_or(Target::Predicted),
+                batch: self.batch.max(1),
+            },
+            normalize: self
+                .normalize
+                .or(defaults.normalize)
+                .unwrap_or(Normalize::Imagenet),
+            input_size: self.input_size.or(defaults.input_size).unwrap_or(224),
+        }
+    }
+
+    pub fn style(&self, side_by_side: bool) -> OverlayStyle {
+        OverlayStyle {
+            colormap: self.colormap,
+            blend: self.image_weight.map_or(Blend::Writeup, Blend::ImageWeight),
+            side_by_side,
+        }
+    }
+}

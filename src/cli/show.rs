@@ -1,0 +1,71 @@
+//! `camwatch show --checkpoint FILE IMAGE`: one overlay printed inline (kitty, iTerm2,
+//! sixel, or colour blocks), for a quick look over SSH without the TUI.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use camwatch::cam::{SampleSet, image_ops};
+use camwatch::device;
+use camwatch::loader;
+use camwatch::render;
+
+use super::CliResult;
+use super::cam_args::CamArgs;
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub cam: CamArgs,
+    /// The image to explain (its folder's labels.csv and camwatch.toml apply).
+    pub image: PathBuf,
+    /// Width in terminal columns [default: fit the terminal].
+    #[arg(long)]
+    pub width: Option<u32>,
+}
+
+pub fn run(args: ShowArgs) -> CliResult {
+    let set = SampleSet::load(&args.image)?;
+    let resolved = args.cam.resolve(&set.defaults);
+    let selected = device::select(args.cam.device)?;
+    let loaded = loader::load(&args.cam.checkpoint, &selected.device)?;
+    let (results, _) = render::compute_all(
+        &loaded.model,
+        &set,
+        &resolved.request,
+        resolved.normalize,
+        resolved.input_size,
+        &selected.device,
+    )?;
+    let style = args.cam.style(false);
+    let (sample, result) = (&set.samples[0], &results[0]);
+    let classes = set.classes.as_deref().unwrap_or(&[]);
+    let class_name = |c: usize| {
+        classes
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| format!("class {c}"))
+    };
+    for (method, map) in &result.maps {
+        let size = sample.image.dimensions();
+        let heat = image_ops::heatmap(&render::display_map(map, size), size, style.colormap);
+        let overlay = image_ops::overlay(&sample.image, &heat, style.blend);
+        println!(
+            "{} · {} · {} · target {} (p = {:.3}), predicted {}",
+            sample.name,
+            method,
+            resolved.request.layer,
+            class_name(result.target),
+            result.probs[result.target],
+            class_name(result.predicted)
+        );
+        let config = viuer::Config {
+            width: args.width,
+            absolute_offset: false,
+            ..Default::default()
+        };
+        viuer::print(&image::DynamicImage::ImageRgb8(overlay), &config)
+            .map_err(|e| format!("cannot print the image: {e}"))?;
+    }
+    Ok(())
+}

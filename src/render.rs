@@ -1,0 +1,225 @@
+//! A checkpoint and a sample set → maps, overlays and `summary.json`: the work behind
+//! `camwatch render`, kept free of the command line so the monitor can share it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::cam::image_ops::{self, Blend};
+use crate::cam::{
+    self, CamError, CamRequest, Colormap, Map, Method, Normalize, SampleMaps, SampleSet, Timings,
+    measures, npy,
+};
+use crate::model::{Res2Net, Res2NetConfig};
+
+/// Runs `request` over the whole sample set, `batch` images per forward pass.
+pub fn compute_all(
+    model: &Res2Net,
+    set: &SampleSet,
+    request: &CamRequest,
+    normalize: Normalize,
+    input_size: usize,
+    device: &Device,
+) -> Result<(Vec<SampleMaps>, Timings), RenderError> {
+    let mut timings = Timings::default();
+    let mut results = Vec::with_capacity(set.samples.len());
+    for chunk in set.samples.chunks(request.batch.max(1)) {
+        let images: Vec<&RgbImage> = chunk.iter().map(|s| &s.image).collect();
+        let labels: Vec<Option<usize>> = chunk.iter().map(|s| s.label).collect();
+        let input = image_ops::to_input(&images, input_size, normalize, device);
+        let maps =
+            cam::compute(model, input, &labels, request, &mut timings).map_err(|e| match e {
+                CamError::NoLabel(i) => RenderError::NoLabel {
+                    labels: set.dir.join("labels.csv"),
+                    sample: chunk[i].file.clone(),
+                },
+                other => RenderError::Cam(other),
+            })?;
+        results.extend(maps);
+    }
+    Ok((results, timings))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Cam(#[from] CamError),
+    #[error("--target label: {} has no label for {}", labels.display(), sample.display())]
+    NoLabel { labels: PathBuf, sample: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Encode {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+}
+
+/// A map as it is shown: min–max scaled to [0, 1], bilinear to `(width, height)`.
+pub fn display_map(map: &Map, (width, height): (u32, u32)) -> Vec<f32> {
+    image_ops::resize_bilinear(
+        &image_ops::min_max(&map.values),
+        (map.height, map.width),
+        (height as usize, width as usize),
+    )
+}
+
+/// How the overlays are drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct OverlayStyle {
+    pub colormap: Colormap,
+    pub blend: Blend,
+    /// Also write `<stem>.<method>.side.png`: image | heatmap | overlay.
+    pub side_by_side: bool,
+}
+
+/// Per-sample figures of `summary.json` (and of the history, later).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampleSummary {
+    pub name: String,
+    pub file: PathBuf,
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub predicted: usize,
+    pub target: usize,
+    /// Method → file name of its overlay in the output folder.
+    pub maps: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub box_energy: Option<BTreeMap<String, f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointing_hit: Option<BTreeMap<String, bool>>,
+}
+
+/// Writes `<stem>.<method>.npy` and `.png` (and `.side.png`) for every sample and
+/// method into `out`, and returns the samples' summaries.
+pub fn write_outputs(
+    out: &Path,
+    set: &SampleSet,
+    results: &[SampleMaps],
+    style: &OverlayStyle,
+) -> Result<Vec<SampleSummary>, RenderError> {
+    std::fs::create_dir_all(out).map_err(|source| RenderError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let mut summaries = Vec::with_capacity(results.len());
+    for (sample, result) in set.samples.iter().zip(results) {
+        let size = sample.image.dimensions();
+        let mut maps = BTreeMap::new();
+        let mut energy = BTreeMap::new();
+        let mut hits = BTreeMap::new();
+        for (method, map) in &result.maps {
+            let stem = format!("{}.{}", sample.name, method);
+            let npy_path = out.join(format!("{stem}.npy"));
+            std::fs::write(
+                &npy_path,
+                npy::encode_f32(&map.values, &[map.height, map.width]),
+            )
+            .map_err(|source| RenderError::Write {
+                path: npy_path,
+                source,
+            })?;
+
+            let shown = display_map(map, size);
+            let heat = image_ops::heatmap(&shown, size, style.colormap);
+            let overlay = image_ops::overlay(&sample.image, &heat, style.blend);
+            let png = format!("{stem}.png");
+            save(&overlay, &out.join(&png))?;
+            if style.side_by_side {
+                let side = image_ops::side_by_side(&[&sample.image, &heat, &overlay]);
+                save(&side, &out.join(format!("{stem}.side.png")))?;
+            }
+            maps.insert(method.to_string(), png);
+            if let Some(bbox) = &sample.bbox {
+                energy.insert(
+                    method.to_string(),
+                    measures::box_energy(&shown, size.0 as usize, bbox),
+                );
+                hits.insert(
+                    method.to_string(),
+                    measures::pointing_hit(&shown, size.0 as usize, bbox),
+                );
+            }
+        }
+        let has_box = sample.bbox.is_some();
+        summaries.push(SampleSummary {
+            name: sample.name.clone(),
+            file: sample.file.clone(),
+            logits: result.logits.clone(),
+            probs: result.probs.clone(),
+            predicted: result.predicted,
+            target: result.target,
+            maps,
+            box_energy: has_box.then_some(energy),
+            pointing_hit: has_box.then_some(hits),
+        });
+    }
+    Ok(summaries)
+}
+
+fn save(image: &RgbImage, path: &Path) -> Result<(), RenderError> {
+    image.save(path).map_err(|source| RenderError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The architecture as `summary.json` and `info --json` report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArchSummary {
+    pub name: String,
+    pub variant: String,
+    /// 50/101/152/200, or the depth list of a non-standard network.
+    pub depth: serde_json::Value,
+    pub depths: Vec<usize>,
+    pub width: usize,
+    pub scales: usize,
+    pub classes: usize,
+}
+
+impl ArchSummary {
+    pub fn of(config: &Res2NetConfig) -> Self {
+        ArchSummary {
+            name: config.name(),
+            variant: config.variant.to_string(),
+            depth: match config.layers() {
+                Some(layers) => layers.into(),
+                None => config.depths.clone().into(),
+            },
+            depths: config.depths.clone(),
+            width: config.width,
+            scales: config.scales,
+            classes: config.num_classes,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct TimingsMs {
+    pub load: f64,
+    pub forward: f64,
+    pub cam: f64,
+    /// From opening the checkpoint to having every map (writing excluded).
+    pub total: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub checkpoint: PathBuf,
+    pub format: String,
+    pub arch: ArchSummary,
+    pub device: String,
+    pub methods: Vec<Method>,
+    pub layer: String,
+    pub target: String,
+    pub normalize: Normalize,
+    pub input_size: usize,
+    pub timings_ms: TimingsMs,
+    pub samples: Vec<SampleSummary>,
+}
