@@ -11,7 +11,8 @@ const NAME_TABLE: &str = "StructuredToParameterName@@";
 const SPLIT_TABLE: &str = "UnpackBigParamInfor@@";
 
 pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
-    let (root, _) = pickle::parse(data)?;
+    let (pickle, _) = pickle::parse(data)?;
+    let root = pickle.root.clone();
     let root = super::find_state_dict(root, |v| {
         let v = paddle_tensor_array(v);
         matches!(numpy_array("", &v), Ok(Some(_)))

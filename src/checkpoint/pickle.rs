@@ -175,9 +175,53 @@ pub struct PickleError {
 const MAX_STACK: usize = 1 << 20;
 const MAX_MEMO: usize = 1 << 24;
 
-/// Reads one pickle from the start of `data`. Returns the value and the number of bytes
-/// it took, up to and including the STOP opcode.
-pub fn parse(data: &[u8]) -> Result<(Value<'_>, usize), PickleError> {
+/// A parsed pickle: its root value, and every container built while reading it.
+///
+/// A pickle can put a container inside itself (memoise a list, then append it to
+/// itself), which with reference counting would never be freed. Dropping a `Pickle`
+/// empties every container it built, so such cycles cannot leak: a monitor reads
+/// untrusted files for days.
+pub struct Pickle<'a> {
+    pub root: Value<'a>,
+    containers: Vec<Value<'a>>,
+}
+
+impl Drop for Pickle<'_> {
+    fn drop(&mut self) {
+        empty_all(&mut self.containers);
+    }
+}
+
+fn empty_all(containers: &mut Vec<Value>) {
+    for c in containers.drain(..) {
+        match c {
+            Value::List(l) => {
+                if let Ok(mut l) = l.try_borrow_mut() {
+                    l.clear();
+                }
+            }
+            Value::Dict(d) => {
+                if let Ok(mut d) = d.try_borrow_mut() {
+                    d.clear();
+                }
+            }
+            Value::Object(o) => {
+                if let Ok(mut o) = o.try_borrow_mut() {
+                    o.callable = Value::None;
+                    o.args = Value::None;
+                    o.state = None;
+                    o.items.clear();
+                    o.elements.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads one pickle from the start of `data`. Returns it and the number of bytes it
+/// took, up to and including the STOP opcode.
+pub fn parse(data: &[u8]) -> Result<(Pickle<'_>, usize), PickleError> {
     Machine::new(data).run()
 }
 
@@ -189,6 +233,14 @@ struct Machine<'a> {
     stack: Vec<Value<'a>>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value<'a>>,
+    /// Every list, dict and object built, to be emptied when done (see [`Pickle`]).
+    containers: Vec<Value<'a>>,
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        empty_all(&mut self.containers);
+    }
 }
 
 impl<'a> Machine<'a> {
@@ -201,6 +253,7 @@ impl<'a> Machine<'a> {
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
+            containers: Vec::new(),
         }
     }
 
@@ -298,6 +351,12 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(mark))
     }
 
+    /// Pushes a newly built container, registering it.
+    fn push_container(&mut self, v: Value<'a>) -> Result<(), PickleError> {
+        self.containers.push(v.clone());
+        self.push(v)
+    }
+
     fn memo_put(&mut self, key: u32) -> Result<(), PickleError> {
         let v = self.top()?.clone();
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
@@ -364,16 +423,18 @@ impl<'a> Machine<'a> {
             let elements = parts.first().and_then(Value::as_seq).unwrap_or_default();
             return Ok(Value::Tuple(elements.into()));
         }
-        Ok(Value::Object(Rc::new(RefCell::new(Object {
+        let object = Value::Object(Rc::new(RefCell::new(Object {
             callable,
             args,
             state: None,
             items: Vec::new(),
             elements: Vec::new(),
-        }))))
+        })));
+        self.containers.push(object.clone());
+        Ok(object)
     }
 
-    fn run(mut self) -> Result<(Value<'a>, usize), PickleError> {
+    fn run(mut self) -> Result<(Pickle<'a>, usize), PickleError> {
         loop {
             self.op_start = self.pos;
             self.opcode = self.u8().map_err(|mut e| {
@@ -392,8 +453,9 @@ impl<'a> Machine<'a> {
                     self.u64()?;
                 }
                 b'.' => {
-                    let v = self.pop()?;
-                    return Ok((v, self.pos));
+                    let root = self.pop()?;
+                    let containers = std::mem::take(&mut self.containers);
+                    return Ok((Pickle { root, containers }, self.pos));
                 }
                 // Marks and stack.
                 b'(' => {
@@ -510,20 +572,20 @@ impl<'a> Machine<'a> {
                     self.push(Value::Bytes(bytes))?
                 }
                 // Containers.
-                b'}' => self.push(Value::Dict(Rc::default()))?,
-                b']' => self.push(Value::List(Rc::default()))?,
+                b'}' => self.push_container(Value::Dict(Rc::default()))?,
+                b']' => self.push_container(Value::List(Rc::default()))?,
                 b')' => self.push(Value::Tuple(Rc::from(Vec::new())))?,
-                0x8f => self.push(Value::List(Rc::default()))?, // EMPTY_SET, as a list
+                0x8f => self.push_container(Value::List(Rc::default()))?, // EMPTY_SET, as a list
                 b'd' => {
                     let items = self.pop_mark()?;
                     let dict = Value::Dict(Rc::default());
                     self.set_items(&dict, items)?;
-                    self.push(dict)?
+                    self.push_container(dict)?
                 }
                 b'l' | 0x91 => {
                     // LIST, FROZENSET
                     let items = self.pop_mark()?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))))?
+                    self.push_container(Value::List(Rc::new(RefCell::new(items))))?
                 }
                 b't' => {
                     let items = self.pop_mark()?;
@@ -659,7 +721,8 @@ mod tests {
     fn reads_a_protocol_4_dict() {
         // pickle.dumps({'a': 1, 'b': [1.5, 'x']}, protocol=4)
         let data = b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94K\x01\x8c\x01b\x94]\x94(G?\xf8\x00\x00\x00\x00\x00\x00\x8c\x01x\x94eu.";
-        let (v, used) = parse(data).expect("parses");
+        let (pickle, used) = parse(data).expect("parses");
+        let v = &pickle.root;
         assert_eq!(used, data.len());
         assert_eq!(v.get("a").and_then(|v| v.as_int()), Some(1));
         let b = v.get("b").and_then(|v| v.as_seq()).expect("list");
@@ -676,6 +739,24 @@ mod tests {
     }
 
     #[test]
+    fn self_referencing_containers_are_freed() {
+        // l = []; l.append(l); d = {}; d['d'] = d; pickle.dumps([l, d], protocol=2)
+        let data = b"\x80\x02]q\x00(]q\x01h\x01a}q\x02X\x01\x00\x00\x00dq\x03h\x02se.";
+        let (pickle, _) = parse(data).expect("parses");
+        let parts = pickle.root.as_seq().unwrap();
+        let (Value::List(l), Value::Dict(d)) = (&parts[0], &parts[1]) else {
+            panic!("a list and a dict")
+        };
+        let (l, d) = (Rc::downgrade(l), Rc::downgrade(d));
+        drop(parts);
+        drop(pickle);
+        assert!(
+            l.upgrade().is_none() && d.upgrade().is_none(),
+            "cycle leaked"
+        );
+    }
+
+    #[test]
     fn latin1_covers_every_byte() {
         let text: String = (0u8..=255).map(char::from).collect();
         assert_eq!(latin1(text.as_bytes()), Some((0u8..=255).collect()));
@@ -688,7 +769,7 @@ mod tests {
     fn latin1_bytes_of_protocol_2() {
         // pickle.dumps(b'\x00\xff', protocol=2)
         let data = b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00\x00\xc3\xbfq\x01X\x06\x00\x00\x00latin1q\x02\x86q\x03Rq\x04.";
-        let (v, _) = parse(data).expect("parses");
-        assert_eq!(v.bytes(), Some(&[0u8, 255][..]));
+        let (pickle, _) = parse(data).expect("parses");
+        assert_eq!(pickle.root.bytes(), Some(&[0u8, 255][..]));
     }
 }

@@ -29,7 +29,8 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         .find(|e| e.name == format!("{folder}byteorder"))
         .is_some_and(|e| e.data.starts_with(b"big"));
 
-    let (root, _) = pickle::parse(pkl.data)?;
+    let (pickle, _) = pickle::parse(pkl.data)?;
+    let root = pickle.root.clone();
     let state = super::find_state_dict(root, is_tensor);
     let Some(items) = state.dict_items() else {
         return Err(LoadError::NotAStateDict(format!(

@@ -1,0 +1,202 @@
+//! `camwatch render` and `camwatch show` as scripts use them: the files design.md
+//! promises, camwatch.toml defaults under flags, clear errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::fixtures;
+
+fn camwatch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(args)
+        .output()
+        .expect("camwatch runs")
+}
+
+/// Two fixture images, one of them resized to 120×80, with boxes and a camwatch.toml.
+fn sample_dir(name: &str, toml: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = fixtures().join("cam_samples");
+    std::fs::copy(source.join("sample0.png"), dir.join("a.png")).unwrap();
+    let wide = image::open(source.join("sample1.png"))
+        .unwrap()
+        .resize_exact(120, 80, image::imageops::FilterType::Triangle);
+    wide.save(dir.join("b.jpg")).unwrap();
+    std::fs::write(
+        dir.join("labels.csv"),
+        "file,label,x0,y0,x1,y1\na.png,1,10,20,100,120\nb.jpg,class2,,,,\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("classes.txt"), "c0\nc1\nclass2\nc3\nc4\nc5\n").unwrap();
+    std::fs::write(dir.join("camwatch.toml"), toml).unwrap();
+    dir
+}
+
+fn npy_shape(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + len]).to_string();
+    let start = header.find("'shape': (").unwrap() + 10;
+    header[start..start + header[start..].find(')').unwrap()].to_string()
+}
+
+#[test]
+fn render_writes_maps_overlays_and_summary() {
+    let samples = sample_dir(
+        "render_samples",
+        "methods = [\"gradcam\", \"eigencam\"]\nlayer = \"stage3\"\ninput_size = 64\n",
+    );
+    let out = samples.with_file_name("render_out");
+    let _ = std::fs::remove_dir_all(&out);
+    let checkpoint = fixtures().join("timm_small.pth");
+    let output = camwatch(&[
+        "render",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--side-by-side",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    for (stem, size) in [("a", (224, 224)), ("b", (120, 80))] {
+        for method in ["gradcam", "eigencam"] {
+            // stage 3 of a 64×64 input: 64 / 16 = 4.
+            assert_eq!(npy_shape(&out.join(format!("{stem}.{method}.npy"))), "4, 4");
+            let png = image::open(out.join(format!("{stem}.{method}.png"))).unwrap();
+            assert_eq!((png.width(), png.height()), size, "{stem}.{method}.png");
+            let side = image::open(out.join(format!("{stem}.{method}.side.png"))).unwrap();
+            assert_eq!(side.width(), 3 * size.0);
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["format"], "torch");
+    assert_eq!(summary["arch"]["variant"], "timm");
+    assert_eq!(summary["arch"]["depth"], serde_json::json!([2, 1, 3, 1]));
+    assert_eq!(summary["arch"]["scales"], 4);
+    assert_eq!(summary["layer"], "stage3");
+    let timings = &summary["timings_ms"];
+    for key in ["load", "forward", "cam", "total"] {
+        assert!(timings[key].as_f64().unwrap() > 0.0, "timings_ms.{key}");
+    }
+    assert!(timings["total"].as_f64() >= timings["load"].as_f64());
+    let samples = summary["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 2);
+    let a = &samples[0];
+    assert_eq!(a["name"], "a");
+    assert_eq!(a["maps"]["gradcam"], "a.gradcam.png");
+    assert_eq!(a["logits"].as_array().unwrap().len(), 6);
+    let probs: f64 = a["probs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((probs - 1.0).abs() < 1e-4);
+    let energy = a["box_energy"]["gradcam"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&energy));
+    assert!(a["pointing_hit"]["eigencam"].is_boolean());
+    // b has a label but no box: no box figures.
+    assert!(samples[1].get("box_energy").is_none());
+}
+
+#[test]
+fn flags_override_camwatch_toml_and_errors_are_one_line() {
+    let samples = sample_dir(
+        "override_samples",
+        "methods = [\"gradcam\"]\nlayer = \"stage3\"\ninput_size = 64\n",
+    );
+    let out = samples.with_file_name("override_out");
+    let checkpoint = fixtures().join("timm_small.pth");
+    let base = [
+        "render",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ];
+    // `cam` needs the last stage; the file says stage3.
+    let output = camwatch(&[&base[..], &["--method", "cam"]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("needs --layer stage4") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let output = camwatch(
+        &[
+            &base[..],
+            &["--method", "cam", "--layer", "stage4", "--target", "label"],
+        ]
+        .concat(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["samples"][0]["target"], 1);
+    assert_eq!(
+        summary["samples"][1]["target"], 2,
+        "label given by class name"
+    );
+
+    std::fs::write(samples.join("camwatch.toml"), "normalise = \"none\"\n").unwrap();
+    let output = camwatch(&base);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("camwatch.toml")
+            && stderr.contains("normalise"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn show_prints_an_overlay() {
+    let image = fixtures().join("cam_samples_64/sample0.png");
+    let checkpoint = fixtures().join("timm_small.pth");
+    let output = camwatch(&[
+        "show",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--input-size",
+        "64",
+        "--device",
+        "cpu",
+        "--width",
+        "20",
+        image.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("sample0 · gradcam · stage4 · target class"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\x1b["), "no colour blocks printed");
+}

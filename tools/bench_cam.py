@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Time per checkpoint, open file → every map, for the 6 fixture images at 224×224 on
+timm res2net50d weights: `camwatch render` (its summary's timings_ms.total, writing
+excluded) against pytorch-grad-cam doing the same in this process (torch.load, model,
+load_state_dict, image preprocessing, one CAM object per method). Median of N runs;
+pytorch-grad-cam's are measured warm, after a first untimed run.
+
+Usage: bench_cam.py CAMWATCH FIXTURE_DIR [N]      (scripts/bench-cam runs it)
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+GRADIENT_METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
+
+
+def grad_cam_run(fixtures, methods, layer):
+    import timm
+    import torch
+    from PIL import Image
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+    classes = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus,
+               "xgradcam": XGradCAM, "layercam": LayerCAM}
+    start = time.perf_counter()
+    state = torch.load(os.path.join(fixtures, "timm_r50.pth"))
+    net = timm.create_model("res2net50d", num_classes=4)
+    net.load_state_dict(state)
+    net.eval()
+    folder = os.path.join(fixtures, "cam_samples")
+    images = []
+    for name in sorted(n for n in os.listdir(folder) if n.endswith(".png")):
+        img = Image.open(os.path.join(folder, name)).convert("RGB").resize((224, 224), Image.BILINEAR)
+        x = (np.asarray(img, dtype=np.float32) / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+        images.append(x.transpose(2, 0, 1))
+    x = torch.from_numpy(np.stack(images).astype(np.float32))
+    for method in methods:
+        with classes[method](model=net, target_layers=[getattr(net, layer)]) as cam:
+            cam(input_tensor=x, targets=None)
+    return (time.perf_counter() - start) * 1e3
+
+
+def camwatch_run(camwatch, fixtures, methods, stage):
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([camwatch, "render", "--checkpoint", os.path.join(fixtures, "timm_r50.pth"),
+                        "--samples", os.path.join(fixtures, "cam_samples"), "--out", out,
+                        "--method", ",".join(methods), "--layer", stage, "--device", "cpu"],
+                       check=True, capture_output=True)
+        with open(os.path.join(out, "summary.json")) as f:
+            return json.load(f)["timings_ms"]["total"]
+
+
+def main():
+    camwatch, fixtures = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    import torch
+    print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
+    print("| layer | methods | pytorch-grad-cam ms | camwatch ms | ratio |")
+    print("|---|---|---|---|---|")
+    for layer, stage in [("layer4", "stage4"), ("layer3", "stage3")]:
+        for methods in (["gradcam"], GRADIENT_METHODS):
+            grad_cam_run(fixtures, methods, layer)
+            theirs = statistics.median(grad_cam_run(fixtures, methods, layer) for _ in range(n))
+            ours = statistics.median(camwatch_run(camwatch, fixtures, methods, stage) for _ in range(n))
+            label = methods[0] if len(methods) == 1 else f"{len(methods)} gradient methods"
+            print(f"| {stage} | {label} | {theirs:.0f} | {ours:.0f} | {ours / theirs:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
