@@ -8,4 +8,5 @@ pub mod checkpoint;
 pub mod device;
 pub mod loader;
 pub mod model;
+pub mod monitor;
 pub mod render;

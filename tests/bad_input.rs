@@ -116,8 +116,13 @@ fn every_prefix_of_a_checkpoint_is_rejected() {
     ] {
         let data = std::fs::read(fixtures().join(name)).unwrap();
         let full = checkpoint::parse(&data).expect("the whole file reads");
+        assert!(checkpoint::complete::is_complete(&data), "{name}: complete");
         let step = (data.len() / 400).max(1);
         for end in (0..data.len()).step_by(step) {
+            assert!(
+                !checkpoint::complete::is_complete(&data[..end]),
+                "{name}: a prefix of {end} bytes looks complete"
+            );
             if let Ok((_, partial)) = checkpoint::parse(&data[..end]) {
                 // A safetensors or pickle prefix can only parse if nothing was lost.
                 assert_eq!(

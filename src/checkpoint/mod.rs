@@ -1,6 +1,7 @@
 //! Reading Res2Net-vd weight files: `.pdparams` (PaddlePaddle), `.pt/.pth/.pth.tar/.ckpt`
 //! (PyTorch), `.safetensors`. The format is told from the content, not the file name.
 
+pub mod complete;
 mod naming;
 pub mod pdparams;
 pub mod pickle;

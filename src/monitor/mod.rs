@@ -1,0 +1,3 @@
+//! Following a training run: checkpoint discovery and bookkeeping.
+
+pub mod epoch;
