@@ -121,7 +121,21 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
         }
         _ => libtorch(chosen)?,
     };
+    warm_up(&device);
     Ok(SelectedDevice { device, chosen })
+}
+
+/// Runs one small convolution so that the backend's one-time set-up (thread pools,
+/// kernel selection, allocator) happens here, at start-up, rather than inside the first
+/// checkpoint's load and forward timings.
+fn warm_up(device: &Device) {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::Tensor;
+    let x = Tensor::<4>::ones([1, 8, 16, 16], device);
+    let w = Tensor::<4>::ones([8, 8, 3, 3], device);
+    let y = conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));
+    let _ = y.sum().into_data();
 }
 
 // Burn 0.22 marks its libtorch backend deprecated in favour of CubeCL; camwatch uses it

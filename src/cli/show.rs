@@ -1,6 +1,7 @@
 //! `camwatch show --checkpoint FILE IMAGE`: one overlay printed inline (kitty, iTerm2,
 //! sixel, or colour blocks), for a quick look over SSH without the TUI.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -59,9 +60,15 @@ pub fn run(args: ShowArgs) -> CliResult {
             result.probs[result.target],
             class_name(result.predicted)
         );
+        // Graphics protocols are probed by querying the terminal; when the output is
+        // not one (a pipe, a log) the probe would only leave escape codes behind.
+        let terminal = std::io::stdout().is_terminal();
         let config = viuer::Config {
             width: args.width,
             absolute_offset: false,
+            use_kitty: terminal,
+            use_iterm: terminal,
+            use_sixel: terminal,
             ..Default::default()
         };
         viuer::print(&image::DynamicImage::ImageRgb8(overlay), &config)
