@@ -129,9 +129,9 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
 /// kernel selection, allocator) happens here, at start-up, rather than inside the first
 /// checkpoint's load and forward timings.
 fn warm_up(device: &Device) {
+    use burn::tensor::Tensor;
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
-    use burn::tensor::Tensor;
     let x = Tensor::<4>::ones([1, 8, 16, 16], device);
     let w = Tensor::<4>::ones([8, 8, 3, 3], device);
     let y = conv2d(x, w, None, ConvOptions::new([1, 1], [1, 1], [1, 1], 1));

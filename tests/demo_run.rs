@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use camwatch::cam::{CamRequest, Layer, Method, Normalize, SampleSet, Target};
-use camwatch::device::{select, DeviceChoice};
+use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
 use camwatch::render::{self, display_map};
 
@@ -12,7 +12,11 @@ use camwatch::render::{self, display_map};
 fn attention_on_object(epoch: u32) -> (f32, usize) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let device = select(DeviceChoice::Cpu).unwrap().device;
-    let loaded = loader::load(&root.join(format!("checkpoints/epoch_{epoch}.pdparams")), &device).unwrap();
+    let loaded = loader::load(
+        &root.join(format!("checkpoints/epoch_{epoch}.pdparams")),
+        &device,
+    )
+    .unwrap();
     let set = SampleSet::load(&root.join("samples")).unwrap();
     assert_eq!(set.defaults.normalize, Some(Normalize::Imagenet));
     let request = CamRequest {
@@ -21,14 +25,26 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
         target: Target::Predicted,
         batch: 16,
     };
-    let (results, _) = render::compute_all(&loaded.model, &set, &request, Normalize::Imagenet, 224, &device).unwrap();
+    let (results, _) = render::compute_all(
+        &loaded.model,
+        &set,
+        &request,
+        Normalize::Imagenet,
+        224,
+        &device,
+    )
+    .unwrap();
     let (mut energy, mut hits) = (0.0, 0);
     for (sample, result) in set.samples.iter().zip(&results) {
         let bbox = sample.bbox.expect("every demo sample has a box");
         let size = sample.image.dimensions();
         let shown = display_map(&result.maps[0].1, size);
         energy += camwatch::cam::measures::box_energy(&shown, size.0 as usize, &bbox);
-        hits += usize::from(camwatch::cam::measures::pointing_hit(&shown, size.0 as usize, &bbox));
+        hits += usize::from(camwatch::cam::measures::pointing_hit(
+            &shown,
+            size.0 as usize,
+            &bbox,
+        ));
     }
     (energy / set.samples.len() as f32, hits)
 }
@@ -37,7 +53,15 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
 fn attention_moves_onto_the_object_as_training_goes_on() {
     let (first_energy, first_hits) = attention_on_object(1);
     let (last_energy, last_hits) = attention_on_object(12);
-    eprintln!("epoch 1: energy {first_energy:.3}, {first_hits} hits; epoch 12: energy {last_energy:.3}, {last_hits} hits");
-    assert!(last_energy > first_energy + 0.1, "box energy {first_energy} → {last_energy}");
-    assert!(last_hits > first_hits, "pointing hits {first_hits} → {last_hits}");
+    eprintln!(
+        "epoch 1: energy {first_energy:.3}, {first_hits} hits; epoch 12: energy {last_energy:.3}, {last_hits} hits"
+    );
+    assert!(
+        last_energy > first_energy + 0.1,
+        "box energy {first_energy} → {last_energy}"
+    );
+    assert!(
+        last_hits > first_hits,
+        "pointing hits {first_hits} → {last_hits}"
+    );
 }

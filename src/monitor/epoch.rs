@@ -20,13 +20,12 @@ pub fn epoch_of(path: &Path) -> Option<u64> {
     if let Some(rest) = lower.strip_prefix("epoch=") {
         return leading_number(rest);
     }
-    if let Some(rest) = lower
+    if let Some(n) = lower
         .strip_prefix("epoch_")
         .or_else(|| lower.strip_prefix("epoch"))
+        .and_then(leading_number)
     {
-        if let Some(n) = leading_number(rest) {
-            return Some(n);
-        }
+        return Some(n);
     }
     // PaddleClas before 2.0: <epoch>/ppcls.pdparams.
     if lower == "ppcls" || lower == "model" {
