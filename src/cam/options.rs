@@ -83,19 +83,6 @@ impl FromStr for Method {
     }
 }
 
-impl TryFrom<String> for Method {
-    type Error = OptionError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Method> for String {
-    fn from(m: Method) -> String {
-        m.name().to_string()
-    }
-}
-
 /// Which stage's output the maps are computed on: `stage1` … `stage4`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -122,19 +109,6 @@ impl FromStr for Layer {
             "stage4" => Ok(Layer(3)),
             _ => Err(OptionError::Layer(s.to_string())),
         }
-    }
-}
-
-impl TryFrom<String> for Layer {
-    type Error = OptionError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Layer> for String {
-    fn from(l: Layer) -> String {
-        l.to_string()
     }
 }
 
@@ -172,19 +146,6 @@ impl FromStr for Target {
     }
 }
 
-impl TryFrom<String> for Target {
-    type Error = OptionError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<Target> for String {
-    fn from(t: Target) -> String {
-        t.to_string()
-    }
-}
-
 /// Input scaling before the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -219,18 +180,26 @@ impl FromStr for Normalize {
     }
 }
 
-impl TryFrom<String> for Normalize {
-    type Error = OptionError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
+/// Serde goes through the names the command line uses (`FromStr` and `Display`), so
+/// that `camwatch.toml` and `summary.json` spell options as flags do.
+macro_rules! serde_as_string {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = OptionError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.to_string()
+            }
+        }
+    )*};
 }
 
-impl From<Normalize> for String {
-    fn from(n: Normalize) -> String {
-        n.to_string()
-    }
-}
+serde_as_string!(Method, Layer, Target, Normalize);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionError {

@@ -1,15 +1,21 @@
 //! The flags `render` and `show` share, merged with the sample set's `camwatch.toml`:
 //! a flag wins over the file, the file over the built-in default.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 
 use camwatch::cam::image_ops::Blend;
 use camwatch::cam::samples::RunDefaults;
-use camwatch::cam::{CamRequest, Colormap, Layer, Method, Normalize, Target};
-use camwatch::device::DeviceChoice;
-use camwatch::render::OverlayStyle;
+use camwatch::cam::{
+    CamRequest, Colormap, Layer, Method, Normalize, SampleMaps, SampleSet, Target, Timings,
+};
+use camwatch::device::{self, DeviceChoice, SelectedDevice};
+use camwatch::loader::{self, LoadedModel};
+use camwatch::render::{self, OverlayStyle};
+
+use super::CliResult;
 
 #[derive(Args, Debug)]
 pub struct CamArgs {
@@ -61,7 +67,45 @@ pub struct Resolved {
     pub input_size: usize,
 }
 
+/// A sample set explained by a checkpoint, with everything learned on the way.
+pub struct Computed {
+    pub set: SampleSet,
+    pub resolved: Resolved,
+    pub device: SelectedDevice,
+    pub loaded: LoadedModel,
+    pub results: Vec<SampleMaps>,
+    pub timings: Timings,
+    /// From opening the checkpoint to having every map.
+    pub total: Duration,
+}
+
 impl CamArgs {
+    /// Loads the samples and the checkpoint and computes every map asked for.
+    pub fn compute(&self, samples: &Path) -> CliResult<Computed> {
+        let set = SampleSet::load(samples)?;
+        let resolved = self.resolve(&set.defaults);
+        let device = device::select(self.device)?;
+        let start = Instant::now();
+        let loaded = loader::load(&self.checkpoint, &device.device)?;
+        let (results, timings) = render::compute_all(
+            &loaded.model,
+            &set,
+            &resolved.request,
+            resolved.normalize,
+            resolved.input_size,
+            &device.device,
+        )?;
+        Ok(Computed {
+            total: start.elapsed(),
+            set,
+            resolved,
+            device,
+            loaded,
+            results,
+            timings,
+        })
+    }
+
     pub fn resolve(&self, defaults: &RunDefaults) -> Resolved {
         let mut methods = if self.methods.is_empty() {
             defaults

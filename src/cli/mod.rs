@@ -41,7 +41,7 @@ pub enum Command {
     Show(show::ShowArgs),
 }
 
-pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {

@@ -1,13 +1,9 @@
 //! `camwatch render --checkpoint FILE --samples DIR --out DIR [options]`
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use clap::Args;
 
-use camwatch::cam::SampleSet;
-use camwatch::device;
-use camwatch::loader;
 use camwatch::render::{self, ArchSummary, Summary, TimingsMs};
 
 use super::CliResult;
@@ -29,44 +25,26 @@ pub struct RenderArgs {
 }
 
 pub fn run(args: RenderArgs) -> CliResult {
-    let set = SampleSet::load(&args.samples)?;
-    let resolved = args.cam.resolve(&set.defaults);
-    let selected = device::select(args.cam.device)?;
-
-    let start = Instant::now();
-    let loaded = loader::load(&args.cam.checkpoint, &selected.device)?;
-    let (results, timings) = render::compute_all(
-        &loaded.model,
-        &set,
-        &resolved.request,
-        resolved.normalize,
-        resolved.input_size,
-        &selected.device,
-    )?;
-    let total = start.elapsed();
-
-    let samples = render::write_outputs(
-        &args.out,
-        &set,
-        &results,
-        &args.cam.style(args.side_by_side),
-    )?;
+    let computed = args.cam.compute(&args.samples)?;
+    let (set, resolved) = (&computed.set, &computed.resolved);
+    let style = args.cam.style(args.side_by_side);
+    let samples = render::write_outputs(&args.out, set, &computed.results, &style)?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let summary = Summary {
         checkpoint: args.cam.checkpoint.clone(),
-        format: loaded.format.to_string(),
-        arch: ArchSummary::of(&loaded.config),
-        device: selected.label(),
+        format: computed.loaded.format.to_string(),
+        arch: ArchSummary::of(&computed.loaded.config),
+        device: computed.device.label(),
         methods: resolved.request.methods.clone(),
         layer: resolved.request.layer.to_string(),
         target: resolved.request.target.to_string(),
         normalize: resolved.normalize,
         input_size: resolved.input_size,
         timings_ms: TimingsMs {
-            load: ms(loaded.load_time),
-            forward: ms(timings.forward),
-            cam: ms(timings.cam),
-            total: ms(total),
+            load: ms(computed.loaded.load_time),
+            forward: ms(computed.timings.forward),
+            cam: ms(computed.timings.cam),
+            total: ms(computed.total),
         },
         samples,
     };

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use camwatch::cam::{SampleSet, image_ops};
-use camwatch::device;
-use camwatch::loader;
+use camwatch::cam::image_ops;
 use camwatch::render;
 
 use super::CliResult;
@@ -26,18 +24,8 @@ pub struct ShowArgs {
 }
 
 pub fn run(args: ShowArgs) -> CliResult {
-    let set = SampleSet::load(&args.image)?;
-    let resolved = args.cam.resolve(&set.defaults);
-    let selected = device::select(args.cam.device)?;
-    let loaded = loader::load(&args.cam.checkpoint, &selected.device)?;
-    let (results, _) = render::compute_all(
-        &loaded.model,
-        &set,
-        &resolved.request,
-        resolved.normalize,
-        resolved.input_size,
-        &selected.device,
-    )?;
+    let computed = args.cam.compute(&args.image)?;
+    let (set, resolved, results) = (&computed.set, &computed.resolved, &computed.results);
     let style = args.cam.style(false);
     let (sample, result) = (&set.samples[0], &results[0]);
     let classes = set.classes.as_deref().unwrap_or(&[]);
