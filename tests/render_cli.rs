@@ -8,11 +8,27 @@ use std::process::Command;
 
 use common::fixtures;
 
-fn camwatch(args: &[&str]) -> std::process::Output {
+fn camwatch<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_camwatch"))
         .args(args)
         .output()
         .expect("camwatch runs")
+}
+
+/// `camwatch render` of the small timm fixture on `samples` into `out`, on the CPU.
+fn render_args(samples: &Path, out: &Path) -> Vec<String> {
+    let checkpoint = fixtures().join("timm_small.pth");
+    [
+        "render",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+    ]
+    .into_iter()
+    .chain(["--out", out.to_str().unwrap(), "--device", "cpu"])
+    .map(str::to_string)
+    .collect()
 }
 
 /// Two fixture images, one of them resized to 120×80, with boxes and a camwatch.toml.
@@ -52,19 +68,9 @@ fn render_writes_maps_overlays_and_summary() {
     );
     let out = samples.with_file_name("render_out");
     let _ = std::fs::remove_dir_all(&out);
-    let checkpoint = fixtures().join("timm_small.pth");
-    let output = camwatch(&[
-        "render",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--samples",
-        samples.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--side-by-side",
-    ]);
+    let mut args = render_args(&samples, &out);
+    args.push("--side-by-side".into());
+    let output = camwatch(&args);
     assert!(
         output.status.success(),
         "{}",
@@ -120,33 +126,24 @@ fn flags_override_camwatch_toml_and_errors_are_one_line() {
         "methods = [\"gradcam\"]\nlayer = \"stage3\"\ninput_size = 64\n",
     );
     let out = samples.with_file_name("override_out");
-    let checkpoint = fixtures().join("timm_small.pth");
-    let base = [
-        "render",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--samples",
-        samples.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ];
+    let base = render_args(&samples, &out);
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter()
+            .cloned()
+            .chain(extra.iter().map(|e| e.to_string()))
+            .collect()
+    };
     // `cam` needs the last stage; the file says stage3.
-    let output = camwatch(&[&base[..], &["--method", "cam"]].concat());
+    let output = camwatch(&with(&["--method", "cam"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
         stderr.contains("needs --layer stage4") && stderr.lines().count() == 1,
         "{stderr}"
     );
-    let output = camwatch(
-        &[
-            &base[..],
-            &["--method", "cam", "--layer", "stage4", "--target", "label"],
-        ]
-        .concat(),
-    );
+    let output = camwatch(&with(&[
+        "--method", "cam", "--layer", "stage4", "--target", "label",
+    ]));
     assert!(
         output.status.success(),
         "{}",
