@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Time per checkpoint, open file → every map, for the 6 fixture images at 224×224 on
-timm res2net50d weights: `camwatch render` (its summary's timings_ms.total, writing
-excluded) against pytorch-grad-cam doing the same in this process (torch.load, model,
-load_state_dict, image preprocessing, one CAM object per method). Median of N runs;
-pytorch-grad-cam's are measured warm, after a first untimed run.
+timm res2net50d weights: pytorch-grad-cam in this process (torch.load, model,
+load_state_dict, image preprocessing, one CAM object per method), warm, after a first
+untimed run; camwatch warm in one process as well (examples/bench_cam.rs: reading the
+images, loading, every map); and `camwatch render` in a fresh process (its summary's
+timings_ms.total: load and maps, writing excluded). Medians of N runs.
 
-Usage: bench_cam.py CAMWATCH FIXTURE_DIR [N]      (scripts/bench-cam runs it)
+Usage: bench_cam.py CAMWATCH BENCH_CAM FIXTURE_DIR [N]    (scripts/bench-cam runs it)
 """
 
 import json
@@ -56,20 +57,29 @@ def camwatch_run(camwatch, fixtures, methods, stage):
             return json.load(f)["timings_ms"]["total"]
 
 
+def camwatch_warm(bench_cam, fixtures, methods, stage, n):
+    out = subprocess.run([bench_cam, os.path.join(fixtures, "timm_r50.pth"),
+                          os.path.join(fixtures, "cam_samples"), ",".join(methods), stage, str(n)],
+                         check=True, capture_output=True, text=True).stdout
+    return float(out)
+
+
 def main():
-    camwatch, fixtures = sys.argv[1], sys.argv[2]
-    n = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    camwatch, bench_cam, fixtures = sys.argv[1], sys.argv[2], sys.argv[3]
+    n = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     import torch
     print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
-    print("| layer | methods | pytorch-grad-cam ms | camwatch ms | ratio |")
-    print("|---|---|---|---|---|")
+    print("| layer | methods | pytorch-grad-cam ms | camwatch warm ms | ratio | camwatch fresh process ms | ratio |")
+    print("|---|---|---|---|---|---|---|")
     for layer, stage in [("layer4", "stage4"), ("layer3", "stage3")]:
         for methods in (["gradcam"], GRADIENT_METHODS):
             grad_cam_run(fixtures, methods, layer)
             theirs = statistics.median(grad_cam_run(fixtures, methods, layer) for _ in range(n))
-            ours = statistics.median(camwatch_run(camwatch, fixtures, methods, stage) for _ in range(n))
+            warm = camwatch_warm(bench_cam, fixtures, methods, stage, n)
+            fresh = statistics.median(camwatch_run(camwatch, fixtures, methods, stage) for _ in range(n))
             label = methods[0] if len(methods) == 1 else f"{len(methods)} gradient methods"
-            print(f"| {stage} | {label} | {theirs:.0f} | {ours:.0f} | {ours / theirs:.2f} |", flush=True)
+            print(f"| {stage} | {label} | {theirs:.0f} | {warm:.0f} | {warm / theirs:.2f} | "
+                  f"{fresh:.0f} | {fresh / theirs:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,46 @@
+//! Time per checkpoint in a warm process, as the monitor sees it and as pytorch-grad-cam
+//! is measured: the median of N runs of open file → every map (after one untimed run).
+//!
+//! Usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N]
+//!        (METHODS comma-separated, LAYER stage1..stage4)
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use camwatch::cam::{CamRequest, Method, Normalize, SampleSet, Target};
+use camwatch::device::{DeviceChoice, select};
+use camwatch::{loader, render};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [checkpoint, samples, methods, layer, rest @ ..] = args.as_slice() else {
+        return Err("usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N]".into());
+    };
+    let n: usize = rest.first().map_or(Ok(5), |n| n.parse())?;
+    let device = select(DeviceChoice::Cpu)?.device;
+    let request = CamRequest {
+        methods: Method::parse_list(methods)?,
+        layer: layer.parse()?,
+        target: Target::Predicted,
+        batch: 16,
+    };
+    let run = || -> Result<f64, Box<dyn std::error::Error>> {
+        let start = Instant::now();
+        let set = SampleSet::load(&PathBuf::from(samples))?;
+        let loaded = loader::load(&PathBuf::from(checkpoint), &device)?;
+        render::compute_all(
+            &loaded.model,
+            &set,
+            &request,
+            Normalize::Imagenet,
+            224,
+            &device,
+        )?;
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    };
+    run()?;
+    let mut times = (0..n).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+    times.sort_by(f64::total_cmp);
+    println!("{:.1}", times[n / 2]);
+    Ok(())
+}
