@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpus: tiny but real `paddle.save` files in every layout the
 reader knows (protocols 2 to 4, split arrays, Tensor values), plus NumPy's protocol-5,
-Fortran-order and big-endian arrays. Usage: make_seeds.py OUT_DIR"""
+Fortran-order and big-endian arrays. Usage: make_seeds.py OUT_DIR, then
+make_numpy1_seeds.py OUT_DIR under NumPy 1 (it adds to expected.json)."""
 
 import builtins
 import os

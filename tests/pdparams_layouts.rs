@@ -1,4 +1,5 @@
-//! The `.pdparams` layouts in the fuzz seed corpus (fuzz/make_seeds.py): protocols 2 to
+//! The `.pdparams` layouts in the fuzz seed corpus (fuzz/make_seeds.py, and
+//! fuzz/make_numpy1_seeds.py for NumPy 1 `numpy.core` pickles): protocols 2 to
 //! 5, split arrays, Tensors nested under `model`, Fortran order, big-endian, float16/float64 and
 //! integer arrays, each read to the values NumPy holds.
 
@@ -45,7 +46,7 @@ fn every_seed_reads_to_numpy_values() {
         }
         files += 1;
     }
-    assert_eq!(files, 7);
+    assert_eq!(files, 9);
 }
 
 /// Inputs the fuzzer found problems with (tests/fuzz_cases/), kept after the fix: each
