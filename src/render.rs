@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::cam::image_ops::{self, Blend};
 use crate::cam::{
-    self, CamError, CamRequest, Colormap, Map, Method, Normalize, SampleMaps, SampleSet, Timings,
-    measures, npy,
+    self, CamError, CamRequest, Colormap, Map, Method, Normalize, Sample, SampleMaps, SampleSet,
+    Timings, measures, npy,
 };
 use crate::model::{Res2Net, Res2NetConfig};
 
@@ -70,6 +70,37 @@ pub fn display_map(map: &Map, (width, height): (u32, u32)) -> Vec<f32> {
     )
 }
 
+/// A map drawn over its image.
+pub struct Drawn {
+    /// The map as shown: [0, 1], at the image's size.
+    pub shown: Vec<f32>,
+    pub heat: RgbImage,
+    pub overlay: RgbImage,
+}
+
+pub fn draw(image: &RgbImage, map: &Map, style: &OverlayStyle) -> Drawn {
+    let size = image.dimensions();
+    let shown = display_map(map, size);
+    let heat = image_ops::heatmap(&shown, size, style.colormap);
+    let overlay = image_ops::overlay(image, &heat, style.blend);
+    Drawn {
+        shown,
+        heat,
+        overlay,
+    }
+}
+
+/// For a sample with an object box: the share of the shown map inside the box, and
+/// whether its maximum is inside (the pointing game).
+pub fn on_object(shown: &[f32], sample: &Sample) -> Option<(f32, bool)> {
+    let bbox = sample.bbox.as_ref()?;
+    let width = sample.image.width() as usize;
+    Some((
+        measures::box_energy(shown, width, bbox),
+        measures::pointing_hit(shown, width, bbox),
+    ))
+}
+
 /// How the overlays are drawn.
 #[derive(Clone, Copy, Debug)]
 pub struct OverlayStyle {
@@ -110,7 +141,6 @@ pub fn write_outputs(
     })?;
     let mut summaries = Vec::with_capacity(results.len());
     for (sample, result) in set.samples.iter().zip(results) {
-        let size = sample.image.dimensions();
         let mut maps = BTreeMap::new();
         let mut energy = BTreeMap::new();
         let mut hits = BTreeMap::new();
@@ -126,25 +156,17 @@ pub fn write_outputs(
                 source,
             })?;
 
-            let shown = display_map(map, size);
-            let heat = image_ops::heatmap(&shown, size, style.colormap);
-            let overlay = image_ops::overlay(&sample.image, &heat, style.blend);
+            let drawn = draw(&sample.image, map, style);
             let png = format!("{stem}.png");
-            save(&overlay, &out.join(&png))?;
+            save(&drawn.overlay, &out.join(&png))?;
             if style.side_by_side {
-                let side = image_ops::side_by_side(&[&sample.image, &heat, &overlay]);
+                let side = image_ops::side_by_side(&[&sample.image, &drawn.heat, &drawn.overlay]);
                 save(&side, &out.join(format!("{stem}.side.png")))?;
             }
             maps.insert(method.to_string(), png);
-            if let Some(bbox) = &sample.bbox {
-                energy.insert(
-                    method.to_string(),
-                    measures::box_energy(&shown, size.0 as usize, bbox),
-                );
-                hits.insert(
-                    method.to_string(),
-                    measures::pointing_hit(&shown, size.0 as usize, bbox),
-                );
+            if let Some((share, hit)) = on_object(&drawn.shown, sample) {
+                energy.insert(method.to_string(), share);
+                hits.insert(method.to_string(), hit);
             }
         }
         let has_box = sample.bbox.is_some();

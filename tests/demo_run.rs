@@ -36,15 +36,10 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
     .unwrap();
     let (mut energy, mut hits) = (0.0, 0);
     for (sample, result) in set.samples.iter().zip(&results) {
-        let bbox = sample.bbox.expect("every demo sample has a box");
-        let size = sample.image.dimensions();
-        let shown = display_map(&result.maps[0].1, size);
-        energy += camwatch::cam::measures::box_energy(&shown, size.0 as usize, &bbox);
-        hits += usize::from(camwatch::cam::measures::pointing_hit(
-            &shown,
-            size.0 as usize,
-            &bbox,
-        ));
+        let shown = display_map(&result.maps[0].1, sample.image.dimensions());
+        let (share, hit) = render::on_object(&shown, sample).expect("every demo sample has a box");
+        energy += share;
+        hits += usize::from(hit);
     }
     (energy / set.samples.len() as f32, hits)
 }

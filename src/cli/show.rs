@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use camwatch::cam::image_ops;
 use camwatch::render;
 
 use super::CliResult;
@@ -36,9 +35,7 @@ pub fn run(args: ShowArgs) -> CliResult {
             .unwrap_or_else(|| format!("class {c}"))
     };
     for (method, map) in &result.maps {
-        let size = sample.image.dimensions();
-        let heat = image_ops::heatmap(&render::display_map(map, size), size, style.colormap);
-        let overlay = image_ops::overlay(&sample.image, &heat, style.blend);
+        let overlay = render::draw(&sample.image, map, &style).overlay;
         println!(
             "{} · {} · {} · target {} (p = {:.3}), predicted {}",
             sample.name,
