@@ -125,6 +125,47 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
     Ok(SelectedDevice { device, chosen })
 }
 
+/// Caps the CPU threads the backends use for one operation, so that camwatch leaves
+/// the rest of the machine to the training job. Call once, before any work.
+pub fn limit_threads(threads: usize) {
+    let threads = threads.max(1);
+    #[cfg(feature = "tch")]
+    {
+        tch::set_num_threads(threads as i32);
+        tch::set_num_interop_threads(1);
+    }
+    #[cfg(feature = "flex")]
+    {
+        // Fails only when the global pool already exists, which leaves its size as it was.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+}
+
+/// Half the machine's cores (at least one): the default share of a monitor that runs
+/// beside a training job.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// Hands the memory libtorch's CUDA allocator keeps cached back to the driver, as
+/// `torch.cuda.empty_cache()` does, so the training job on the same GPU can use it.
+/// Does nothing on the CPU backends or when libtorch was built without CUDA.
+pub fn release_cached_memory(device: &SelectedDevice) {
+    if !matches!(device.chosen, DeviceChoice::Cuda(_)) {
+        return;
+    }
+    #[cfg(camwatch_cuda_cache)]
+    {
+        unsafe extern "C" {
+            fn camwatch_cuda_empty_cache() -> std::ffi::c_int;
+        }
+        // SAFETY: a C function without arguments that catches every C++ exception.
+        let _ = unsafe { camwatch_cuda_empty_cache() };
+    }
+}
+
 /// Runs one small convolution so that the backend's one-time set-up (thread pools,
 /// kernel selection, allocator) happens here, at start-up, rather than inside the first
 /// checkpoint's load and forward timings.

@@ -20,8 +20,20 @@ pub struct LoadedModel {
 /// Reads `path`, infers the architecture and builds the network on `device`.
 pub fn load(path: &Path, device: &Device) -> Result<LoadedModel, CheckpointError> {
     let start = Instant::now();
-    let (format, weights) = checkpoint::read(path)?;
+    let mut loaded = checkpoint::with_file(path, |data| from_bytes(path, data, device))??;
+    loaded.load_time = start.elapsed();
+    Ok(loaded)
+}
+
+/// Builds the network from the bytes of the file at `path` (named in errors only).
+pub fn from_bytes(
+    path: &Path,
+    data: &[u8],
+    device: &Device,
+) -> Result<LoadedModel, CheckpointError> {
+    let start = Instant::now();
     let wrap = |e| CheckpointError::new(path, e);
+    let (format, weights) = checkpoint::parse(data).map_err(wrap)?;
     let (config, naming) = checkpoint::infer(&weights).map_err(wrap)?;
     let model = Res2Net::from_weights(&config, &naming, weights, device).map_err(wrap)?;
     Ok(LoadedModel {

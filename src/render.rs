@@ -15,6 +15,14 @@ use crate::cam::{
 };
 use crate::model::{Res2Net, Res2NetConfig};
 
+/// What to compute and how to prepare the images for it.
+#[derive(Clone, Debug)]
+pub struct CamSettings {
+    pub request: CamRequest,
+    pub normalize: Normalize,
+    pub input_size: usize,
+}
+
 /// Runs `request` over the whole sample set, `batch` images per forward pass.
 pub fn compute_all(
     model: &Res2Net,
@@ -24,16 +32,34 @@ pub fn compute_all(
     input_size: usize,
     device: &Device,
 ) -> Result<(Vec<SampleMaps>, Timings), RenderError> {
+    let samples: Vec<&Sample> = set.samples.iter().collect();
+    let settings = CamSettings {
+        request: request.clone(),
+        normalize,
+        input_size,
+    };
+    compute_samples(model, &samples, &set.dir, &settings, device)
+}
+
+/// Runs the settings' request over some samples of the set in `dir`.
+pub fn compute_samples(
+    model: &Res2Net,
+    samples: &[&Sample],
+    dir: &Path,
+    settings: &CamSettings,
+    device: &Device,
+) -> Result<(Vec<SampleMaps>, Timings), RenderError> {
+    let request = &settings.request;
     let mut timings = Timings::default();
-    let mut results = Vec::with_capacity(set.samples.len());
-    for chunk in set.samples.chunks(request.batch.max(1)) {
+    let mut results = Vec::with_capacity(samples.len());
+    for chunk in samples.chunks(request.batch.max(1)) {
         let images: Vec<&RgbImage> = chunk.iter().map(|s| &s.image).collect();
         let labels: Vec<Option<usize>> = chunk.iter().map(|s| s.label).collect();
-        let input = image_ops::to_input(&images, input_size, normalize, device);
+        let input = image_ops::to_input(&images, settings.input_size, settings.normalize, device);
         let maps =
             cam::compute(model, input, &labels, request, &mut timings).map_err(|e| match e {
                 CamError::NoLabel(i) => RenderError::NoLabel {
-                    labels: set.dir.join("labels.csv"),
+                    labels: dir.join("labels.csv"),
                     sample: chunk[i].file.clone(),
                 },
                 other => RenderError::Cam(other),

@@ -57,6 +57,36 @@ pub fn pearson(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// Intersection over union of the two maps' top regions: the `share` (0..1) of pixels
+/// with the highest values in each (ties at the threshold included, but never the
+/// map's floor: a map that is zero over 90% of the image has a top region of 10%).
+pub fn top_region_iou(a: &[f32], b: &[f32], share: f32) -> f32 {
+    let (in_a, in_b) = (top_region(a, share), top_region(b, share));
+    let (mut both, mut either) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        let (in_a, in_b) = (in_a(x), in_b(y));
+        both += (in_a && in_b) as usize;
+        either += (in_a || in_b) as usize;
+    }
+    if either == 0 {
+        1.0
+    } else {
+        both as f32 / either as f32
+    }
+}
+
+/// Membership in the top region: at least the `ceil(share·n)`-th largest value, and
+/// above the minimum unless the map is constant.
+fn top_region(values: &[f32], share: f32) -> impl Fn(f32) -> bool {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable_by(|x, y| y.total_cmp(x));
+    let k = ((values.len() as f32 * share).ceil() as usize).clamp(1, values.len().max(1));
+    let threshold = sorted.get(k - 1).copied().unwrap_or(f32::INFINITY);
+    let floor = sorted.last().copied().unwrap_or(f32::INFINITY);
+    let constant = sorted.first().copied() == Some(floor);
+    move |v| v >= threshold && (v > floor || constant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +107,21 @@ mod tests {
         assert!((pearson(&[1., 2., 3.], &[2., 4., 6.]) - 1.0).abs() < 1e-6);
         assert!((pearson(&[1., 2., 3.], &[3., 2., 1.]) + 1.0).abs() < 1e-6);
         assert_eq!(pearson(&[1., 1.], &[1., 1.]), 1.0);
+    }
+
+    #[test]
+    fn top_regions() {
+        // Ten pixels, top 20% = two pixels each.
+        let a = [9., 8., 0., 0., 0., 0., 0., 0., 0., 0.];
+        let b = [9., 0., 8., 0., 0., 0., 0., 0., 0., 0.];
+        assert_eq!(top_region_iou(&a, &a, 0.2), 1.0);
+        assert!((top_region_iou(&a, &b, 0.2) - 1.0 / 3.0).abs() < 1e-6);
+        let c = [0., 0., 0., 0., 0., 0., 0., 0., 8., 9.];
+        assert_eq!(top_region_iou(&a, &c, 0.2), 0.0);
+        // Mostly-zero maps: the zeros are not a shared top region.
+        let d = [0., 0., 0., 0., 0., 0., 0., 0., 0., 1.];
+        let e = [1., 0., 0., 0., 0., 0., 0., 0., 0., 0.];
+        assert_eq!(top_region_iou(&d, &e, 0.5), 0.0);
+        assert_eq!(top_region_iou(&[2.; 4], &[2.; 4], 0.2), 1.0);
     }
 }

@@ -21,6 +21,20 @@ pub fn is_complete(data: &[u8]) -> bool {
     }
 }
 
+/// What an incomplete file (per [`is_complete`]) lacks, for the error a person reads.
+pub fn missing_end(data: &[u8]) -> String {
+    match detect(data) {
+        Ok(Format::Pdparams) => "the pickle never reaches its STOP opcode".into(),
+        Ok(Format::Torch) => "the ZIP archive has no end-of-central-directory record".into(),
+        Ok(Format::Safetensors) => match super::safetensors::expected_len(data) {
+            Ok(n) => format!("{} bytes where its header promises {n}", data.len()),
+            Err(e) => e.to_string(),
+        },
+        Err(LoadError::Empty) => "the file is empty".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

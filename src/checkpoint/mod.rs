@@ -160,16 +160,23 @@ thread_local! {
 
 /// Reads a weight file from disk.
 pub fn read(path: &Path) -> Result<(Format, Weights), CheckpointError> {
+    with_file(path, |data| {
+        parse(data).map_err(|e| CheckpointError::new(path, e))
+    })?
+}
+
+/// Reads the whole file at `path` into the thread's reusable buffer and hands it to `f`.
+pub fn with_file<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, CheckpointError> {
     FILE_BUFFER.with_borrow_mut(|buffer| {
-        let wrap = |e| CheckpointError::new(path, e);
+        let wrap = |e: std::io::Error| CheckpointError::new(path, e.into());
         buffer.clear();
-        let mut file = std::fs::File::open(path).map_err(|e| wrap(e.into()))?;
-        std::io::Read::read_to_end(&mut file, buffer).map_err(|e| wrap(e.into()))?;
-        let result = parse(buffer).map_err(wrap);
+        let mut file = std::fs::File::open(path).map_err(wrap)?;
+        std::io::Read::read_to_end(&mut file, buffer).map_err(wrap)?;
+        let result = f(buffer);
         // Keep the buffer only while it fits the files being read.
         if buffer.capacity() > 2 * buffer.len().max(1 << 20) {
             *buffer = Vec::new();
         }
-        result
+        Ok(result)
     })
 }

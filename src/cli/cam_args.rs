@@ -13,15 +13,23 @@ use camwatch::cam::{
 };
 use camwatch::device::{self, DeviceChoice, SelectedDevice};
 use camwatch::loader::{self, LoadedModel};
-use camwatch::render::{self, OverlayStyle};
+use camwatch::render::{self, CamSettings, OverlayStyle};
 
 use super::CliResult;
 
+/// One checkpoint explained: `render` and `show`.
 #[derive(Args, Debug)]
 pub struct CamArgs {
     /// The weight file: .pdparams, .pt/.pth/.pth.tar/.ckpt or .safetensors.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub options: CamOptions,
+}
+
+/// What to compute and how to draw it: `render`, `show`, `watch` and `history`.
+#[derive(Args, Debug)]
+pub struct CamOptions {
     /// CAM method(s), repeatable or comma-separated: cam gradcam hirescam gradcam++
     /// xgradcam layercam eigencam scorecam [default: gradcam]
     #[arg(long = "method", value_delimiter = ',')]
@@ -60,17 +68,10 @@ fn parse_weight(s: &str) -> Result<f32, String> {
     }
 }
 
-/// Everything resolved: what to compute and how to preprocess.
-pub struct Resolved {
-    pub request: CamRequest,
-    pub normalize: Normalize,
-    pub input_size: usize,
-}
-
 /// A sample set explained by a checkpoint, with everything learned on the way.
 pub struct Computed {
     pub set: SampleSet,
-    pub resolved: Resolved,
+    pub resolved: CamSettings,
     pub device: SelectedDevice,
     pub loaded: LoadedModel,
     pub results: Vec<SampleMaps>,
@@ -83,8 +84,8 @@ impl CamArgs {
     /// Loads the samples and the checkpoint and computes every map asked for.
     pub fn compute(&self, samples: &Path) -> CliResult<Computed> {
         let set = SampleSet::load(samples)?;
-        let resolved = self.resolve(&set.defaults);
-        let device = device::select(self.device)?;
+        let resolved = self.options.resolve(&set.defaults);
+        let device = device::select(self.options.device)?;
         let start = Instant::now();
         let loaded = loader::load(&self.checkpoint, &device.device)?;
         let (results, timings) = render::compute_all(
@@ -106,7 +107,13 @@ impl CamArgs {
         })
     }
 
-    pub fn resolve(&self, defaults: &RunDefaults) -> Resolved {
+    pub fn style(&self, side_by_side: bool) -> OverlayStyle {
+        self.options.style(side_by_side)
+    }
+}
+
+impl CamOptions {
+    pub fn resolve(&self, defaults: &RunDefaults) -> CamSettings {
         let mut methods = if self.methods.is_empty() {
             defaults
                 .methods
@@ -117,7 +124,7 @@ impl CamArgs {
         };
         let mut seen = std::collections::HashSet::new();
         methods.retain(|m| seen.insert(*m));
-        Resolved {
+        CamSettings {
             request: CamRequest {
                 methods,
                 layer: self.layer.or(defaults.layer).unwrap_or(Layer::LAST),

@@ -1,9 +1,12 @@
 //! The `camwatch` command line.
 
 mod cam_args;
+mod history;
 mod info;
 mod render;
+mod run_args;
 mod show;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,11 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Print one image's overlay in the terminal.
     Show(show::ShowArgs),
+    /// Follow a training run: every new checkpoint's maps, recorded in the run's history.
+    Watch(watch::WatchArgs),
+    /// Print a run's recorded history: per checkpoint and sample, predictions, box
+    /// figures and attention drift.
+    History(history::HistoryArgs),
 }
 
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -48,5 +56,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Info { file, json, device } => info::run(&file, json, device),
         Command::Render(args) => render::run(args),
         Command::Show(args) => show::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::History(args) => history::run(args),
     }
 }

@@ -1,3 +1,341 @@
-//! Following a training run: checkpoint discovery and bookkeeping.
+//! Following a training run: the scanner finds checkpoint files and waits until each is
+//! complete, one worker turns them into maps (newest first) and records them in the
+//! on-disk history, and everything that happens arrives as [`MonitorEvent`]s on one
+//! channel, for the headless printer or the terminal UI.
+//!
+//! ```text
+//! notify / rescans ─▶ Scanner (readiness) ─▶ Queue (newest first) ─▶ Worker ─▶ History
+//!                                                                       └──▶ events
+//! ```
 
 pub mod epoch;
+pub mod history;
+pub mod queue;
+pub mod readiness;
+pub mod scan;
+mod scanner;
+pub mod timeline;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cam::{SampleSet, Target};
+use crate::device::SelectedDevice;
+use crate::render::CamSettings;
+use history::{History, HistoryError, Setting};
+use readiness::{Timing, Tracker};
+use timeline::{Entry, SampleFigures};
+
+pub use worker::content_hash;
+
+/// The history folder inside the watched one, unless `--history` moves it.
+pub const HISTORY_DIR: &str = ".camwatch";
+pub const HISTORY_FILE: &str = "history.sqlite";
+
+/// The history database for a run in `dir`: `PATH` itself when it names a file (or ends
+/// in `.sqlite`), else `PATH/history.sqlite`; by default `dir/.camwatch/history.sqlite`.
+pub fn history_file(dir: &Path, history: Option<&Path>) -> PathBuf {
+    match history {
+        Some(p) if p.is_file() || p.extension().is_some_and(|e| e == "sqlite") => p.into(),
+        Some(p) => p.join(HISTORY_FILE),
+        None => dir.join(HISTORY_DIR).join(HISTORY_FILE),
+    }
+}
+
+/// Everything the monitor needs, resolved by the caller.
+pub struct MonitorConfig {
+    pub dir: PathBuf,
+    pub history: PathBuf,
+    pub samples: SampleSet,
+    pub settings: CamSettings,
+    pub device: SelectedDevice,
+    /// Poll every so often instead of waiting for file-system events.
+    pub poll: Option<Duration>,
+    pub timing: Timing,
+}
+
+/// Where a report's maps came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Computed,
+    History,
+}
+
+/// One checkpoint content as the history holds it, with its samples' figures.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointReport {
+    pub path: PathBuf,
+    /// Every name this content was seen under.
+    pub paths: Vec<PathBuf>,
+    pub epoch: Option<u64>,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub hash: String,
+    /// When the file was written (its modification time), RFC 3339.
+    pub time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<serde_json::Value>,
+    pub samples: Vec<SampleFigures>,
+}
+
+impl CheckpointReport {
+    pub fn new(entry: &Entry, samples: Vec<SampleFigures>) -> Self {
+        let time = std::time::UNIX_EPOCH + Duration::from_nanos(entry.mtime_ns.max(0) as u64);
+        CheckpointReport {
+            path: entry.path.clone(),
+            paths: entry.paths.clone(),
+            epoch: entry.epoch,
+            status: entry.status.as_str(),
+            error: entry.error.clone(),
+            hash: entry.hash.clone(),
+            time: humantime::format_rfc3339_millis(time).to_string(),
+            format: entry.format.clone(),
+            arch: entry
+                .arch
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
+            samples,
+        }
+    }
+}
+
+/// What the monitor tells its user, in order, on one channel.
+#[derive(Clone, Debug)]
+pub enum MonitorEvent {
+    /// A checkpoint handled (or, at start, read back from the history).
+    Checkpoint {
+        report: CheckpointReport,
+        source: Source,
+        /// Time from taking the job to having the report.
+        ms: f64,
+    },
+    /// The stored history has been reported; what follows is live.
+    Replayed { checkpoints: usize },
+    /// The worker started computing a checkpoint, with this many more waiting.
+    Working { path: PathBuf, queued: usize },
+    /// Something went wrong that is no checkpoint's fault (the history could not be
+    /// written, the watcher failed); the monitor goes on.
+    Warning(String),
+}
+
+/// To the scanner thread.
+#[derive(Debug)]
+pub enum ScanMessage {
+    Paths(Vec<PathBuf>),
+    Rescan,
+    /// Look at this file again from scratch.
+    Recheck(PathBuf),
+    Stop,
+}
+
+/// The key a sample's results are stored under: its image's content, and its label when
+/// the maps explain the label (a changed label changes the maps).
+pub fn sample_keys(set: &SampleSet, target: Target) -> std::io::Result<Vec<String>> {
+    set.samples
+        .iter()
+        .map(|s| {
+            let digest = content_hash(&std::fs::read(&s.file)?)[..32].to_string();
+            Ok(match (target, s.label) {
+                (Target::Label, Some(label)) => format!("{digest}:label={label}"),
+                _ => digest,
+            })
+        })
+        .collect()
+}
+
+/// What the history keys results by, besides weights and sample.
+pub fn setting(settings: &CamSettings) -> Setting {
+    Setting {
+        prep: format!("{}@{}", settings.normalize, settings.input_size),
+        layer: settings.request.layer.to_string(),
+        target: settings.request.target.to_string(),
+    }
+}
+
+/// The whole stored history for a sample set and settings, in training order.
+pub fn read_history(
+    history: &History,
+    samples: &SampleSet,
+    settings: &CamSettings,
+) -> Result<Vec<CheckpointReport>, MonitorError> {
+    let keys =
+        sample_keys(samples, settings.request.target).map_err(|source| MonitorError::Samples {
+            path: samples.dir.clone(),
+            source,
+        })?;
+    let setting = setting(settings);
+    let list: Vec<&crate::cam::Sample> = samples.samples.iter().collect();
+    let mut previous = None;
+    let mut reports = Vec::new();
+    for entry in timeline::order(&history.checkpoints()?) {
+        let stored = history.results(&entry.hash, &setting, &keys)?;
+        let figures = timeline::figures(
+            &list,
+            &stored,
+            previous.as_deref(),
+            &settings.request.methods,
+        );
+        if entry.status == history::Status::Ok {
+            previous = Some(stored);
+        }
+        reports.push(CheckpointReport::new(&entry, figures));
+    }
+    Ok(reports)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("{}: {source}", path.display())]
+    Samples {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not a folder", .0.display())]
+    NotAFolder(PathBuf),
+}
+
+/// A running monitor: its events, and the threads behind them.
+pub struct Monitor {
+    pub events: Receiver<MonitorEvent>,
+    stop: Arc<AtomicBool>,
+    queue: Arc<queue::Queue<worker::Job>>,
+    scanner_messages: Sender<ScanMessage>,
+    scanner: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<()>>,
+    /// Kept alive for as long as events should arrive.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Monitor {
+    /// Opens the history and starts the scanner and the worker. The stored history is
+    /// reported first, then live checkpoints.
+    pub fn start(config: MonitorConfig) -> Result<Monitor, MonitorError> {
+        if !config.dir.is_dir() {
+            return Err(MonitorError::NotAFolder(config.dir));
+        }
+        let history = History::open(&config.history, &config.dir)?;
+        let sample_keys =
+            sample_keys(&config.samples, config.settings.request.target).map_err(|source| {
+                MonitorError::Samples {
+                    path: config.samples.dir.clone(),
+                    source,
+                }
+            })?;
+        // Files recorded at their current size and mtime are not read again.
+        let mut known = HashMap::new();
+        for row in history.checkpoints()? {
+            known.insert(row.path, row.fingerprint);
+        }
+        let now = Instant::now();
+        let mut tracker = Tracker::new(config.timing);
+        for (path, fingerprint) in known {
+            tracker.known(path, fingerprint, now);
+        }
+
+        let (event_tx, events) = mpsc::channel();
+        let (scan_tx, scan_rx) = mpsc::channel();
+        let queue = Arc::new(queue::Queue::default());
+        let stop = Arc::new(AtomicBool::new(false));
+
+        let watcher = match config.poll {
+            Some(_) => None,
+            None => match scanner::watch_events(&config.dir, scan_tx.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let _ = event_tx.send(MonitorEvent::Warning(format!(
+                        "{}: file-system events unavailable ({e}); polling every 2 s",
+                        config.dir.display()
+                    )));
+                    None
+                }
+            },
+        };
+        let rescan_every = match (config.poll, &watcher) {
+            (Some(poll), _) => poll,
+            (None, Some(_)) => Duration::from_secs(30),
+            (None, None) => Duration::from_secs(2),
+        };
+        // The history's folder is not scanned, unless it is the watched folder itself.
+        let skip = match config.history.parent() {
+            Some(parent) if parent != config.dir => parent.to_path_buf(),
+            _ => config.dir.join(HISTORY_DIR),
+        };
+        let scanner = scanner::Scanner {
+            dir: config.dir.clone(),
+            skip,
+            tracker,
+            queue: Arc::clone(&queue),
+            messages: scan_rx,
+            rescan_every,
+        };
+        let worker = worker::Worker {
+            history,
+            setting: setting(&config.settings),
+            samples: config.samples,
+            sample_keys,
+            settings: config.settings,
+            device: config.device,
+            queue: Arc::clone(&queue),
+            events: event_tx,
+            scanner: scan_tx.clone(),
+            stop: Arc::clone(&stop),
+        };
+        let worker = std::thread::Builder::new()
+            .name("camwatch-worker".into())
+            .spawn(move || worker.run())
+            .ok();
+        let scanner = std::thread::Builder::new()
+            .name("camwatch-scanner".into())
+            .spawn(move || scanner.run())
+            .ok();
+        Ok(Monitor {
+            events,
+            stop,
+            queue,
+            scanner_messages: scan_tx,
+            scanner,
+            worker,
+            _watcher: watcher,
+        })
+    }
+
+    /// Checkpoints waiting for the worker.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Stops both threads. A checkpoint being computed is given `grace` to finish and be
+    /// recorded; after that it is abandoned (its transaction never commits, so the
+    /// history stays whole).
+    pub fn stop(mut self, grace: Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.queue.close();
+        let _ = self.scanner_messages.send(ScanMessage::Stop);
+        if let Some(scanner) = self.scanner.take() {
+            let _ = scanner.join();
+        }
+        let deadline = Instant::now() + grace;
+        if let Some(worker) = self.worker.take() {
+            while !worker.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if worker.is_finished() {
+                let _ = worker.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `camwatch history [DIR] [--json]`: the stored history of a run, without a network.
+
+use clap::Args;
+use serde::Serialize;
+
+use camwatch::monitor::history::History;
+use camwatch::monitor::{self, CheckpointReport};
+
+use super::CliResult;
+use super::run_args::RunArgs;
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Dump<'a> {
+    dir: &'a std::path::Path,
+    history: &'a std::path::Path,
+    checkpoints: &'a [CheckpointReport],
+}
+
+pub fn run(args: HistoryArgs) -> CliResult {
+    let file = args.run.history_file();
+    if !file.exists() {
+        return Err(format!(
+            "{}: no history yet; `camwatch watch {}` records one",
+            file.display(),
+            args.run.dir.display()
+        )
+        .into());
+    }
+    let (samples, settings) = args.run.load()?;
+    let history = History::open(&file, &args.run.dir)?;
+    let reports = monitor::read_history(&history, &samples, &settings)?;
+    if args.json {
+        let dump = Dump {
+            dir: &args.run.dir,
+            history: &file,
+            checkpoints: &reports,
+        };
+        println!("{}", serde_json::to_string(&dump)?);
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<32} {:>6}  {:>7}  {:>7}  {:>6}  {:>6}",
+        "epoch", "file", "status", "p(tgt)", "energy", "hits", "drift"
+    );
+    for report in &reports {
+        let epoch = report.epoch.map_or("-".into(), |e| e.to_string());
+        let name = report
+            .path
+            .strip_prefix(&args.run.dir)
+            .unwrap_or(&report.path);
+        let line = summarise(report);
+        println!(
+            "{epoch:>6}  {:<32} {:>6}  {line}",
+            name.display().to_string(),
+            report.status
+        );
+        if let Some(error) = &report.error {
+            println!("        {error}");
+        }
+    }
+    Ok(())
+}
+
+/// Means over samples (first method): target probability, box energy, pointing hits
+/// and 1 − correlation with the previous checkpoint.
+fn summarise(report: &CheckpointReport) -> String {
+    let samples = &report.samples;
+    if samples.is_empty() {
+        return String::new();
+    }
+    let mean = |values: Vec<f32>| {
+        if values.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3}", values.iter().sum::<f32>() / values.len() as f32)
+        }
+    };
+    let first = |m: &Option<std::collections::BTreeMap<String, f32>>| {
+        m.as_ref().and_then(|m| m.values().next().copied())
+    };
+    let probs = samples.iter().map(|s| s.target_prob).collect();
+    let energy = samples
+        .iter()
+        .filter_map(|s| first(&s.box_energy))
+        .collect();
+    let hits: Vec<bool> = samples
+        .iter()
+        .filter_map(|s| s.pointing_hit.as_ref()?.values().next().copied())
+        .collect();
+    let drift = samples
+        .iter()
+        .filter_map(|s| Some(s.drift.as_ref()?.values().next()?.one_minus_corr))
+        .collect();
+    let hits = if hits.is_empty() {
+        "-".into()
+    } else {
+        format!("{}/{}", hits.iter().filter(|h| **h).count(), hits.len())
+    };
+    format!(
+        "{:>7}  {:>7}  {hits:>6}  {:>6}",
+        mean(probs),
+        mean(energy),
+        mean(drift)
+    )
+}

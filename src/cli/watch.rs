@@ -1,0 +1,130 @@
+//! `camwatch watch [DIR] --headless`: follow a training run, one JSON line per checkpoint.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+
+use camwatch::device;
+use camwatch::monitor::readiness::Timing;
+use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+
+use super::CliResult;
+use super::run_args::RunArgs;
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print one JSON object per checkpoint on stdout instead of opening the terminal UI.
+    #[arg(long)]
+    pub headless: bool,
+    /// Look for new files every SECONDS instead of waiting for file-system events (for
+    /// network file systems, where events do not arrive).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub poll: Option<Duration>,
+    /// A file is read once its size and mtime have not changed for this long.
+    #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
+    pub settle: Duration,
+    /// A file still incomplete (no end marker) and unchanged for this long is an error.
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_seconds)]
+    pub give_up: Duration,
+    /// CPU threads for the network [default: half the cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a number of seconds")),
+    }
+}
+
+/// One line of `--headless` output.
+#[derive(Serialize)]
+struct Line<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    report: &'a CheckpointReport,
+    source: Source,
+    ms: f64,
+}
+
+pub fn run(args: WatchArgs) -> CliResult {
+    if !args.headless {
+        return Err("the terminal UI is not built yet: run `camwatch watch --headless`".into());
+    }
+    let (samples, settings) = args.run.load()?;
+    device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
+    let device = device::select(args.run.cam.device)?;
+    let history = args.run.history_file();
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal asks for a clean stop; a second one, if that hangs, ends it.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    eprintln!(
+        "camwatch: watching {} ({} sample(s), {} on {}, history {})",
+        args.run.dir.display(),
+        samples.samples.len(),
+        settings
+            .request
+            .methods
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        device.label(),
+        history.display()
+    );
+    let monitor = Monitor::start(MonitorConfig {
+        dir: args.run.dir.clone(),
+        history,
+        samples,
+        settings,
+        device,
+        poll: args.poll,
+        timing: Timing {
+            settle: args.settle,
+            give_up: args.give_up,
+        },
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    while !stop.load(Ordering::Relaxed) {
+        let event = match monitor.events.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => event,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match event {
+            MonitorEvent::Checkpoint { report, source, ms } => {
+                let line = Line {
+                    event: "checkpoint",
+                    report: &report,
+                    source,
+                    ms,
+                };
+                let written = serde_json::to_writer(&mut stdout, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| writeln!(stdout))
+                    .and_then(|()| stdout.flush());
+                if written.is_err() {
+                    // The reader went away (a closed pipe): nobody is listening.
+                    break;
+                }
+            }
+            MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
+                eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");
+            }
+            MonitorEvent::Replayed { .. } | MonitorEvent::Working { .. } => {}
+            MonitorEvent::Warning(message) => eprintln!("camwatch: {message}"),
+        }
+    }
+    monitor.stop(Duration::from_secs(2));
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! The run's history on disk: an SQLite database in WAL mode (`DIR/.camwatch/history.sqlite`
+//! by default), so that a kill at any moment leaves it readable, a restart shows everything
+//! at once, and people can query it with their own tools.
+//!
+//! Tables:
+//! - `checkpoints`: one row per (file, content): path (relative to the watched folder),
+//!   BLAKE3 hash, size, mtime, epoch from the name, status (`ok`/`error`) and error;
+//! - `predictions`: per (content hash, sample, preprocessing): logits, probabilities,
+//!   predicted class;
+//! - `maps`: per (content hash, sample, preprocessing, layer, target, method): the raw
+//!   map (little-endian float32, `height × width`), the class it explains, and the box
+//!   figures with the box they were measured against.
+//!
+//! Results hang off the content hash, so the same weights under two names (a hard link,
+//! `latest` beside `epoch_N`) are computed once.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::scan::Fingerprint;
+use crate::cam::{Map, Method};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    epoch INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    error TEXT,
+    format TEXT,
+    arch TEXT,
+    recorded_ns INTEGER NOT NULL,
+    UNIQUE (path, hash)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    hash TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    prep TEXT NOT NULL,
+    logits BLOB NOT NULL,
+    probs BLOB NOT NULL,
+    predicted INTEGER NOT NULL,
+    PRIMARY KEY (hash, sample, prep)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS maps (
+    hash TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    prep TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    target TEXT NOT NULL,
+    method TEXT NOT NULL,
+    class INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    map BLOB NOT NULL,
+    box TEXT,
+    box_energy REAL,
+    pointing_hit INTEGER,
+    PRIMARY KEY (hash, sample, prep, layer, target, method)
+) WITHOUT ROWID;
+";
+
+#[derive(Debug, thiserror::Error)]
+#[error("history {}: {source}", path.display())]
+pub struct HistoryError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// One file at one content.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointRow {
+    /// As seen by the watcher (the watched folder joined with the stored relative path).
+    pub path: PathBuf,
+    pub hash: String,
+    pub fingerprint: Fingerprint,
+    pub epoch: Option<u64>,
+    pub status: Status,
+    pub error: Option<String>,
+    pub format: Option<String>,
+    /// `ArchSummary` as JSON.
+    pub arch: Option<String>,
+}
+
+/// What a sample's maps depend on besides the weights: the preprocessing
+/// (`imagenet@224`), the layer and the target mode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Setting {
+    pub prep: String,
+    pub layer: String,
+    pub target: String,
+}
+
+/// A sample's results under one setting.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredSample {
+    pub prediction: Option<Prediction>,
+    pub maps: Vec<StoredMap>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub predicted: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMap {
+    pub method: Method,
+    /// The class the map explains.
+    pub class: usize,
+    pub map: Map,
+    /// The box the figures were measured against (`x0,y0,x1,y1`), and the figures.
+    pub on_object: Option<(String, f32, bool)>,
+}
+
+pub struct History {
+    conn: Connection,
+    file: PathBuf,
+    /// The watched folder: paths are stored relative to it, so both can move together.
+    root: PathBuf,
+}
+
+impl History {
+    /// Opens (or creates) the database `file` for the run in `root`.
+    pub fn open(file: &Path, root: &Path) -> Result<History, HistoryError> {
+        let wrap = |source| HistoryError {
+            path: file.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                wrap(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot create {}: {e}", parent.display())),
+                ))
+            })?;
+        }
+        let conn = Connection::open(file).map_err(wrap)?;
+        // WAL: a reader (the TUI, `camwatch history`, sqlite3) never blocks the writer, and a
+        // kill -9 loses at most the transaction being written. NORMAL sync is durable
+        // against a crash of this process (not of the machine), which is the risk here.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(wrap)?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(wrap)?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(wrap(rusqlite::Error::InvalidParameterName(format!(
+                    "schema version {v}, this camwatch reads {SCHEMA_VERSION}"
+                ))));
+            }
+        }
+        Ok(History {
+            conn,
+            file: file.to_path_buf(),
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError {
+            path: self.file.clone(),
+            source,
+        }
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Every recorded checkpoint, in the order they were recorded.
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointRow>, HistoryError> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT path, hash, size, mtime_ns, epoch, status, error, format, arch
+                 FROM checkpoints ORDER BY id",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let rows = statement
+            .query_map([], |r| {
+                let path: String = r.get(0)?;
+                let status: String = r.get(5)?;
+                Ok(CheckpointRow {
+                    path: self.root.join(path),
+                    hash: r.get(1)?,
+                    fingerprint: Fingerprint {
+                        size: r.get::<_, i64>(2)? as u64,
+                        mtime_ns: r.get(3)?,
+                    },
+                    epoch: r.get::<_, Option<i64>>(4)?.map(|e| e as u64),
+                    status: if status == "ok" {
+                        Status::Ok
+                    } else {
+                        Status::Error
+                    },
+                    error: r.get(6)?,
+                    format: r.get(7)?,
+                    arch: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.wrap(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.wrap(e))
+    }
+
+    /// Records a checkpoint and its samples' results in one transaction: after a crash
+    /// either all of it is there or none.
+    pub fn record(
+        &mut self,
+        row: &CheckpointRow,
+        setting: &Setting,
+        results: &[(String, StoredSample)],
+    ) -> Result<(), HistoryError> {
+        let path = self.relative(&row.path);
+        let recorded_ns = super::scan::nanos_since_epoch(std::time::SystemTime::now());
+        let file = &self.file;
+        let wrap = |source| HistoryError {
+            path: file.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        let result = (|| {
+            tx.execute(
+                "INSERT INTO checkpoints
+                     (path, hash, size, mtime_ns, epoch, status, error, format, arch, recorded_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (path, hash) DO UPDATE SET
+                     size = excluded.size, mtime_ns = excluded.mtime_ns, epoch = excluded.epoch,
+                     status = excluded.status, error = excluded.error,
+                     format = excluded.format, arch = excluded.arch",
+                params![
+                    path,
+                    row.hash,
+                    row.fingerprint.size as i64,
+                    row.fingerprint.mtime_ns,
+                    row.epoch.map(|e| e as i64),
+                    row.status.as_str(),
+                    row.error,
+                    row.format,
+                    row.arch,
+                    recorded_ns,
+                ],
+            )?;
+            for (sample, stored) in results {
+                if let Some(p) = &stored.prediction {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO predictions
+                             (hash, sample, prep, logits, probs, predicted)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            row.hash,
+                            sample,
+                            setting.prep,
+                            to_blob(&p.logits),
+                            to_blob(&p.probs),
+                            p.predicted as i64
+                        ],
+                    )?;
+                }
+                for m in &stored.maps {
+                    let (bbox, energy, hit) = match &m.on_object {
+                        Some((b, e, h)) => (Some(b.as_str()), Some(*e as f64), Some(*h)),
+                        None => (None, None, None),
+                    };
+                    tx.execute(
+                        "INSERT OR REPLACE INTO maps
+                             (hash, sample, prep, layer, target, method, class, height, width,
+                              map, box, box_energy, pointing_hit)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                        params![
+                            row.hash,
+                            sample,
+                            setting.prep,
+                            setting.layer,
+                            setting.target,
+                            m.method.name(),
+                            m.class as i64,
+                            m.map.height as i64,
+                            m.map.width as i64,
+                            to_blob(&m.map.values),
+                            bbox,
+                            energy,
+                            hit,
+                        ],
+                    )?;
+                }
+            }
+            Ok(())
+        })();
+        result.map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    /// What is stored for `hash` under `setting`, for each of `samples` (digests).
+    pub fn results(
+        &self,
+        hash: &str,
+        setting: &Setting,
+        samples: &[String],
+    ) -> Result<Vec<StoredSample>, HistoryError> {
+        let mut predictions = self
+            .conn
+            .prepare_cached(
+                "SELECT logits, probs, predicted FROM predictions
+                 WHERE hash = ?1 AND sample = ?2 AND prep = ?3",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let mut maps = self
+            .conn
+            .prepare_cached(
+                "SELECT method, class, height, width, map, box, box_energy, pointing_hit
+                 FROM maps
+                 WHERE hash = ?1 AND sample = ?2 AND prep = ?3 AND layer = ?4 AND target = ?5",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let mut out = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let prediction = predictions
+                .query_row(params![hash, sample, setting.prep], |r| {
+                    Ok(Prediction {
+                        logits: from_blob(&r.get::<_, Vec<u8>>(0)?),
+                        probs: from_blob(&r.get::<_, Vec<u8>>(1)?),
+                        predicted: r.get::<_, i64>(2)? as usize,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.wrap(e))?;
+            let rows = maps
+                .query_map(
+                    params![hash, sample, setting.prep, setting.layer, setting.target],
+                    |r| {
+                        let method: String = r.get(0)?;
+                        let bbox: Option<String> = r.get(5)?;
+                        let energy: Option<f64> = r.get(6)?;
+                        let hit: Option<bool> = r.get(7)?;
+                        Ok((
+                            method,
+                            r.get::<_, i64>(1)? as usize,
+                            Map {
+                                height: r.get::<_, i64>(2)? as usize,
+                                width: r.get::<_, i64>(3)? as usize,
+                                values: from_blob(&r.get::<_, Vec<u8>>(4)?),
+                            },
+                            bbox.zip(energy)
+                                .zip(hit)
+                                .map(|((b, e), h)| (b, e as f32, h)),
+                        ))
+                    },
+                )
+                .map_err(|e| self.wrap(e))?;
+            let mut stored = Vec::new();
+            for row in rows {
+                let (method, class, map, on_object) = row.map_err(|e| self.wrap(e))?;
+                // A method this camwatch no longer knows is left in the file, unread.
+                if let Ok(method) = method.parse::<Method>() {
+                    stored.push(StoredMap {
+                        method,
+                        class,
+                        map,
+                        on_object,
+                    });
+                }
+            }
+            out.push(StoredSample {
+                prediction,
+                maps: stored,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn to_blob(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_blob(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("camwatch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = temp_dir("history");
+        let db = dir.join(".camwatch/history.sqlite");
+        let setting = Setting {
+            prep: "imagenet@224".into(),
+            layer: "stage4".into(),
+            target: "predicted".into(),
+        };
+        let row = CheckpointRow {
+            path: dir.join("epoch_1.pdparams"),
+            hash: "abc".into(),
+            fingerprint: Fingerprint {
+                size: 10,
+                mtime_ns: 5,
+            },
+            epoch: Some(1),
+            status: Status::Ok,
+            error: None,
+            format: Some("pdparams".into()),
+            arch: None,
+        };
+        let sample = StoredSample {
+            prediction: Some(Prediction {
+                logits: vec![1.0, -2.5],
+                probs: vec![0.97, 0.03],
+                predicted: 0,
+            }),
+            maps: vec![StoredMap {
+                method: Method::GradCam,
+                class: 0,
+                map: Map {
+                    height: 1,
+                    width: 2,
+                    values: vec![0.5, 0.25],
+                },
+                on_object: Some(("0,0,4,4".into(), 0.75, true)),
+            }],
+        };
+        {
+            let mut history = History::open(&db, &dir).unwrap();
+            history
+                .record(&row, &setting, &[("s1".into(), sample.clone())])
+                .unwrap();
+            // Recording the same file and content again replaces, never duplicates.
+            history
+                .record(&row, &setting, &[("s1".into(), sample.clone())])
+                .unwrap();
+        }
+        let history = History::open(&db, &dir).unwrap();
+        assert_eq!(history.checkpoints().unwrap(), vec![row]);
+        let stored = history
+            .results("abc", &setting, &["s1".into(), "s2".into()])
+            .unwrap();
+        assert_eq!(stored, vec![sample, StoredSample::default()]);
+        let other = Setting {
+            layer: "stage3".into(),
+            ..setting
+        };
+        assert!(
+            history.results("abc", &other, &["s1".into()]).unwrap()[0]
+                .maps
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

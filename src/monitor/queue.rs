@@ -1,0 +1,141 @@
+//! Checkpoints waiting for the worker. The newest is taken first (a person watching a
+//! run wants the latest epoch now), but nothing is dropped: older ones follow, so the
+//! history has every checkpoint. A file queued again (rewritten before its turn)
+//! replaces its older entry: its old content is gone from disk anyway.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+/// Position in the queue: larger is taken first.
+type Key = (bool, i64, PathBuf);
+
+#[derive(Debug)]
+struct State<J> {
+    jobs: BTreeMap<Key, J>,
+    keys: HashMap<PathBuf, Key>,
+    closed: bool,
+}
+
+#[derive(Debug)]
+pub struct Queue<J> {
+    state: Mutex<State<J>>,
+    ready: Condvar,
+}
+
+impl<J> Default for Queue<J> {
+    fn default() -> Self {
+        Queue {
+            state: Mutex::new(State {
+                jobs: BTreeMap::new(),
+                keys: HashMap::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<J> Queue<J> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<J>> {
+        // A panic elsewhere while holding the lock leaves the maps consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues the job for `path`, written at `mtime_ns`. `urgent` jobs (cheap ones, such
+    /// as recording an error) go before all others.
+    pub fn push(&self, path: PathBuf, mtime_ns: i64, urgent: bool, job: J) {
+        let mut state = self.lock();
+        if let Some(old) = state.keys.remove(&path) {
+            state.jobs.remove(&old);
+        }
+        let key = (urgent, mtime_ns, path.clone());
+        state.keys.insert(path, key.clone());
+        state.jobs.insert(key, job);
+        self.ready.notify_one();
+    }
+
+    /// The newest job; waits up to `timeout` for one. `None` on timeout or once closed.
+    pub fn pop(&self, timeout: Duration) -> Option<J> {
+        let mut state = self.lock();
+        if state.jobs.is_empty() && !state.closed {
+            state = self
+                .ready
+                .wait_timeout_while(state, timeout, |s| s.jobs.is_empty() && !s.closed)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if state.closed {
+            return None;
+        }
+        let ((_, _, path), job) = state.jobs.pop_last()?;
+        state.keys.remove(&path);
+        Some(job)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wakes every waiter; `pop` returns `None` from now on.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const NOW: Duration = Duration::ZERO;
+
+    #[test]
+    fn newest_first_nothing_dropped() {
+        let queue = Queue::default();
+        for epoch in 1..=4 {
+            queue.push(format!("epoch_{epoch}").into(), epoch, false, epoch);
+        }
+        // A rewrite of epoch_2 replaces its queued entry.
+        queue.push("epoch_2".into(), 5, false, 20);
+        queue.push("bad".into(), 0, true, -1);
+        let order: Vec<i64> = std::iter::from_fn(|| queue.pop(NOW)).collect();
+        assert_eq!(order, [-1, 20, 4, 3, 1]);
+    }
+
+    #[test]
+    fn latest_wins_while_the_worker_is_busy() {
+        let queue = Arc::new(Queue::default());
+        let worker = {
+            let queue = Arc::clone(&queue);
+            std::thread::spawn(move || {
+                let mut done = Vec::new();
+                while let Some(job) = queue.pop(Duration::from_secs(5)) {
+                    done.push(job);
+                    if job == 1 {
+                        // Busy with the first while 2, 3 and 4 arrive.
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    if done.len() == 4 {
+                        break;
+                    }
+                }
+                done
+            })
+        };
+        queue.push("1".into(), 1, false, 1);
+        std::thread::sleep(Duration::from_millis(50));
+        for n in 2..=4 {
+            queue.push(n.to_string().into(), n, false, n);
+        }
+        assert_eq!(worker.join().unwrap(), [1, 4, 3, 2]);
+        queue.close();
+        assert_eq!(queue.pop(Duration::from_secs(5)), None);
+    }
+}

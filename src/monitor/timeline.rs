@@ -1,0 +1,299 @@
+//! The history as a person reads it: one entry per distinct checkpoint content, in
+//! training order, and per sample across entries the figures that say where the network
+//! looks: target probability, predicted class and its changes, box energy, pointing hit,
+//! and how far attention moved since the previous entry.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::history::{CheckpointRow, Status, StoredMap, StoredSample};
+use crate::cam::image_ops;
+use crate::cam::{Map, Method, Sample, measures};
+use crate::render;
+
+/// One checkpoint content, under every name it was seen with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub hash: String,
+    /// The name that gives the epoch, else the most recent name.
+    pub path: PathBuf,
+    pub paths: Vec<PathBuf>,
+    pub epoch: Option<u64>,
+    /// When the content was first written (the earliest mtime of its names).
+    pub mtime_ns: i64,
+    pub status: Status,
+    pub error: Option<String>,
+    pub format: Option<String>,
+    pub arch: Option<String>,
+}
+
+/// Groups rows by content and puts them in training order: by the epoch in the name;
+/// a content whose names give no epoch (`latest`, `last`, `best`) goes after the
+/// numbered checkpoints written before it, by time.
+pub fn order(rows: &[CheckpointRow]) -> Vec<Entry> {
+    let mut by_hash: BTreeMap<&str, Vec<&CheckpointRow>> = BTreeMap::new();
+    for row in rows {
+        by_hash.entry(&row.hash).or_default().push(row);
+    }
+    let mut entries: Vec<Entry> = by_hash
+        .into_values()
+        .map(|rows| {
+            let last = rows[rows.len() - 1];
+            let numbered = rows
+                .iter()
+                .filter(|r| r.epoch.is_some())
+                .min_by_key(|r| r.epoch);
+            let primary = numbered.copied().unwrap_or(last);
+            Entry {
+                hash: last.hash.clone(),
+                path: primary.path.clone(),
+                paths: rows.iter().map(|r| r.path.clone()).collect(),
+                epoch: primary.epoch,
+                mtime_ns: rows
+                    .iter()
+                    .map(|r| r.fingerprint.mtime_ns)
+                    .min()
+                    .unwrap_or(0),
+                status: last.status,
+                error: last.error.clone(),
+                format: last.format.clone(),
+                arch: last.arch.clone(),
+            }
+        })
+        .collect();
+    let numbered: Vec<(u64, i64)> = entries
+        .iter()
+        .filter_map(|e| Some((e.epoch?, e.mtime_ns)))
+        .collect();
+    let key = |e: &Entry| match e.epoch {
+        Some(epoch) => (Some(epoch), 0, e.mtime_ns),
+        None => {
+            let after = numbered
+                .iter()
+                .filter(|(_, t)| *t <= e.mtime_ns)
+                .map(|(n, _)| *n)
+                .max();
+            (after, 1, e.mtime_ns)
+        }
+    };
+    entries.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path)));
+    entries
+}
+
+/// How far a sample's attention moved between two consecutive checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Drift {
+    /// 1 − Pearson correlation of the two maps (0: same pattern, 2: inverted).
+    pub one_minus_corr: f32,
+    /// Intersection over union of the two maps' top-20% regions.
+    pub top20_iou: f32,
+}
+
+/// Maps are compared on this grid, whatever their resolution, as they are shown:
+/// min–max scaled and resized bilinearly.
+const DRIFT_GRID: usize = 56;
+const TOP_SHARE: f32 = 0.2;
+
+pub fn drift(previous: &Map, current: &Map) -> Drift {
+    let grid = |m: &Map| {
+        image_ops::resize_bilinear(
+            &image_ops::min_max(&m.values),
+            (m.height, m.width),
+            (DRIFT_GRID, DRIFT_GRID),
+        )
+    };
+    let (a, b) = (grid(previous), grid(current));
+    Drift {
+        one_minus_corr: 1.0 - measures::pearson(&a, &b),
+        top20_iou: measures::top_region_iou(&a, &b, TOP_SHARE),
+    }
+}
+
+/// The box as stored beside its figures, `x0,y0,x1,y1`.
+pub fn box_key(sample: &Sample) -> Option<String> {
+    sample
+        .bbox
+        .map(|b| format!("{},{},{},{}", b[0], b[1], b[2], b[3]))
+}
+
+/// Box energy and pointing hit of `map` shown over `sample`, with the box they refer to.
+pub fn measure_on_object(map: &Map, sample: &Sample) -> Option<(String, f32, bool)> {
+    let key = box_key(sample)?;
+    let shown = render::display_map(map, sample.image.dimensions());
+    let (energy, hit) = render::on_object(&shown, sample)?;
+    Some((key, energy, hit))
+}
+
+/// The size of a stored map.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MapShape {
+    pub height: usize,
+    pub width: usize,
+}
+
+/// One sample at one checkpoint: the figures of `summary.json` plus their change since
+/// the previous checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleFigures {
+    pub name: String,
+    pub file: PathBuf,
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub predicted: usize,
+    /// The class the maps explain.
+    pub target: usize,
+    /// The probability of that class.
+    pub target_prob: f32,
+    /// Whether the predicted class differs from the previous checkpoint's (absent for
+    /// the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_changed: Option<bool>,
+    pub maps: BTreeMap<String, MapShape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub box_energy: Option<BTreeMap<String, f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointing_hit: Option<BTreeMap<String, bool>>,
+    /// Per method, since the previous checkpoint; null for the first.
+    pub drift: Option<BTreeMap<String, Drift>>,
+}
+
+/// The figures of every sample with a stored prediction, in `methods`' order. `previous`
+/// holds the previous checkpoint's results for the same samples, when there is one.
+pub fn figures(
+    samples: &[&Sample],
+    current: &[StoredSample],
+    previous: Option<&[StoredSample]>,
+    methods: &[Method],
+) -> Vec<SampleFigures> {
+    let mut out = Vec::with_capacity(samples.len());
+    for (i, (sample, stored)) in samples.iter().zip(current).enumerate() {
+        let Some(prediction) = &stored.prediction else {
+            continue;
+        };
+        let before = previous.and_then(|p| p.get(i));
+        let shown: Vec<&StoredMap> = methods.iter().filter_map(|&m| find(stored, m)).collect();
+        let target = shown.first().map_or(prediction.predicted, |m| m.class);
+        let mut maps = BTreeMap::new();
+        let mut energy = BTreeMap::new();
+        let mut hits = BTreeMap::new();
+        let mut drifts = BTreeMap::new();
+        for m in &shown {
+            let name = m.method.name().to_string();
+            maps.insert(
+                name.clone(),
+                MapShape {
+                    height: m.map.height,
+                    width: m.map.width,
+                },
+            );
+            // Figures measured against another box (labels.csv changed) are measured again.
+            let on_object = match (&m.on_object, box_key(sample)) {
+                (Some((stored_box, e, h)), Some(current_box)) if *stored_box == current_box => {
+                    Some((*e, *h))
+                }
+                _ => measure_on_object(&m.map, sample).map(|(_, e, h)| (e, h)),
+            };
+            if let Some((e, h)) = on_object {
+                energy.insert(name.clone(), e);
+                hits.insert(name.clone(), h);
+            }
+            if let Some(old) = before.and_then(|b| find(b, m.method)) {
+                drifts.insert(name, drift(&old.map, &m.map));
+            }
+        }
+        let has_box = sample.bbox.is_some();
+        let previous_prediction = before.and_then(|b| b.prediction.as_ref());
+        out.push(SampleFigures {
+            name: sample.name.clone(),
+            file: sample.file.clone(),
+            logits: prediction.logits.clone(),
+            probs: prediction.probs.clone(),
+            predicted: prediction.predicted,
+            target,
+            target_prob: prediction.probs.get(target).copied().unwrap_or(f32::NAN),
+            predicted_changed: previous_prediction.map(|p| p.predicted != prediction.predicted),
+            maps,
+            box_energy: has_box.then_some(energy),
+            pointing_hit: has_box.then_some(hits),
+            drift: previous_prediction.map(|_| drifts),
+        });
+    }
+    out
+}
+
+fn find(stored: &StoredSample, method: Method) -> Option<&StoredMap> {
+    stored.maps.iter().find(|m| m.method == method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::scan::Fingerprint;
+
+    fn row(path: &str, hash: &str, epoch: Option<u64>, mtime_ns: i64) -> CheckpointRow {
+        CheckpointRow {
+            path: PathBuf::from(path),
+            hash: hash.into(),
+            fingerprint: Fingerprint { size: 1, mtime_ns },
+            epoch,
+            status: Status::Ok,
+            error: None,
+            format: None,
+            arch: None,
+        }
+    }
+
+    #[test]
+    fn training_order() {
+        // PaddleClas: epoch_N and latest (same content) each epoch, best_model now and then;
+        // files recorded out of order (the newest first, as the worker takes them).
+        let rows = [
+            row("epoch_2.pdparams", "b", Some(2), 20),
+            row("latest.pdparams", "b", None, 21),
+            row("epoch_10.pdparams", "j", Some(10), 100),
+            row("epoch_1.pdparams", "a", Some(1), 10),
+            row("best_model.pdparams", "x", None, 15),
+            row("latest.pdparams", "a", None, 11),
+        ];
+        let entries = order(&rows);
+        let names: Vec<(&str, Option<u64>)> = entries
+            .iter()
+            .map(|e| (e.path.to_str().unwrap(), e.epoch))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("epoch_1.pdparams", Some(1)),
+                ("best_model.pdparams", None),
+                ("epoch_2.pdparams", Some(2)),
+                ("epoch_10.pdparams", Some(10)),
+            ]
+        );
+        assert_eq!(entries[2].paths.len(), 2);
+        assert_eq!(entries[2].mtime_ns, 20);
+        // timm: only last.pth.tar, rewritten each epoch: by time.
+        let rows = [
+            row("last.pth.tar", "2", None, 2),
+            row("last.pth.tar", "1", None, 1),
+        ];
+        let hashes: Vec<String> = order(&rows).into_iter().map(|e| e.hash).collect();
+        assert_eq!(hashes, ["1", "2"]);
+    }
+
+    #[test]
+    fn drift_of_moving_attention() {
+        let map = |peak: usize| Map {
+            height: 4,
+            width: 4,
+            values: (0..16).map(|i| if i == peak { 1.0 } else { 0.0 }).collect(),
+        };
+        let same = drift(&map(5), &map(5));
+        assert!(same.one_minus_corr.abs() < 1e-5);
+        assert_eq!(same.top20_iou, 1.0);
+        let moved = drift(&map(0), &map(15));
+        assert!(moved.one_minus_corr > 1.0, "{moved:?}");
+        assert_eq!(moved.top20_iou, 0.0);
+    }
+}

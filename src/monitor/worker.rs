@@ -1,0 +1,365 @@
+//! The one worker: takes checkpoints from the queue (newest first), turns each into maps
+//! for the sample set (only what the history does not hold yet), records them, and
+//! reports. The history is its own: nothing else writes to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use super::history::{
+    CheckpointRow, History, HistoryError, Prediction, Setting, Status, StoredMap, StoredSample,
+};
+use super::queue::Queue;
+use super::scan::Fingerprint;
+use super::timeline::{self, Entry};
+use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
+use crate::cam::{Method, Sample, SampleSet};
+use crate::checkpoint;
+use crate::device::{self, SelectedDevice};
+use crate::loader;
+use crate::render::{self, ArchSummary, CamSettings};
+
+/// A checkpoint file the scanner found complete (or gave up on), at the content it read.
+#[derive(Debug)]
+pub struct Job {
+    pub path: PathBuf,
+    pub fingerprint: Fingerprint,
+    pub hash: String,
+    pub epoch: Option<u64>,
+    /// Why the file cannot be used, when the scanner already knows.
+    pub failure: Option<String>,
+}
+
+pub struct Worker {
+    pub history: History,
+    pub samples: SampleSet,
+    /// Per sample, the key its results are stored under.
+    pub sample_keys: Vec<String>,
+    pub settings: CamSettings,
+    pub setting: Setting,
+    pub device: SelectedDevice,
+    pub queue: Arc<Queue<Job>>,
+    pub events: Sender<MonitorEvent>,
+    pub scanner: Sender<ScanMessage>,
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a job's checkpoint needs: per sample (by index), the methods not yet stored.
+type Missing = Vec<(usize, Vec<Method>)>;
+
+impl Worker {
+    pub fn run(mut self) {
+        if let Err(e) = self.replay() {
+            self.warn(e.to_string());
+        }
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(job) = self.queue.pop(Duration::from_millis(250)) else {
+                continue;
+            };
+            if let Err(e) = self.handle(job) {
+                // The history could not be written (disk full, database locked for
+                // long): say so and go on; the file is looked at again when it changes.
+                self.warn(e.to_string());
+            }
+            device::release_cached_memory(&self.device);
+        }
+    }
+
+    fn warn(&self, message: String) {
+        let _ = self.events.send(MonitorEvent::Warning(message));
+    }
+
+    /// Reports the whole stored history at once, in training order, and queues what the
+    /// current sample set and methods still need from files that are still there.
+    fn replay(&mut self) -> Result<(), HistoryError> {
+        let rows = self.history.checkpoints()?;
+        let entries = timeline::order(&rows);
+        let mut previous: Option<Vec<StoredSample>> = None;
+        let mut reported = 0;
+        for entry in &entries {
+            let start = Instant::now();
+            let stored = self.stored(&entry.hash)?;
+            if entry.status == Status::Ok && !self.missing(&stored).is_empty() {
+                // Computed again (only what is missing) if one of its files is unchanged.
+                if let Some(row) = rows.iter().rev().find(|r| {
+                    r.hash == entry.hash && Fingerprint::of(&r.path) == Some(r.fingerprint)
+                }) {
+                    self.queue.push(
+                        row.path.clone(),
+                        row.fingerprint.mtime_ns,
+                        false,
+                        Job {
+                            path: row.path.clone(),
+                            fingerprint: row.fingerprint,
+                            hash: row.hash.clone(),
+                            epoch: row.epoch,
+                            failure: None,
+                        },
+                    );
+                    continue;
+                }
+            }
+            let report = self.report(entry, &stored, previous.as_deref());
+            if entry.status == Status::Ok {
+                previous = Some(stored);
+            }
+            reported += 1;
+            self.send(report, Source::History, start);
+        }
+        let _ = self.events.send(MonitorEvent::Replayed {
+            checkpoints: reported,
+        });
+        Ok(())
+    }
+
+    fn send(&self, report: CheckpointReport, source: Source, start: Instant) {
+        let _ = self.events.send(MonitorEvent::Checkpoint {
+            report,
+            source,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+
+    fn stored(&self, hash: &str) -> Result<Vec<StoredSample>, HistoryError> {
+        self.history.results(hash, &self.setting, &self.sample_keys)
+    }
+
+    fn missing(&self, stored: &[StoredSample]) -> Missing {
+        stored
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let methods: Vec<Method> = self
+                    .settings
+                    .request
+                    .methods
+                    .iter()
+                    .copied()
+                    .filter(|m| s.prediction.is_none() || !s.maps.iter().any(|x| x.method == *m))
+                    .collect();
+                (!methods.is_empty()).then_some((i, methods))
+            })
+            .collect()
+    }
+
+    fn handle(&mut self, job: Job) -> Result<(), HistoryError> {
+        let start = Instant::now();
+        let mut row = CheckpointRow {
+            path: job.path.clone(),
+            hash: job.hash.clone(),
+            fingerprint: job.fingerprint,
+            epoch: job.epoch,
+            status: Status::Ok,
+            error: None,
+            format: None,
+            arch: None,
+        };
+        if let Some(failure) = job.failure {
+            row.status = Status::Error;
+            row.error = Some(failure);
+            return self.finish(row, &[], Source::Computed, start);
+        }
+        let rows = self.history.checkpoints()?;
+        let known_here = rows
+            .iter()
+            .any(|r| r.path == row.path && r.hash == row.hash);
+        let same_content = rows.iter().rev().find(|r| r.hash == row.hash);
+        if let Some(seen) = same_content.filter(|r| r.status == Status::Error) {
+            // The same bytes failed before (under this or another name): same error.
+            row.status = Status::Error;
+            row.error = seen
+                .error
+                .as_ref()
+                .map(|e| rename_in(e, &seen.path, &row.path));
+            let source = Source::History;
+            return self.finish_quietly_if(known_here, row, source, start);
+        }
+        let stored = self.stored(&row.hash)?;
+        let missing = self.missing(&stored);
+        if missing.is_empty() {
+            if let Some(seen) = same_content {
+                row.format.clone_from(&seen.format);
+                row.arch.clone_from(&seen.arch);
+            }
+            return self.finish_quietly_if(known_here, row, Source::History, start);
+        }
+        let _ = self.events.send(MonitorEvent::Working {
+            path: row.path.clone(),
+            queued: self.queue.len(),
+        });
+        match self.compute(&job.path, &job.hash, &missing) {
+            Ok(Computed::Changed) => {
+                // Rewritten since the scanner read it: the scanner looks again.
+                let _ = self.scanner.send(ScanMessage::Recheck(job.path));
+                Ok(())
+            }
+            Ok(Computed::Done {
+                format,
+                arch,
+                results,
+            }) => {
+                row.format = Some(format);
+                row.arch = Some(arch);
+                self.finish(row, &results, Source::Computed, start)
+            }
+            Err(message) => {
+                row.status = Status::Error;
+                row.error = Some(message);
+                self.finish(row, &[], Source::Computed, start)
+            }
+        }
+    }
+
+    /// Records a file whose content is already in the history; reported unless the
+    /// same file at the same content was recorded before (a touched or re-read file).
+    fn finish_quietly_if(
+        &mut self,
+        known_here: bool,
+        row: CheckpointRow,
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
+        if known_here {
+            return self.history.record(&row, &self.setting, &[]);
+        }
+        self.finish(row, &[], source, start)
+    }
+
+    fn finish(
+        &mut self,
+        row: CheckpointRow,
+        results: &[(String, StoredSample)],
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
+        self.history.record(&row, &self.setting, results)?;
+        let rows = self.history.checkpoints()?;
+        let entries = timeline::order(&rows);
+        let Some(at) = entries.iter().position(|e| e.hash == row.hash) else {
+            return Ok(());
+        };
+        // Reported under the name just seen, with the epoch of the content.
+        let mut entry = entries[at].clone();
+        entry.path = row.path.clone();
+        entry.status = row.status;
+        entry.error = row.error.clone();
+        let stored = self.stored(&row.hash)?;
+        let previous = match entries[..at].iter().rev().find(|e| e.status == Status::Ok) {
+            Some(p) => Some(self.stored(&p.hash)?),
+            None => None,
+        };
+        let report = self.report(&entry, &stored, previous.as_deref());
+        self.send(report, source, start);
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        entry: &Entry,
+        stored: &[StoredSample],
+        previous: Option<&[StoredSample]>,
+    ) -> CheckpointReport {
+        let samples: Vec<&Sample> = self.samples.samples.iter().collect();
+        CheckpointReport::new(
+            entry,
+            timeline::figures(&samples, stored, previous, &self.settings.request.methods),
+        )
+    }
+
+    /// Loads the checkpoint (checking it is still the content the scanner hashed) and
+    /// computes the missing maps.
+    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, String> {
+        let loaded = checkpoint::with_file(path, |data| {
+            if content_hash(data) != hash {
+                return Ok(None);
+            }
+            loader::from_bytes(path, data, &self.device.device).map(Some)
+        })
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())?;
+        let Some(loaded) = loaded else {
+            return Ok(Computed::Changed);
+        };
+        let mut methods: Vec<Method> = Vec::new();
+        for (_, need) in missing {
+            for m in need {
+                if !methods.contains(m) {
+                    methods.push(*m);
+                }
+            }
+        }
+        let settings = CamSettings {
+            request: crate::cam::CamRequest {
+                methods,
+                ..self.settings.request.clone()
+            },
+            ..self.settings.clone()
+        };
+        let samples: Vec<&Sample> = missing
+            .iter()
+            .map(|(i, _)| &self.samples.samples[*i])
+            .collect();
+        let (maps, _) = render::compute_samples(
+            &loaded.model,
+            &samples,
+            &self.samples.dir,
+            &settings,
+            &self.device.device,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let results = missing
+            .iter()
+            .zip(maps)
+            .map(|((i, _), result)| {
+                let sample = &self.samples.samples[*i];
+                let maps = result
+                    .maps
+                    .into_iter()
+                    .map(|(method, map)| StoredMap {
+                        method,
+                        class: result.target,
+                        on_object: timeline::measure_on_object(&map, sample),
+                        map,
+                    })
+                    .collect();
+                let stored = StoredSample {
+                    prediction: Some(Prediction {
+                        logits: result.logits,
+                        probs: result.probs,
+                        predicted: result.predicted,
+                    }),
+                    maps,
+                };
+                (self.sample_keys[*i].clone(), stored)
+            })
+            .collect();
+        let arch = serde_json::to_string(&ArchSummary::of(&loaded.config)).unwrap_or_default();
+        Ok(Computed::Done {
+            format: loaded.format.to_string(),
+            arch,
+            results,
+        })
+    }
+}
+
+enum Computed {
+    Done {
+        format: String,
+        arch: String,
+        results: Vec<(String, StoredSample)>,
+    },
+    /// The file no longer holds the content that was queued.
+    Changed,
+}
+
+/// The BLAKE3 hash of a file's bytes, in hex: the identity of a checkpoint's content.
+pub fn content_hash(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+/// An error recorded for one name, told for another name of the same bytes.
+fn rename_in(error: &str, from: &Path, to: &Path) -> String {
+    error.replace(&from.display().to_string(), &to.display().to_string())
+}
