@@ -116,7 +116,7 @@ impl CheckpointReport {
 pub enum MonitorEvent {
     /// A checkpoint handled (or, at start, read back from the history).
     Checkpoint {
-        report: CheckpointReport,
+        report: Box<CheckpointReport>,
         source: Source,
         /// Time from taking the job to having the report.
         ms: f64,

@@ -116,7 +116,7 @@ impl Worker {
 
     fn send(&self, report: CheckpointReport, source: Source, start: Instant) {
         let _ = self.events.send(MonitorEvent::Checkpoint {
-            report,
+            report: Box::new(report),
             source,
             ms: start.elapsed().as_secs_f64() * 1e3,
         });

@@ -1,0 +1,560 @@
+//! `camwatch watch --headless` against the ways checkpoints really appear: written slowly,
+//! cut short, renamed into place, hard-linked, rewritten, deleted, garbage; a kill -9 in
+//! the middle of writing the history; restarts; and real trainers (PaddlePaddle, timm).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn demo_checkpoint(epoch: u32) -> Vec<u8> {
+    std::fs::read(root().join(format!("checkpoints/epoch_{epoch}.pdparams"))).unwrap()
+}
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `camwatch watch --headless` process on the demo samples, read line by line.
+struct Watch {
+    child: Child,
+    lines: Receiver<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Watch {
+    fn start(dir: &Path, extra: &[&str]) -> Watch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+            .arg("watch")
+            .arg(dir)
+            .args(["--headless", "--device", "cpu", "--settle", "0.2"])
+            .arg("--samples")
+            .arg(root().join("samples"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("camwatch starts");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap();
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Watch {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn next(&self) -> Value {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(v) => v,
+            Err(e) => panic!(
+                "no checkpoint line ({e:?}); stderr:\n{}",
+                self.stderr.lock().unwrap()
+            ),
+        }
+    }
+
+    /// The next `n` lines.
+    fn take(&self, n: usize) -> Vec<Value> {
+        (0..n).map(|_| self.next()).collect()
+    }
+
+    fn expect_quiet(&self, period: Duration) {
+        match self.lines.recv_timeout(period) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(v) => panic!("unexpected line: {v}"),
+            Err(e) => panic!("camwatch ended: {e:?}; {}", self.stderr.lock().unwrap()),
+        }
+    }
+
+    fn signal(mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "camwatch did not stop on {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn interrupt(self) -> ExitStatus {
+        self.signal("-INT")
+    }
+}
+
+fn history_json(dir: &Path, extra: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .arg("history")
+        .arg(dir)
+        .arg("--json")
+        .arg("--samples")
+        .arg(root().join("samples"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+fn file_name(v: &Value) -> String {
+    Path::new(str_of(v, "path"))
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Writes `data` to `path` in `pieces`, pausing between them, as a slow disk would.
+fn write_slowly(path: &Path, data: &[u8], pieces: usize, pause: Duration) {
+    let mut file = std::fs::File::create(path).unwrap();
+    for chunk in data.chunks(data.len().div_ceil(pieces)) {
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(pause);
+    }
+}
+
+fn assert_ok_with_maps(v: &Value) {
+    assert_eq!(str_of(v, "status"), "ok", "{v}");
+    let samples = v["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 12);
+    for s in samples {
+        assert_eq!(s["maps"]["gradcam"]["height"], 7, "{s}");
+        assert!(s["box_energy"]["gradcam"].is_number());
+        assert!(s["target_prob"].as_f64().unwrap() > 0.0);
+    }
+}
+
+#[test]
+fn follows_checkpoints_once_and_restarts_from_history() {
+    let dir = run_dir("watch-follow");
+    let watch = Watch::start(&dir, &[]);
+    for epoch in 1..=3 {
+        std::fs::write(
+            dir.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let lines = watch.take(3);
+    let epochs: BTreeSet<u64> = lines.iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, BTreeSet::from([1, 2, 3]));
+    for v in &lines {
+        assert_eq!(str_of(v, "event"), "checkpoint");
+        assert_eq!(str_of(v, "source"), "computed");
+        assert!(v["ms"].as_f64().unwrap() > 0.0);
+        assert_ok_with_maps(v);
+    }
+    watch.expect_quiet(Duration::from_secs(2));
+    assert!(watch.interrupt().success(), "SIGINT ends it with status 0");
+
+    // A restart reports the whole history at once, in order, without computing.
+    let start = Instant::now();
+    let watch = Watch::start(&dir, &[]);
+    let lines = watch.take(3);
+    let restart = start.elapsed();
+    assert!(restart < Duration::from_secs(10), "{restart:?}");
+    let epochs: Vec<u64> = lines.iter().map(|v| v["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(str_of(v, "source"), "history");
+        assert_ok_with_maps(v);
+        let drift = &v["samples"][0]["drift"];
+        if i == 0 {
+            assert!(drift.is_null());
+        } else {
+            let d = drift["gradcam"]["one_minus_corr"].as_f64().unwrap();
+            let iou = drift["gradcam"]["top20_iou"].as_f64().unwrap();
+            assert!(
+                (0.0..=2.0).contains(&d) && (0.0..=1.0).contains(&iou),
+                "{drift}"
+            );
+        }
+    }
+    watch.expect_quiet(Duration::from_secs(1));
+    assert!(
+        watch.signal("-TERM").success(),
+        "SIGTERM ends it with status 0"
+    );
+
+    let dump = history_json(&dir, &[]);
+    let checkpoints = dump["checkpoints"].as_array().unwrap();
+    let epochs: Vec<u64> = checkpoints
+        .iter()
+        .map(|c| c["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    for c in checkpoints {
+        assert_eq!(c["hash"].as_str().unwrap().len(), 64);
+        assert!(c["time"].as_str().unwrap().ends_with('Z'));
+        assert_ok_with_maps(c);
+    }
+}
+
+#[test]
+fn slow_cut_short_garbage_and_foreign_files() {
+    let dir = run_dir("watch-faults");
+    let watch = Watch::start(&dir, &["--give-up", "2"]);
+
+    // Written in five pieces with pauses longer than the settling time: read only whole.
+    write_slowly(
+        &dir.join("epoch_4.pdparams"),
+        &demo_checkpoint(4),
+        5,
+        Duration::from_millis(400),
+    );
+    let v = watch.next();
+    assert_eq!(file_name(&v), "epoch_4.pdparams");
+    assert_ok_with_maps(&v);
+
+    // Cut short and never finished: reported once it has stood still for --give-up.
+    let whole = demo_checkpoint(5);
+    std::fs::write(dir.join("epoch_5.pdparams"), &whole[..whole.len() * 3 / 5]).unwrap();
+    let v = watch.next();
+    assert_eq!(file_name(&v), "epoch_5.pdparams");
+    assert_eq!(str_of(&v, "status"), "error");
+    let error = str_of(&v, "error");
+    assert!(
+        error.contains("epoch_5.pdparams") && error.contains("STOP"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'));
+
+    // Random bytes and a network that is no Res2Net-vd: errors, and it goes on.
+    std::fs::write(
+        dir.join("noise.pdparams"),
+        b"this is not a checkpoint\n".repeat(40),
+    )
+    .unwrap();
+    let v = watch.next();
+    assert_eq!(str_of(&v, "status"), "error");
+    assert!(str_of(&v, "error").contains("noise.pdparams"));
+    std::fs::copy(
+        common::fixtures().join("resnet18.pth"),
+        dir.join("resnet18.pth"),
+    )
+    .unwrap();
+    let v = watch.next();
+    assert_eq!(str_of(&v, "status"), "error");
+    assert!(str_of(&v, "error").contains("resnet18.pth"), "{v}");
+
+    // The cut file completed: retried, and recorded.
+    std::fs::write(dir.join("epoch_5.pdparams"), &whole).unwrap();
+    let v = watch.next();
+    assert_eq!(file_name(&v), "epoch_5.pdparams");
+    assert_ok_with_maps(&v);
+    watch.expect_quiet(Duration::from_secs(3));
+    assert!(watch.interrupt().success());
+
+    let dump = history_json(&dir, &[]);
+    let statuses: Vec<(String, String)> = dump["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (file_name(c), str_of(c, "status").to_string()))
+        .collect();
+    for expected in [
+        ("epoch_4.pdparams", "ok"),
+        ("epoch_5.pdparams", "ok"),
+        ("epoch_5.pdparams", "error"),
+        ("noise.pdparams", "error"),
+        ("resnet18.pth", "error"),
+    ] {
+        let expected = (expected.0.to_string(), expected.1.to_string());
+        assert!(statuses.contains(&expected), "{expected:?} in {statuses:?}");
+    }
+}
+
+#[test]
+fn renamed_linked_rewritten_and_deleted_files() {
+    let dir = run_dir("watch-names");
+    let watch = Watch::start(&dir, &[]);
+
+    // timm: written as tmp.*, renamed into place, hard-linked under the epoch's name.
+    write_slowly(
+        &dir.join("tmp.pdparams"),
+        &demo_checkpoint(1),
+        3,
+        Duration::from_millis(300),
+    );
+    std::fs::rename(dir.join("tmp.pdparams"), dir.join("last.pdparams")).unwrap();
+    let v = watch.next();
+    assert_eq!(file_name(&v), "last.pdparams");
+    assert_eq!(str_of(&v, "source"), "computed");
+    let hash = str_of(&v, "hash").to_string();
+    std::fs::hard_link(dir.join("last.pdparams"), dir.join("checkpoint-1.pdparams")).unwrap();
+    let v = watch.next();
+    assert_eq!(file_name(&v), "checkpoint-1.pdparams");
+    assert_eq!(v["epoch"], 1);
+    assert_eq!(str_of(&v, "hash"), hash);
+    assert_eq!(
+        str_of(&v, "source"),
+        "history",
+        "same content, not computed again"
+    );
+
+    // latest.pdparams rewritten in place every epoch: each content recorded.
+    let mut hashes = BTreeSet::from([hash]);
+    for epoch in [2, 3] {
+        std::fs::write(dir.join("latest.pdparams"), demo_checkpoint(epoch)).unwrap();
+        let v = watch.next();
+        assert_eq!(file_name(&v), "latest.pdparams");
+        assert_eq!(str_of(&v, "source"), "computed");
+        assert!(hashes.insert(str_of(&v, "hash").to_string()));
+    }
+
+    // Deleted files leave the history alone.
+    std::fs::remove_file(dir.join("last.pdparams")).unwrap();
+    std::fs::remove_file(dir.join("checkpoint-1.pdparams")).unwrap();
+    watch.expect_quiet(Duration::from_secs(2));
+    assert!(watch.interrupt().success());
+    let dump = history_json(&dir, &[]);
+    let recorded: BTreeSet<String> = dump["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| str_of(c, "hash").to_string())
+        .collect();
+    assert_eq!(recorded, hashes);
+    let first = &dump["checkpoints"][0];
+    assert_eq!(first["epoch"], 1, "{first}");
+    assert_ok_with_maps(first);
+}
+
+#[test]
+fn kill_9_at_any_moment_loses_nothing() {
+    let dir = run_dir("watch-kill");
+    for epoch in 1..=12 {
+        std::fs::write(
+            dir.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    }
+    // Killed at moments spread over start-up, computing and writing the history.
+    for round in 0..6u64 {
+        let watch = Watch::start(&dir, &[]);
+        std::thread::sleep(Duration::from_millis(300 + 170 * round));
+        let status = watch.signal("-KILL");
+        assert!(!status.success());
+    }
+    let watch = Watch::start(&dir, &[]);
+    let mut seen = Vec::new();
+    while seen.len() < 12 {
+        let v = watch.next();
+        assert_ok_with_maps(&v);
+        seen.push(v["epoch"].as_u64().unwrap());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=12).collect::<Vec<_>>(),
+        "each epoch exactly once"
+    );
+    watch.expect_quiet(Duration::from_secs(2));
+    assert!(watch.interrupt().success());
+
+    let db = rusqlite::Connection::open(dir.join(".camwatch/history.sqlite")).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM checkpoints"), 12);
+    assert_eq!(count("SELECT COUNT(*) FROM predictions"), 12 * 12);
+    assert_eq!(count("SELECT COUNT(*) FROM maps"), 12 * 12);
+}
+
+#[test]
+fn a_new_method_computes_only_what_is_missing() {
+    let dir = run_dir("watch-methods");
+    for epoch in [1, 2] {
+        std::fs::write(
+            dir.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    }
+    let watch = Watch::start(&dir, &[]);
+    watch.take(2);
+    assert!(watch.interrupt().success());
+
+    // Mark the stored Grad-CAM maps: if they were computed again, the mark would go.
+    let db_path = dir.join(".camwatch/history.sqlite");
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let marked = db
+        .execute(
+            "UPDATE maps SET map = zeroblob(length(map)) WHERE method = 'gradcam'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(marked, 24);
+    drop(db);
+
+    let watch = Watch::start(&dir, &["--method", "gradcam,eigencam"]);
+    for v in watch.take(2) {
+        assert_eq!(str_of(&v, "source"), "computed");
+        for s in v["samples"].as_array().unwrap() {
+            assert_eq!(s["maps"]["eigencam"]["width"], 7);
+            assert_eq!(s["maps"]["gradcam"]["width"], 7);
+        }
+    }
+    assert!(watch.interrupt().success());
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM maps WHERE method = 'gradcam' AND map = zeroblob(196)"),
+        24,
+        "Grad-CAM maps were not computed again"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM maps WHERE method = 'eigencam'"),
+        24
+    );
+
+    // Everything there: all from the history.
+    let watch = Watch::start(&dir, &["--method", "eigencam"]);
+    for v in watch.take(2) {
+        assert_eq!(str_of(&v, "source"), "history");
+    }
+    assert!(watch.interrupt().success());
+}
+
+/// The venv scripts/setup made (with --reference: PaddlePaddle, timm).
+fn python() -> PathBuf {
+    let python = root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/test (it sets up the reference frameworks)",
+        python.display()
+    );
+    python
+}
+
+/// Runs a trainer writing into `dir` while camwatch follows, and returns the history.
+fn follow_trainer(name: &str, trainer: &[&str], epochs: u64) -> Value {
+    let dir = run_dir(name);
+    let checkpoints = dir.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).unwrap();
+    let watch = Watch::start(&checkpoints, &[]);
+    let status = Command::new(python())
+        .arg(root().join("tools").join(trainer[0]))
+        .arg(&checkpoints)
+        .args(&trainer[1..])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{trainer:?} failed");
+    let mut epochs_seen = BTreeSet::new();
+    while epochs_seen.len() < epochs as usize {
+        let v = watch.next();
+        assert_ok_with_maps(&v);
+        if let Some(e) = v["epoch"].as_u64() {
+            epochs_seen.insert(e);
+        }
+    }
+    watch.expect_quiet(Duration::from_secs(2));
+    assert!(watch.interrupt().success());
+    history_json(&checkpoints, &[])
+}
+
+fn assert_epochs_in_order(dump: &Value, epochs: u64) {
+    let checkpoints = dump["checkpoints"].as_array().unwrap();
+    let numbered: Vec<u64> = checkpoints
+        .iter()
+        .filter_map(|c| c["epoch"].as_u64())
+        .collect();
+    assert_eq!(numbered, (1..=epochs).collect::<Vec<_>>(), "{dump}");
+    for c in checkpoints {
+        assert_ok_with_maps(c);
+    }
+}
+
+#[test]
+fn follows_a_paddle_training_run() {
+    let samples = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("paddle-trainer-samples");
+    let dump = follow_trainer(
+        "watch-paddle",
+        &[
+            "train_demo.py",
+            samples.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--train-images",
+            "64",
+        ],
+        3,
+    );
+    assert_epochs_in_order(&dump, 3);
+    assert_eq!(dump["checkpoints"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn follows_a_timm_training_run() {
+    let dump = follow_trainer(
+        "watch-timm",
+        &["train_timm.py", "--epochs", "3", "--train-images", "64"],
+        3,
+    );
+    // last.pth.tar and model_best.pth.tar are other names of numbered contents.
+    assert_epochs_in_order(&dump, 3);
+    for c in dump["checkpoints"].as_array().unwrap() {
+        let names: Vec<String> = c["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("tmp")), "{names:?}");
+    }
+}
