@@ -141,6 +141,29 @@ pub fn side_by_side(images: &[&RgbImage]) -> RgbImage {
     out
 }
 
+/// Draws the outline of `bbox` (original-image pixels), two pixels wide, white inside
+/// black so that it shows over any heatmap.
+pub fn draw_box(image: &mut RgbImage, bbox: &super::samples::BoundingBox) {
+    let (w, h) = (image.width() as i64, image.height() as i64);
+    let clamp = |v: f32, max: i64| (v.round() as i64).clamp(0, max - 1);
+    let (x0, y0) = (clamp(bbox[0], w), clamp(bbox[1], h));
+    let (x1, y1) = (clamp(bbox[2] - 1.0, w), clamp(bbox[3] - 1.0, h));
+    for (inset, colour) in [(0, [0, 0, 0]), (1, [255, 255, 255])] {
+        let (a0, b0, a1, b1) = (x0 + inset, y0 + inset, x1 - inset, y1 - inset);
+        if a0 > a1 || b0 > b1 {
+            continue;
+        }
+        for x in a0..=a1 {
+            image.put_pixel(x as u32, b0 as u32, image::Rgb(colour));
+            image.put_pixel(x as u32, b1 as u32, image::Rgb(colour));
+        }
+        for y in b0..=b1 {
+            image.put_pixel(a0 as u32, y as u32, image::Rgb(colour));
+            image.put_pixel(a1 as u32, y as u32, image::Rgb(colour));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

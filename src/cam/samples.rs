@@ -14,6 +14,7 @@ pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
 /// An object box in original-image pixels: `[x0, y0, x1, y1]`.
 pub type BoundingBox = [f32; 4];
 
+#[derive(Clone)]
 pub struct Sample {
     /// The file stem: outputs are named after it.
     pub name: String,
@@ -34,6 +35,7 @@ pub struct RunDefaults {
     pub target: Option<Target>,
 }
 
+#[derive(Clone)]
 pub struct SampleSet {
     pub dir: PathBuf,
     pub samples: Vec<Sample>,

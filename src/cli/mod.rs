@@ -21,8 +21,9 @@ use camwatch::device::DeviceChoice;
     about = "Watch where a convolutional network looks while it trains"
 )]
 pub struct Cli {
+    /// Without a command: `watch` (the terminal UI on checkpoints/ and samples/).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,7 +43,8 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Print one image's overlay in the terminal.
     Show(show::ShowArgs),
-    /// Follow a training run: every new checkpoint's maps, recorded in the run's history.
+    /// Follow a training run in the terminal UI (or --headless): every checkpoint's maps,
+    /// recorded in the run's history.
     Watch(watch::WatchArgs),
     /// Print a run's recorded history: per checkpoint and sample, predictions, box
     /// figures and attention drift.
@@ -52,7 +54,10 @@ pub enum Command {
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub fn run(cli: Cli) -> CliResult {
-    match cli.command {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Watch(watch::WatchArgs::defaults()));
+    match command {
         Command::Info { file, json, device } => info::run(&file, json, device),
         Command::Render(args) => render::run(args),
         Command::Show(args) => show::run(args),

@@ -1,6 +1,8 @@
-//! `camwatch watch [DIR] --headless`: follow a training run, one JSON line per checkpoint.
+//! `camwatch watch [DIR]`: follow a training run in the terminal UI, or with `--headless`
+//! as one JSON line per checkpoint.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use serde::Serialize;
 use camwatch::device;
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 
 use super::CliResult;
 use super::run_args::RunArgs;
@@ -35,6 +38,24 @@ pub struct WatchArgs {
     /// CPU threads for the network [default: half the cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Terminal graphics: auto (ask the terminal), kitty, sixel, iterm2, halfblocks.
+    #[arg(long, default_value = "auto")]
+    pub protocol: ProtocolChoice,
+    /// Where `s` (snapshot) and `a` (animation) write their files.
+    #[arg(long, default_value = "snapshots")]
+    pub snapshots: PathBuf,
+}
+
+impl WatchArgs {
+    /// `camwatch watch` with every default, for `camwatch` without a command.
+    pub fn defaults() -> WatchArgs {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            watch: WatchArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["camwatch"]).watch
+    }
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -55,13 +76,33 @@ struct Line<'a> {
 }
 
 pub fn run(args: WatchArgs) -> CliResult {
-    if !args.headless {
-        return Err("the terminal UI is not built yet: run `camwatch watch --headless`".into());
-    }
     let (samples, settings) = args.run.load()?;
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let history = args.run.history_file();
+    let timing = Timing {
+        settle: args.settle,
+        give_up: args.give_up,
+    };
+    if !args.headless {
+        if !std::io::stdout().is_terminal() {
+            return Err("stdout is not a terminal: use --headless for JSON lines".into());
+        }
+        let style = args.run.cam.style(false);
+        return tui::run(TuiOptions {
+            dir: args.run.dir.clone(),
+            history,
+            samples,
+            settings,
+            device,
+            poll: args.poll,
+            timing,
+            protocol: args.protocol,
+            snapshots: args.snapshots.clone(),
+            colormap: style.colormap,
+            blend: style.blend,
+        });
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal asks for a clean stop; a second one, if that hangs, ends it.
@@ -82,21 +123,18 @@ pub fn run(args: WatchArgs) -> CliResult {
         device.label(),
         history.display()
     );
-    let monitor = Monitor::start(MonitorConfig {
+    let (monitor, events) = Monitor::start(MonitorConfig {
         dir: args.run.dir.clone(),
         history,
         samples,
         settings,
         device,
         poll: args.poll,
-        timing: Timing {
-            settle: args.settle,
-            give_up: args.give_up,
-        },
+        timing,
     })?;
     let mut stdout = std::io::stdout().lock();
     while !stop.load(Ordering::Relaxed) {
-        let event = match monitor.events.recv_timeout(Duration::from_millis(100)) {
+        let event = match events.recv_timeout(Duration::from_millis(100)) {
             Ok(event) => event,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,

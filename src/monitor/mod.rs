@@ -88,6 +88,10 @@ pub struct CheckpointReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<serde_json::Value>,
     pub samples: Vec<SampleFigures>,
+    /// The file's mtime in nanoseconds, which places an unnumbered checkpoint in
+    /// training order.
+    #[serde(skip)]
+    pub mtime_ns: i64,
 }
 
 impl CheckpointReport {
@@ -107,6 +111,7 @@ impl CheckpointReport {
                 .as_deref()
                 .and_then(|a| serde_json::from_str(a).ok()),
             samples,
+            mtime_ns: entry.mtime_ns,
         }
     }
 }
@@ -208,9 +213,8 @@ pub enum MonitorError {
     NotAFolder(PathBuf),
 }
 
-/// A running monitor: its events, and the threads behind them.
+/// A running monitor: the threads behind its events.
 pub struct Monitor {
-    pub events: Receiver<MonitorEvent>,
     stop: Arc<AtomicBool>,
     queue: Arc<queue::Queue<worker::Job>>,
     scanner_messages: Sender<ScanMessage>,
@@ -222,8 +226,8 @@ pub struct Monitor {
 
 impl Monitor {
     /// Opens the history and starts the scanner and the worker. The stored history is
-    /// reported first, then live checkpoints.
-    pub fn start(config: MonitorConfig) -> Result<Monitor, MonitorError> {
+    /// reported first, then live checkpoints, on the returned channel.
+    pub fn start(config: MonitorConfig) -> Result<(Monitor, Receiver<MonitorEvent>), MonitorError> {
         if !config.dir.is_dir() {
             return Err(MonitorError::NotAFolder(config.dir));
         }
@@ -302,15 +306,15 @@ impl Monitor {
             .name("camwatch-scanner".into())
             .spawn(move || scanner.run())
             .ok();
-        Ok(Monitor {
-            events,
+        let monitor = Monitor {
             stop,
             queue,
             scanner_messages: scan_tx,
             scanner,
             worker,
             _watcher: watcher,
-        })
+        };
+        Ok((monitor, events))
     }
 
     /// Checkpoints waiting for the worker.

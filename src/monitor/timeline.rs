@@ -63,23 +63,40 @@ pub fn order(rows: &[CheckpointRow]) -> Vec<Entry> {
             }
         })
         .collect();
-    let numbered: Vec<(u64, i64)> = entries
-        .iter()
-        .filter_map(|e| Some((e.epoch?, e.mtime_ns)))
-        .collect();
-    let key = |e: &Entry| match e.epoch {
-        Some(epoch) => (Some(epoch), 0, e.mtime_ns),
-        None => {
-            let after = numbered
-                .iter()
-                .filter(|(_, t)| *t <= e.mtime_ns)
-                .map(|(n, _)| *n)
-                .max();
-            (after, 1, e.mtime_ns)
-        }
-    };
-    entries.sort_by(|a, b| key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path)));
+    sort_in_training_order(&mut entries, |e| (e.epoch, e.mtime_ns, e.path.as_path()));
     entries
+}
+
+/// Sorts by the epoch in the name; an item without one (`latest`, `last`, `best`) goes
+/// after the numbered items written before it, by time. `key` gives epoch, mtime and
+/// path (the last tie-break).
+pub fn sort_in_training_order<T>(
+    items: &mut [T],
+    key: impl Fn(&T) -> (Option<u64>, i64, &std::path::Path),
+) {
+    let numbered: Vec<(u64, i64)> = items
+        .iter()
+        .filter_map(|item| {
+            let (epoch, mtime, _) = key(item);
+            Some((epoch?, mtime))
+        })
+        .collect();
+    let order = |item: &T| {
+        let (epoch, mtime, path) = key(item);
+        let place = match epoch {
+            Some(epoch) => (Some(epoch), 0),
+            None => {
+                let after = numbered
+                    .iter()
+                    .filter(|(_, t)| *t <= mtime)
+                    .map(|(n, _)| *n)
+                    .max();
+                (after, 1)
+            }
+        };
+        (place, mtime, path.to_path_buf())
+    };
+    items.sort_by_cached_key(order);
 }
 
 /// How far a sample's attention moved between two consecutive checkpoints.

@@ -1,0 +1,619 @@
+//! The terminal UI's state and the one place it changes: [`App::update`] takes a
+//! [`Message`] (a key, a click, a tick, something from the monitor, an encoded image) and
+//! returns the [`Effect`]s the loop must carry out. Drawing only reads this state.
+
+use std::path::PathBuf;
+
+use crossterm::event::MouseEventKind;
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent};
+use ratatui::layout::{Position, Rect};
+use ratatui_image::protocol::Protocol;
+
+use super::images::ImageRequest;
+use crate::cam::{Layer, Method, SampleSet, Target};
+use crate::monitor::timeline::{SampleFigures, sort_in_training_order};
+use crate::monitor::{CheckpointReport, MonitorEvent};
+
+/// Everything that reaches the UI loop, on one channel.
+pub enum Message {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize,
+    Tick,
+    /// From the monitor started as `generation` (events of a replaced one are dropped).
+    Monitor {
+        generation: u64,
+        event: MonitorEvent,
+    },
+    Encoded {
+        request: ImageRequest,
+        protocol: Box<Protocol>,
+    },
+    /// A snapshot or animation written (the files), or why not.
+    Exported(Result<Vec<PathBuf>, String>),
+}
+
+/// What a key or click asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intent {
+    NextSample,
+    PreviousSample,
+    NextEpoch,
+    PreviousEpoch,
+    FirstEpoch,
+    LatestEpoch,
+    ToggleFollow,
+    NextMethod,
+    NextLayer,
+    NextTarget,
+    ToggleGrid,
+    ToggleBox,
+    Snapshot,
+    Animate,
+    ToggleHelp,
+    Quit,
+    SelectSample(usize),
+    SelectEpoch(usize),
+}
+
+/// Side effects for the loop: the state only records that they are wanted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Method, layer or target changed: the monitor restarts with the new settings
+    /// (what the history holds comes back at once; the rest is computed).
+    Restart,
+    /// Write PNGs of the current sample (overlay, side by side, timeline strip).
+    Snapshot,
+    /// Write an animated GIF of the current sample across epochs.
+    Animate,
+}
+
+pub fn intent_of(key: KeyEvent) -> Option<Intent> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Intent::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Right | KeyCode::Char('l') => Intent::NextSample,
+        KeyCode::Left | KeyCode::Char('h') => Intent::PreviousSample,
+        KeyCode::Up | KeyCode::Char('k') | KeyCode::Char(']') => Intent::NextEpoch,
+        KeyCode::Down | KeyCode::Char('j') | KeyCode::Char('[') => Intent::PreviousEpoch,
+        KeyCode::Home => Intent::FirstEpoch,
+        KeyCode::End => Intent::LatestEpoch,
+        KeyCode::Char('f') => Intent::ToggleFollow,
+        KeyCode::Char('m') => Intent::NextMethod,
+        KeyCode::Char('y') => Intent::NextLayer,
+        KeyCode::Char('t') => Intent::NextTarget,
+        KeyCode::Char('g') => Intent::ToggleGrid,
+        KeyCode::Char('b') => Intent::ToggleBox,
+        KeyCode::Char('s') => Intent::Snapshot,
+        KeyCode::Char('a') => Intent::Animate,
+        KeyCode::Char('?') => Intent::ToggleHelp,
+        KeyCode::Char('q') | KeyCode::Esc => Intent::Quit,
+        _ => return None,
+    })
+}
+
+/// What the UI knows of a sample without its pixels.
+#[derive(Clone, Debug)]
+pub struct SampleInfo {
+    pub name: String,
+    pub label: Option<usize>,
+    pub has_box: bool,
+}
+
+/// Where things were drawn last, for mouse clicks (set by the loop from the layout).
+#[derive(Clone, Debug, Default)]
+pub struct ClickMap {
+    /// The sample list: its area and the index of its first visible row.
+    pub list: Option<(Rect, usize)>,
+    /// Grid cells and their samples.
+    pub grid: Vec<(Rect, usize)>,
+    /// Timeline thumbnails and their epoch index.
+    pub timeline: Vec<(Rect, usize)>,
+}
+
+pub struct App {
+    pub dir: PathBuf,
+    pub device: String,
+    pub samples: Vec<SampleInfo>,
+    pub classes: Option<Vec<String>>,
+    /// Methods the user asked for; `m` cycles through them, or through all when one.
+    pub methods: Vec<Method>,
+    pub method: Method,
+    pub layer: Layer,
+    pub target: Target,
+    /// Every checkpoint reported, in training order (errors included).
+    pub checkpoints: Vec<CheckpointReport>,
+    pub sample: usize,
+    /// The selected checkpoint's hash; `follow` keeps it on the latest.
+    pub selected: Option<String>,
+    pub follow: bool,
+    pub grid: bool,
+    pub show_box: bool,
+    pub help: bool,
+    pub working: Option<(PathBuf, usize)>,
+    pub replayed: bool,
+    pub last_error: Option<String>,
+    /// A passing message (snapshot written, export failed).
+    pub notice: Option<String>,
+    pub generation: u64,
+    pub clicks: ClickMap,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(dir: PathBuf, device: String, set: &SampleSet, methods: Vec<Method>) -> App {
+        let method = methods.first().copied().unwrap_or(Method::GradCam);
+        App {
+            dir,
+            device,
+            samples: set
+                .samples
+                .iter()
+                .map(|s| SampleInfo {
+                    name: s.name.clone(),
+                    label: s.label,
+                    has_box: s.bbox.is_some(),
+                })
+                .collect(),
+            classes: set.classes.clone(),
+            methods,
+            method,
+            layer: Layer::LAST,
+            target: Target::Predicted,
+            checkpoints: Vec::new(),
+            sample: 0,
+            selected: None,
+            follow: true,
+            grid: false,
+            show_box: true,
+            help: false,
+            working: None,
+            replayed: false,
+            last_error: None,
+            notice: None,
+            generation: 0,
+            clicks: ClickMap::default(),
+            quit: false,
+        }
+    }
+
+    /// The methods the monitor must compute: those asked for and the one shown.
+    pub fn monitor_methods(&self) -> Vec<Method> {
+        let mut methods = self.methods.clone();
+        if !methods.contains(&self.method) {
+            methods.push(self.method);
+        }
+        if self.layer != Layer::LAST {
+            methods.retain(|m| *m != Method::Cam);
+        }
+        methods
+    }
+
+    /// Checkpoints with maps: the epochs one can look at.
+    pub fn epochs(&self) -> Vec<&CheckpointReport> {
+        self.checkpoints
+            .iter()
+            .filter(|c| c.status == "ok")
+            .collect()
+    }
+
+    /// Index into [`App::epochs`] of the checkpoint shown.
+    pub fn epoch_index(&self) -> Option<usize> {
+        let epochs = self.epochs();
+        if epochs.is_empty() {
+            return None;
+        }
+        if self.follow {
+            return Some(epochs.len() - 1);
+        }
+        let selected = self.selected.as_deref();
+        Some(
+            epochs
+                .iter()
+                .position(|c| Some(c.hash.as_str()) == selected)
+                .unwrap_or(epochs.len() - 1),
+        )
+    }
+
+    pub fn current(&self) -> Option<&CheckpointReport> {
+        let epochs = self.epochs();
+        self.epoch_index().map(|i| epochs[i])
+    }
+
+    /// The current sample's figures at a checkpoint.
+    pub fn figures<'a>(&self, checkpoint: &'a CheckpointReport) -> Option<&'a SampleFigures> {
+        let name = &self.samples.get(self.sample)?.name;
+        checkpoint.samples.iter().find(|s| &s.name == name)
+    }
+
+    pub fn class_name(&self, class: usize) -> String {
+        self.classes
+            .as_ref()
+            .and_then(|c| c.get(class).cloned())
+            .unwrap_or_else(|| class.to_string())
+    }
+
+    /// A short name for a checkpoint: its epoch, or its file name.
+    pub fn epoch_label(checkpoint: &CheckpointReport) -> String {
+        match checkpoint.epoch {
+            Some(e) => e.to_string(),
+            None => checkpoint
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        }
+    }
+
+    pub fn update(&mut self, message: Message) -> Vec<Effect> {
+        match message {
+            Message::Key(key) => match intent_of(key) {
+                Some(intent) => self.apply(intent),
+                None => Vec::new(),
+            },
+            Message::Mouse(mouse) => match self.intent_of_mouse(mouse) {
+                Some(intent) => self.apply(intent),
+                None => Vec::new(),
+            },
+            Message::Resize | Message::Tick | Message::Encoded { .. } => Vec::new(),
+            Message::Monitor { generation, event } => {
+                if generation == self.generation {
+                    self.on_monitor(event);
+                }
+                Vec::new()
+            }
+            Message::Exported(result) => {
+                self.notice = Some(match result {
+                    Ok(files) => format!(
+                        "wrote {}",
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Err(e) => format!("export failed: {e}"),
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_monitor(&mut self, event: MonitorEvent) {
+        match event {
+            MonitorEvent::Checkpoint { report, .. } => {
+                let report = *report;
+                if report.status == "error" {
+                    self.last_error = report.error.clone();
+                }
+                if self
+                    .working
+                    .as_ref()
+                    .is_some_and(|(p, _)| report.paths.contains(p))
+                {
+                    self.working = None;
+                }
+                // The same content again (another name, or computed after a restart).
+                self.checkpoints.retain(|c| c.hash != report.hash);
+                self.checkpoints.push(report);
+                sort_in_training_order(&mut self.checkpoints, |c| {
+                    (c.epoch, c.mtime_ns, c.path.as_path())
+                });
+            }
+            MonitorEvent::Replayed { .. } => self.replayed = true,
+            MonitorEvent::Working { path, queued } => self.working = Some((path, queued)),
+            MonitorEvent::Warning(message) => self.last_error = Some(message),
+        }
+    }
+
+    fn intent_of_mouse(&self, mouse: MouseEvent) -> Option<Intent> {
+        let at = Position::new(mouse.column, mouse.row);
+        match mouse.kind {
+            MouseEventKind::ScrollUp => Some(Intent::NextEpoch),
+            MouseEventKind::ScrollDown => Some(Intent::PreviousEpoch),
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some((area, first)) = self.clicks.list
+                    && area.contains(at)
+                {
+                    let index = first + (at.y - area.y) as usize;
+                    return (index < self.samples.len()).then_some(Intent::SelectSample(index));
+                }
+                let hit = |cells: &[(Rect, usize)]| {
+                    cells
+                        .iter()
+                        .find(|(rect, _)| rect.contains(at))
+                        .map(|(_, i)| *i)
+                };
+                hit(&self.clicks.grid)
+                    .map(Intent::SelectSample)
+                    .or_else(|| hit(&self.clicks.timeline).map(Intent::SelectEpoch))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn apply(&mut self, intent: Intent) -> Vec<Effect> {
+        let samples = self.samples.len().max(1);
+        self.notice = None;
+        match intent {
+            Intent::NextSample => self.sample = (self.sample + 1) % samples,
+            Intent::PreviousSample => self.sample = (self.sample + samples - 1) % samples,
+            Intent::SelectSample(i) => self.sample = i.min(samples - 1),
+            Intent::NextEpoch => self.step_epoch(1),
+            Intent::PreviousEpoch => self.step_epoch(-1),
+            Intent::FirstEpoch => self.select_epoch(0),
+            Intent::LatestEpoch => self.follow = true,
+            Intent::SelectEpoch(i) => self.select_epoch(i),
+            Intent::ToggleFollow => {
+                if self.follow {
+                    self.selected = self.current().map(|c| c.hash.clone());
+                }
+                self.follow = !self.follow;
+            }
+            Intent::NextMethod => {
+                self.method = self.next_method();
+                return vec![Effect::Restart];
+            }
+            Intent::NextLayer => {
+                self.layer = Layer((self.layer.0 + 1) % 4);
+                if self.layer != Layer::LAST && self.method == Method::Cam {
+                    self.method = Method::GradCam;
+                }
+                return vec![Effect::Restart];
+            }
+            Intent::NextTarget => {
+                self.target = self.next_target();
+                return vec![Effect::Restart];
+            }
+            Intent::ToggleGrid => self.grid = !self.grid,
+            Intent::ToggleBox => self.show_box = !self.show_box,
+            Intent::ToggleHelp => self.help = !self.help,
+            Intent::Snapshot | Intent::Animate => {
+                if self.current().is_none() {
+                    self.notice = Some("nothing to save yet: no checkpoint has maps".into());
+                    return Vec::new();
+                }
+                self.notice = Some("saving…".into());
+                return vec![if intent == Intent::Snapshot {
+                    Effect::Snapshot
+                } else {
+                    Effect::Animate
+                }];
+            }
+            Intent::Quit => self.quit = true,
+        }
+        Vec::new()
+    }
+
+    fn step_epoch(&mut self, step: isize) {
+        let Some(index) = self.epoch_index() else {
+            return;
+        };
+        let last = self.epochs().len() as isize - 1;
+        self.select_epoch((index as isize + step).clamp(0, last) as usize);
+    }
+
+    /// Shows epoch `index` and stops following, unless it is the latest.
+    fn select_epoch(&mut self, index: usize) {
+        let epochs = self.epochs();
+        let Some(checkpoint) = epochs.get(index.min(epochs.len().saturating_sub(1))) else {
+            return;
+        };
+        let latest = index + 1 >= epochs.len();
+        self.selected = Some(checkpoint.hash.clone());
+        self.follow = latest && self.follow;
+    }
+
+    fn next_method(&self) -> Method {
+        let cycle: Vec<Method> = if self.methods.len() > 1 {
+            self.methods.clone()
+        } else {
+            Method::ALL.to_vec()
+        };
+        let cycle: Vec<Method> = cycle
+            .into_iter()
+            .filter(|m| *m != Method::Cam || self.layer == Layer::LAST)
+            .collect();
+        let at = cycle.iter().position(|m| *m == self.method);
+        cycle[at.map_or(0, |i| (i + 1) % cycle.len())]
+    }
+
+    /// predicted → label (when every sample has one) → class 0 … n−1 → predicted.
+    fn next_target(&self) -> Target {
+        let classes = self
+            .checkpoints
+            .iter()
+            .find_map(|c| c.samples.first().map(|s| s.probs.len()))
+            .or_else(|| self.classes.as_ref().map(Vec::len))
+            .unwrap_or(0);
+        let labelled = !self.samples.is_empty() && self.samples.iter().all(|s| s.label.is_some());
+        let next = match self.target {
+            Target::Predicted if labelled => Target::Label,
+            Target::Predicted | Target::Label => Target::Class(0),
+            Target::Class(n) => Target::Class(n + 1),
+        };
+        match next {
+            Target::Class(n) if n >= classes => Target::Predicted,
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::timeline::MapShape;
+    use std::collections::BTreeMap;
+
+    fn key(code: KeyCode) -> Message {
+        Message::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    pub(crate) fn report(epoch: u64, samples: &[&str]) -> CheckpointReport {
+        CheckpointReport {
+            path: PathBuf::from(format!("run/epoch_{epoch}.pdparams")),
+            paths: vec![],
+            epoch: Some(epoch),
+            status: "ok",
+            error: None,
+            hash: format!("h{epoch}"),
+            time: String::new(),
+            format: None,
+            arch: None,
+            samples: samples
+                .iter()
+                .map(|name| SampleFigures {
+                    name: name.to_string(),
+                    file: PathBuf::new(),
+                    logits: vec![0.0, 1.0],
+                    probs: vec![0.25, 0.75],
+                    predicted: 1,
+                    target: 1,
+                    target_prob: 0.75,
+                    predicted_changed: None,
+                    maps: BTreeMap::from([(
+                        "gradcam".to_string(),
+                        MapShape {
+                            height: 7,
+                            width: 7,
+                        },
+                    )]),
+                    box_energy: None,
+                    pointing_hit: None,
+                    drift: None,
+                })
+                .collect(),
+            mtime_ns: epoch as i64,
+        }
+    }
+
+    pub(crate) fn app_with(epochs: u64) -> App {
+        let mut app = App {
+            samples: ["a", "b", "c"]
+                .iter()
+                .map(|n| SampleInfo {
+                    name: n.to_string(),
+                    label: Some(0),
+                    has_box: false,
+                })
+                .collect(),
+            ..App::new(
+                PathBuf::from("run"),
+                "cpu".into(),
+                &SampleSet {
+                    dir: PathBuf::new(),
+                    samples: vec![],
+                    classes: None,
+                    defaults: Default::default(),
+                },
+                vec![Method::GradCam],
+            )
+        };
+        // Arriving newest first, as the worker computes them.
+        for epoch in (1..=epochs).rev() {
+            app.update(Message::Monitor {
+                generation: 0,
+                event: MonitorEvent::Checkpoint {
+                    report: Box::new(report(epoch, &["a", "b", "c"])),
+                    source: crate::monitor::Source::Computed,
+                    ms: 1.0,
+                },
+            });
+        }
+        app
+    }
+
+    #[test]
+    fn samples_wrap_and_epochs_stop_following() {
+        let mut app = app_with(5);
+        let epochs: Vec<u64> = app.epochs().iter().map(|c| c.epoch.unwrap()).collect();
+        assert_eq!(epochs, [1, 2, 3, 4, 5]);
+        assert_eq!(app.current().unwrap().epoch, Some(5));
+        app.update(key(KeyCode::Left));
+        assert_eq!(app.sample, 2);
+        app.update(key(KeyCode::Char('l')));
+        assert_eq!(app.sample, 0);
+        app.update(key(KeyCode::Down));
+        app.update(key(KeyCode::Char('j')));
+        assert_eq!(app.current().unwrap().epoch, Some(3));
+        assert!(!app.follow);
+        // A new epoch arrives: the view stays where the user put it.
+        let update = |app: &mut App, epoch| {
+            app.update(Message::Monitor {
+                generation: 0,
+                event: MonitorEvent::Checkpoint {
+                    report: Box::new(report(epoch, &["a"])),
+                    source: crate::monitor::Source::Computed,
+                    ms: 1.0,
+                },
+            })
+        };
+        update(&mut app, 6);
+        assert_eq!(app.current().unwrap().epoch, Some(3));
+        app.update(key(KeyCode::Home));
+        assert_eq!(app.current().unwrap().epoch, Some(1));
+        app.update(key(KeyCode::Char('[')));
+        assert_eq!(app.current().unwrap().epoch, Some(1));
+        app.update(key(KeyCode::End));
+        assert!(app.follow);
+        update(&mut app, 7);
+        assert_eq!(app.current().unwrap().epoch, Some(7));
+        // Events of a replaced monitor are dropped.
+        app.generation = 1;
+        update(&mut app, 8);
+        assert_eq!(app.current().unwrap().epoch, Some(7));
+    }
+
+    #[test]
+    fn settings_restart_the_monitor() {
+        let mut app = app_with(2);
+        assert_eq!(app.update(key(KeyCode::Char('m'))), [Effect::Restart]);
+        assert_eq!(app.method, Method::HiResCam);
+        assert_eq!(app.monitor_methods(), [Method::GradCam, Method::HiResCam]);
+        app.update(key(KeyCode::Char('y')));
+        assert_eq!(app.layer, Layer(0));
+        app.update(key(KeyCode::Char('t')));
+        assert_eq!(app.target, Target::Label);
+        app.update(key(KeyCode::Char('t')));
+        assert_eq!(app.target, Target::Class(0));
+        app.update(key(KeyCode::Char('t')));
+        app.update(key(KeyCode::Char('t')));
+        assert_eq!(app.target, Target::Predicted, "two classes, then back");
+        for (code, check) in [
+            ('g', (|a: &App| a.grid) as fn(&App) -> bool),
+            ('?', |a: &App| a.help),
+            ('b', |a: &App| !a.show_box),
+        ] {
+            app.update(key(KeyCode::Char(code)));
+            assert!(check(&app), "{code}");
+        }
+        assert_eq!(app.update(key(KeyCode::Char('s'))), [Effect::Snapshot]);
+        assert_eq!(app.update(key(KeyCode::Char('a'))), [Effect::Animate]);
+        app.update(key(KeyCode::Char('q')));
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn clicks_select_samples_and_epochs() {
+        let mut app = app_with(3);
+        app.clicks.list = Some((Rect::new(0, 2, 20, 10), 0));
+        app.clicks.timeline = vec![(Rect::new(30, 20, 8, 4), 0), (Rect::new(40, 20, 8, 4), 1)];
+        let click = |column, row| {
+            Message::Mouse(MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        app.update(click(3, 4));
+        assert_eq!(app.sample, 2);
+        app.update(click(3, 9));
+        assert_eq!(app.sample, 2, "below the last sample");
+        app.update(click(42, 21));
+        assert_eq!(app.current().unwrap().epoch, Some(2));
+    }
+}

@@ -1,0 +1,131 @@
+//! Snapshots and animations of the current sample, written on a thread of their own:
+//! the overlay and image | heatmap | overlay at the shown epoch, a strip of overlays
+//! across all epochs, and an animated GIF across epochs.
+
+use std::path::{Path, PathBuf};
+
+use image::codecs::gif::{GifEncoder, Repeat};
+use image::{Delay, Frame, Rgb, RgbImage, imageops};
+
+use super::images::{ImageKey, Painter, View};
+use crate::cam::image_ops;
+
+/// What to export: one sample across the run's epochs.
+pub struct ExportJob {
+    pub painter: Painter,
+    pub out: PathBuf,
+    /// Every epoch's key for the sample (overlay view), in training order, and labels.
+    pub epochs: Vec<(ImageKey, String)>,
+    /// Index of the shown epoch.
+    pub current: usize,
+    pub name: String,
+}
+
+/// Height of each epoch in the timeline strip and the animation.
+const STRIP_HEIGHT: u32 = 160;
+
+impl ExportJob {
+    fn stem(&self) -> String {
+        let key = &self.epochs[self.current].0;
+        format!("{}.{}.{}", self.name, key.method.name(), key.layer)
+    }
+
+    /// overlay, side by side (at the shown epoch) and the timeline strip.
+    pub fn snapshot(mut self) -> Result<Vec<PathBuf>, String> {
+        create(&self.out)?;
+        let (key, label) = self.epochs[self.current].clone();
+        let overlay = self
+            .painter
+            .paint(&key)
+            .ok_or("the map is not in the history")?;
+        let heat = self
+            .painter
+            .paint(&ImageKey {
+                view: View::Heat,
+                with_box: false,
+                ..key.clone()
+            })
+            .ok_or("the map is not in the history")?;
+        let image = self.painter.samples.samples[key.sample].image.clone();
+        let stem = self.stem();
+        let overlay_path = self.out.join(format!("{stem}.e{label}.png"));
+        let side_path = self.out.join(format!("{stem}.e{label}.side.png"));
+        let strip_path = self.out.join(format!("{stem}.timeline.png"));
+        save(&overlay, &overlay_path)?;
+        save(
+            &image_ops::side_by_side(&[&image, &heat, &overlay]),
+            &side_path,
+        )?;
+        let frames = self.frames();
+        let refs: Vec<&RgbImage> = frames.iter().collect();
+        save(&image_ops::side_by_side(&refs), &strip_path)?;
+        Ok(vec![overlay_path, side_path, strip_path])
+    }
+
+    /// The sample's overlay at every epoch, as a looping GIF with a progress bar.
+    pub fn animate(mut self) -> Result<Vec<PathBuf>, String> {
+        create(&self.out)?;
+        let path = self.out.join(format!("{}.gif", self.stem()));
+        let frames = self.frames();
+        if frames.is_empty() {
+            return Err("no epoch has maps for this sample yet".into());
+        }
+        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut encoder = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
+        encoder
+            .set_repeat(Repeat::Infinite)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let count = frames.len();
+        for (i, mut frame) in frames.into_iter().enumerate() {
+            progress_bar(&mut frame, i, count);
+            let rgba = image::DynamicImage::ImageRgb8(frame).into_rgba8();
+            encoder
+                .encode_frame(Frame::from_parts(
+                    rgba,
+                    0,
+                    0,
+                    Delay::from_numer_denom_ms(600, 1),
+                ))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(vec![path])
+    }
+
+    /// Overlays at every epoch that has the map, scaled to the strip's height.
+    fn frames(&mut self) -> Vec<RgbImage> {
+        let keys: Vec<ImageKey> = self.epochs.iter().map(|(k, _)| k.clone()).collect();
+        keys.iter()
+            .filter_map(|key| self.painter.paint(key))
+            .map(|image| {
+                let width = (image.width() * STRIP_HEIGHT / image.height().max(1)).max(1);
+                imageops::resize(&image, width, STRIP_HEIGHT, imageops::FilterType::Triangle)
+            })
+            .collect()
+    }
+}
+
+/// A bar along the bottom edge: how far into the run this frame is.
+fn progress_bar(frame: &mut RgbImage, index: usize, count: usize) {
+    let (width, height) = frame.dimensions();
+    let filled = (width as usize * (index + 1) / count.max(1)) as u32;
+    for y in height.saturating_sub(4)..height {
+        for x in 0..width {
+            let colour = if x < filled {
+                [255, 255, 255]
+            } else {
+                [40, 40, 40]
+            };
+            frame.put_pixel(x, y, Rgb(colour));
+        }
+    }
+}
+
+fn create(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn save(image: &RgbImage, path: &Path) -> Result<(), String> {
+    image
+        .save(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
