@@ -443,7 +443,7 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::monitor::timeline::MapShape;
     use std::collections::BTreeMap;

@@ -605,3 +605,115 @@ fn draw_help(frame: &mut Frame) {
         popup,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::tests::app_with;
+    use crate::tui::app::{Intent, Message};
+    use crate::tui::images::encode;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui_image::picker::Picker;
+
+    /// Renders the app at a size, with made-up images encoded as halfblocks (so the
+    /// output is deterministic), and returns the screen's text.
+    fn screen(app: &mut App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let areas = layout(Rect::new(0, 0, width, height), app);
+        app.clicks = areas.clicks();
+        let mut cache = ImageCache::default();
+        let picker = Picker::halfblocks();
+        for request in wanted(app, &areas) {
+            let shade = (request.key.sample * 60 % 255) as u8;
+            let image = image::RgbImage::from_fn(16, 16, |x, y| {
+                image::Rgb([shade, (x * 16) as u8, (y * 16) as u8])
+            });
+            let protocol = encode(&picker, image, request.cells).unwrap();
+            cache.insert(request, protocol);
+        }
+        terminal
+            .draw(|frame| draw(frame, app, &areas, &cache))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut text = String::new();
+        for y in 0..height {
+            for x in 0..width {
+                text.push_str(buffer[(x, y)].symbol());
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Compares with `tests/snapshots/NAME.txt`; `UPDATE_SNAPSHOTS=1` rewrites it.
+    fn assert_snapshot(name: &str, actual: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(format!("{name}.txt"));
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", path.display()));
+        assert!(
+            expected == actual,
+            "screen differs from {}:\n{actual}",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn main_screen_at_80x24() {
+        let mut app = app_with(6);
+        app.update(Message::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Right,
+        )));
+        let text = screen(&mut app, 80, 24);
+        assert!(
+            text.lines().next().unwrap().contains("sample 2/3 b"),
+            "{text}"
+        );
+        assert!(text.contains("epoch 6 [6/6] ● follow"));
+        assert!(text.contains("epochs (6)"));
+        assert!(text.contains("p(target)"));
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .contains("cpu · run · latest 6")
+        );
+        assert_snapshot("main_80x24", &text);
+    }
+
+    #[test]
+    fn grid_help_and_a_wide_screen() {
+        let mut app = app_with(12);
+        app.apply(Intent::ToggleGrid);
+        let grid = screen(&mut app, 80, 24);
+        let labels = grid
+            .lines()
+            .any(|l| l.split_whitespace().eq(["a", "b", "c"]));
+        assert!(labels, "a row of sample names in\n{grid}");
+        assert_eq!(app.clicks.grid.len(), 3);
+        assert_snapshot("grid_80x24", &grid);
+        app.apply(Intent::ToggleGrid);
+        app.apply(Intent::ToggleHelp);
+        let help = screen(&mut app, 120, 40);
+        assert!(help.contains("Keys") && help.contains("animated GIF across epochs"));
+        assert_snapshot("help_120x40", &help);
+    }
+
+    #[test]
+    fn tiny_terminals_do_not_break() {
+        let mut app = app_with(3);
+        for (w, h) in [(40, 10), (20, 5), (1, 1)] {
+            screen(&mut app, w, h);
+        }
+        let empty = &mut app_with(0);
+        let text = screen(empty, 80, 24);
+        assert!(text.contains("no epoch yet") && text.contains("reading the history"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The real binary in a real terminal (tmux) on a copy of the demo: keys in, screen out,
+//! snapshot files written, and the terminal given back on quit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const SOCKET: &str = "camwatch-tests";
+
+fn tmux(args: &[&str]) -> Output {
+    Command::new("tmux")
+        .args(["-L", SOCKET])
+        .args(args)
+        .output()
+        .expect("tmux runs (apt-get install tmux)")
+}
+
+struct Session(String);
+
+impl Session {
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &self.0]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &str) {
+        assert!(tmux(&["send-keys", "-t", &self.0, keys]).status.success());
+    }
+
+    /// Waits until the screen satisfies `test`; fails with the screen after a minute.
+    fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if test(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waited for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn header(screen: &str) -> &str {
+    screen.lines().next().unwrap_or("")
+}
+
+#[test]
+fn keys_move_the_screen_and_quit_restores_the_terminal() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui-e2e");
+    let _ = std::fs::remove_dir_all(&work);
+    let run = work.join("checkpoints");
+    std::fs::create_dir_all(&run).unwrap();
+    for epoch in 1..=4 {
+        let name = format!("epoch_{epoch}.pdparams");
+        std::fs::copy(root.join("checkpoints").join(&name), run.join(&name)).unwrap();
+    }
+    let snapshots = work.join("snapshots");
+    let command = format!(
+        "{} watch {} --samples {} --protocol halfblocks --device cpu --snapshots {}; \
+         echo camwatch-exit=$?; sleep 120",
+        env!("CARGO_BIN_EXE_camwatch"),
+        run.display(),
+        root.join("samples").display(),
+        snapshots.display()
+    );
+    let name = format!("tui-{}", std::process::id());
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let session = Session(name);
+
+    let screen = session.wait_for("the latest epoch", |s| {
+        header(s).contains("epoch 4 [4/4] ● follow") && s.contains("epochs (4)")
+    });
+    assert!(header(&screen).contains("sample 1/12 00_disc"), "{screen}");
+    assert!(screen.contains("p(target)"));
+
+    session.keys("l");
+    session.wait_for("the next sample", |s| {
+        header(s).contains("sample 2/12 01_square")
+    });
+    session.keys("j");
+    session.wait_for("the previous epoch", |s| {
+        header(s).contains("epoch 3 [3/4]")
+    });
+    session.keys("Home");
+    session.wait_for("the first epoch", |s| header(s).contains("epoch 1 [1/4]"));
+    session.keys("f");
+    session.wait_for("following again", |s| {
+        header(s).contains("epoch 4 [4/4] ● follow")
+    });
+
+    session.keys("?");
+    session.wait_for("the help", |s| {
+        s.contains("Keys") && s.contains("animated GIF")
+    });
+    session.keys("?");
+    session.wait_for("the help gone", |s| !s.contains("animated GIF"));
+
+    session.keys("s");
+    session.wait_for("the snapshot written", |s| s.contains("wrote"));
+    let mut written: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 3, "{written:?}");
+    for file in &written {
+        let image = image::open(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(image.width() >= 224, "{}", file.display());
+    }
+    let strip = written
+        .iter()
+        .find(|p| p.to_string_lossy().contains("timeline"));
+    let strip = image::open(strip.expect("a timeline strip")).unwrap();
+    assert!(strip.width() >= 4 * strip.height(), "one frame per epoch");
+
+    session.keys("q");
+    session.wait_for("camwatch to exit with 0", |s| s.contains("camwatch-exit=0"));
+    let alternate = tmux(&["display", "-p", "-t", &session.0, "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+}
