@@ -60,3 +60,33 @@ fn attention_moves_onto_the_object_as_training_goes_on() {
         "pointing hits {first_hits} → {last_hits}"
     );
 }
+
+/// `camwatch demo --headless`: the shipped epochs replayed into a temporary folder and
+/// followed, each reported once with its maps; the folder is gone afterwards.
+#[test]
+fn demo_replays_the_shipped_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .current_dir(root)
+        .args(["demo", "--headless", "--delay", "0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
+    epochs.sort();
+    assert_eq!(epochs, (1..=12).collect::<Vec<_>>());
+    for line in &lines {
+        assert_eq!(line["status"], "ok");
+        assert_eq!(line["samples"].as_array().unwrap().len(), 12);
+        let run = Path::new(line["path"].as_str().unwrap()).parent().unwrap();
+        assert!(!run.exists(), "{} left behind", run.display());
+    }
+}

@@ -141,17 +141,23 @@ pub fn side_by_side(images: &[&RgbImage]) -> RgbImage {
     out
 }
 
-/// Draws the outline of `bbox` (original-image pixels), two pixels wide, white inside
-/// black so that it shows over any heatmap.
-pub fn draw_box(image: &mut RgbImage, bbox: &super::samples::BoundingBox) {
+/// Draws the outline of `bbox` (original-image pixels): a black line and a white one
+/// inside it, each `line` pixels wide, so that it shows over any heatmap.
+pub fn draw_box(image: &mut RgbImage, bbox: &super::samples::BoundingBox, line: u32) {
     let (w, h) = (image.width() as i64, image.height() as i64);
+    let line = i64::from(line.max(1));
     let clamp = |v: f32, max: i64| (v.round() as i64).clamp(0, max - 1);
     let (x0, y0) = (clamp(bbox[0], w), clamp(bbox[1], h));
     let (x1, y1) = (clamp(bbox[2] - 1.0, w), clamp(bbox[3] - 1.0, h));
-    for (inset, colour) in [(0, [0, 0, 0]), (1, [255, 255, 255])] {
+    for inset in 0..2 * line {
+        let colour = if inset < line {
+            [0, 0, 0]
+        } else {
+            [255, 255, 255]
+        };
         let (a0, b0, a1, b1) = (x0 + inset, y0 + inset, x1 - inset, y1 - inset);
         if a0 > a1 || b0 > b1 {
-            continue;
+            break;
         }
         for x in a0..=a1 {
             image.put_pixel(x as u32, b0 as u32, image::Rgb(colour));
@@ -167,6 +173,29 @@ pub fn draw_box(image: &mut RgbImage, bbox: &super::samples::BoundingBox) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn box_outline() {
+        let mut image = RgbImage::from_pixel(160, 160, image::Rgb([100, 100, 100]));
+        draw_box(&mut image, &[40.0, 40.0, 120.0, 100.0], 2);
+        assert_eq!(image.get_pixel(40, 70).0, [0, 0, 0], "outer line");
+        assert_eq!(image.get_pixel(42, 70).0, [255, 255, 255], "inner line");
+        assert_eq!(
+            image.get_pixel(119, 99).0,
+            [0, 0, 0],
+            "last pixel inside the box"
+        );
+        assert_eq!(
+            image.get_pixel(80, 70).0,
+            [100, 100, 100],
+            "inside untouched"
+        );
+        assert_eq!(
+            image.get_pixel(120, 70).0,
+            [100, 100, 100],
+            "outside untouched"
+        );
+    }
 
     #[test]
     fn bilinear_matches_opencv_geometry() {

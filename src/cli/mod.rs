@@ -1,6 +1,7 @@
 //! The `camwatch` command line.
 
 mod cam_args;
+mod demo;
 mod history;
 mod info;
 mod render;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Follow a training run in the terminal UI (or --headless): every checkpoint's maps,
     /// recorded in the run's history.
     Watch(watch::WatchArgs),
+    /// The shipped demo run, replayed one epoch at a time (or trained with --train),
+    /// in the terminal UI.
+    Demo(demo::DemoArgs),
     /// Print a run's recorded history: per checkpoint and sample, predictions, box
     /// figures and attention drift.
     History(history::HistoryArgs),
@@ -63,5 +67,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Show(args) => show::run(args),
         Command::Watch(args) => watch::run(args),
         Command::History(args) => history::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

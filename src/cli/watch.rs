@@ -76,6 +76,11 @@ struct Line<'a> {
 }
 
 pub fn run(args: WatchArgs) -> CliResult {
+    run_until(args, None)
+}
+
+/// Watches; headless, ends after `stop_after` checkpoint lines when given.
+pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let (samples, settings) = args.run.load()?;
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
@@ -133,7 +138,8 @@ pub fn run(args: WatchArgs) -> CliResult {
         timing,
     })?;
     let mut stdout = std::io::stdout().lock();
-    while !stop.load(Ordering::Relaxed) {
+    let mut lines = 0;
+    while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
         let event = match events.recv_timeout(Duration::from_millis(100)) {
             Ok(event) => event,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
@@ -155,6 +161,7 @@ pub fn run(args: WatchArgs) -> CliResult {
                     // The reader went away (a closed pipe): nobody is listening.
                     break;
                 }
+                lines += 1;
             }
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
                 eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");

@@ -30,6 +30,16 @@ impl ExportJob {
         format!("{}.{}.{}", self.name, key.method.name(), key.layer)
     }
 
+    /// The picture with its box, if it has one, in lines 1/100 of the image wide.
+    fn paint(&mut self, key: &ImageKey) -> Option<RgbImage> {
+        let mut image = self.painter.paint(key)?;
+        if let Some(bbox) = self.painter.bbox(key) {
+            let line = (image.width().max(image.height()) / 100).max(1);
+            image_ops::draw_box(&mut image, &bbox, line);
+        }
+        Some(image)
+    }
+
     /// overlay, side by side (at the shown epoch) and the timeline strip.
     pub fn snapshot(mut self) -> Result<Vec<PathBuf>, String> {
         create(&self.out)?;
@@ -95,7 +105,7 @@ impl ExportJob {
     fn frames(&mut self) -> Vec<RgbImage> {
         let keys: Vec<ImageKey> = self.epochs.iter().map(|(k, _)| k.clone()).collect();
         keys.iter()
-            .filter_map(|key| self.painter.paint(key))
+            .filter_map(|key| self.paint(key))
             .map(|image| {
                 let width = (image.width() * STRIP_HEIGHT / image.height().max(1)).max(1);
                 imageops::resize(&image, width, STRIP_HEIGHT, imageops::FilterType::Triangle)

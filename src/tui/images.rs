@@ -10,12 +10,13 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use image::{DynamicImage, RgbImage};
 use ratatui::layout::Size;
-use ratatui_image::picker::Picker;
+use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::Protocol;
 use ratatui_image::{FilterType, Resize};
 
 use super::app::Message;
 use crate::cam::image_ops::{self, Blend};
+use crate::cam::samples::BoundingBox;
 use crate::cam::{Colormap, Layer, Map, Method, SampleSet, Target};
 use crate::monitor::history::{History, Setting};
 use crate::monitor::{self, sample_keys};
@@ -136,10 +137,17 @@ impl Painter {
             .map(|m| m.map)
     }
 
-    /// The picture `key` names, at the sample's own size.
+    /// The box to draw over the picture `key` names, if it has one.
+    pub fn bbox(&self, key: &ImageKey) -> Option<BoundingBox> {
+        key.with_box
+            .then(|| self.samples.samples.get(key.sample)?.bbox)
+            .flatten()
+    }
+
+    /// The picture `key` names, at the sample's own size, without its box.
     pub fn paint(&mut self, key: &ImageKey) -> Option<RgbImage> {
         let image = &self.samples.samples.get(key.sample)?.image;
-        let mut out = match key.view {
+        let out = match key.view {
             View::Image => image.clone(),
             View::Overlay | View::Heat => {
                 let map = self.map(key)?;
@@ -152,17 +160,34 @@ impl Painter {
                 }
             }
         };
-        if key.with_box
-            && let Some(bbox) = &self.samples.samples[key.sample].bbox
-        {
-            image_ops::draw_box(&mut out, bbox);
-        }
         Some(out)
     }
 }
 
-/// Encodes `image` to fill `cells` (keeping its proportions) in the picker's protocol.
-pub fn encode(picker: &Picker, image: RgbImage, cells: (u16, u16)) -> Option<Protocol> {
+/// Encodes `image` to fill `cells` (keeping its proportions) in the picker's protocol,
+/// with `bbox` outlined in lines about one terminal pixel wide (a halfblock is one
+/// column by half a row), so that the box survives the shrinking.
+pub fn encode(
+    picker: &Picker,
+    mut image: RgbImage,
+    bbox: Option<&BoundingBox>,
+    cells: (u16, u16),
+) -> Option<Protocol> {
+    if let Some(bbox) = bbox {
+        let (width, height) = match picker.protocol_type() {
+            ProtocolType::Halfblocks => (u32::from(cells.0), 2 * u32::from(cells.1)),
+            _ => {
+                let font = picker.font_size();
+                (
+                    u32::from(cells.0) * u32::from(font.width),
+                    u32::from(cells.1) * u32::from(font.height),
+                )
+            }
+        };
+        let shrink = (image.width() as f32 / width.max(1) as f32)
+            .max(image.height() as f32 / height.max(1) as f32);
+        image_ops::draw_box(&mut image, bbox, shrink.ceil() as u32);
+    }
     picker
         .new_protocol(
             DynamicImage::ImageRgb8(image),
@@ -235,7 +260,8 @@ fn encode_loop(
             painted.clear();
         }
         painted.insert(request.key.clone(), image.clone());
-        if let Some(protocol) = encode(picker, image, request.cells) {
+        let bbox = painter.bbox(&request.key);
+        if let Some(protocol) = encode(picker, image, bbox.as_ref(), request.cells) {
             let message = Message::Encoded {
                 request,
                 protocol: Box::new(protocol),

@@ -221,12 +221,10 @@ pub fn draw(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
             areas.image,
         );
         match current {
-            Some(c) => draw_image(
-                frame,
-                images,
-                &wanted_for(app, app.sample, View::Overlay, Some(c), areas.overlay),
-                areas.overlay,
-            ),
+            Some(c) => {
+                let request = wanted_for(app, app.sample, View::Overlay, Some(c), areas.overlay);
+                draw_image(frame, images, &request, areas.overlay);
+            }
             None => frame.render_widget(Paragraph::new(waiting(app)).dark_gray(), areas.overlay),
         }
         frame.render_widget(Paragraph::new(info(app)), areas.info);
@@ -252,10 +250,16 @@ fn wanted_for(
     }
 }
 
-/// Draws a cached image centred in `area`, or a placeholder while it is being made.
-fn draw_image(frame: &mut Frame, images: &ImageCache, request: &ImageRequest, area: Rect) {
+/// Draws a cached image centred in `area`, or a placeholder while it is being made;
+/// returns where the image went.
+fn draw_image(
+    frame: &mut Frame,
+    images: &ImageCache,
+    request: &ImageRequest,
+    area: Rect,
+) -> Option<Rect> {
     if area.width == 0 || area.height == 0 {
-        return;
+        return None;
     }
     match images.get(request) {
         Some(protocol) => {
@@ -268,8 +272,12 @@ fn draw_image(frame: &mut Frame, images: &ImageCache, request: &ImageRequest, ar
                 h,
             );
             frame.render_widget(Image::new(protocol), centred);
+            Some(centred)
         }
-        None => frame.render_widget(Paragraph::new("…").dark_gray(), area),
+        None => {
+            frame.render_widget(Paragraph::new("…").dark_gray(), area);
+            None
+        }
     }
 }
 
@@ -391,22 +399,24 @@ fn draw_grid(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
     let current = app.current();
     for (cell, sample) in &areas.grid {
         let image = cell_image(*cell);
-        if let Some(c) = current {
+        let drawn = current.and_then(|c| {
             draw_image(
                 frame,
                 images,
                 &wanted_for(app, *sample, View::Overlay, Some(c), image),
                 image,
-            );
-        }
+            )
+        });
         let name = &app.samples[*sample].name;
         let style = if *sample == app.sample {
             Style::new().reversed()
         } else {
             Style::new().dark_gray()
         };
+        // Right under the image (images keep their proportions, so may not fill).
+        let below = drawn.map_or(image.y + image.height, |d| d.y + d.height);
         let label = Rect {
-            y: cell.y + cell.height.saturating_sub(1),
+            y: below.min(cell.y + cell.height.saturating_sub(1)),
             height: 1,
             ..*cell
         };
@@ -629,7 +639,7 @@ mod tests {
             let image = image::RgbImage::from_fn(16, 16, |x, y| {
                 image::Rgb([shade, (x * 16) as u8, (y * 16) as u8])
             });
-            let protocol = encode(&picker, image, request.cells).unwrap();
+            let protocol = encode(&picker, image, None, request.cells).unwrap();
             cache.insert(request, protocol);
         }
         terminal
