@@ -166,7 +166,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
                 eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");
             }
-            MonitorEvent::Replayed { .. } | MonitorEvent::Working { .. } => {}
+            MonitorEvent::Replayed { .. }
+            | MonitorEvent::Working { .. }
+            | MonitorEvent::Revised(_) => {}
             MonitorEvent::Warning(message) => eprintln!("camwatch: {message}"),
         }
     }

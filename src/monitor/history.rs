@@ -155,7 +155,10 @@ impl History {
             std::fs::create_dir_all(parent).map_err(|e| {
                 wrap(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("cannot create {}: {e}", parent.display())),
+                    Some(format!(
+                        "cannot create {}: {e} (--history puts it elsewhere)",
+                        parent.display()
+                    )),
                 ))
             })?;
         }

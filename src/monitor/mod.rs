@@ -126,6 +126,10 @@ pub enum MonitorEvent {
         /// Time from taking the job to having the report.
         ms: f64,
     },
+    /// New figures for a checkpoint already reported: an earlier one was computed after
+    /// it, so its drift now has the right neighbour. (Not a new checkpoint: `watch
+    /// --headless` prints nothing for it; `history` always has the final figures.)
+    Revised(Box<CheckpointReport>),
     /// The stored history has been reported; what follows is live.
     Replayed { checkpoints: usize },
     /// The worker started computing a checkpoint, with this many more waiting.

@@ -252,6 +252,15 @@ impl Worker {
         };
         let report = self.report(&entry, &stored, previous.as_deref());
         self.send(report, source, start);
+        // Computed after a later checkpoint (newest first): that one's drift was
+        // measured against an older neighbour, or none. Tell the UI its new figures.
+        if row.status == Status::Ok
+            && let Some(next) = entries[at + 1..].iter().find(|e| e.status == Status::Ok)
+        {
+            let next_stored = self.stored(&next.hash)?;
+            let report = self.report(next, &next_stored, Some(&stored));
+            let _ = self.events.send(MonitorEvent::Revised(Box::new(report)));
+        }
         Ok(())
     }
 

@@ -284,6 +284,11 @@ impl App {
 
     fn on_monitor(&mut self, event: MonitorEvent) {
         match event {
+            MonitorEvent::Revised(report) => {
+                if let Some(old) = self.checkpoints.iter_mut().find(|c| c.hash == report.hash) {
+                    *old = *report;
+                }
+            }
             MonitorEvent::Checkpoint { report, .. } => {
                 let report = *report;
                 if report.status == "error" {
@@ -561,6 +566,15 @@ pub(crate) mod tests {
         assert!(app.follow);
         update(&mut app, 7);
         assert_eq!(app.current().unwrap().epoch, Some(7));
+        // Revised figures replace a checkpoint's, without adding one.
+        let mut revised = report(3, &["a", "b", "c"]);
+        revised.samples[0].target_prob = 0.5;
+        app.update(Message::Monitor {
+            generation: 0,
+            event: MonitorEvent::Revised(Box::new(revised)),
+        });
+        assert_eq!(app.epochs().len(), 7);
+        assert_eq!(app.epochs()[2].samples[0].target_prob, 0.5);
         // Events of a replaced monitor are dropped.
         app.generation = 1;
         update(&mut app, 8);

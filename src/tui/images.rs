@@ -216,6 +216,12 @@ impl Encoder {
         }
     }
 
+    /// Asks again next time, even for the same images: some may have been skipped
+    /// because their maps were not in the history yet.
+    pub fn retry(&mut self) {
+        self.last.clear();
+    }
+
     /// Asks for the images missing from the cache (not again if already asked).
     pub fn want(&mut self, missing: Vec<ImageRequest>) {
         if missing != self.last {

@@ -119,6 +119,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         for message in std::iter::once(first).chain(rx.try_iter()) {
             match message {
                 Message::Encoded { request, protocol } => cache.insert(request, *protocol),
+                Message::Tick => encoder.retry(),
                 other => effects.extend(app.update(other)),
             }
         }
