@@ -84,10 +84,17 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let (samples, settings) = args.run.load()?;
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
-    let history = args.run.history_file();
-    let timing = Timing {
-        settle: args.settle,
-        give_up: args.give_up,
+    let config = MonitorConfig {
+        dir: args.run.dir.clone(),
+        history: args.run.history_file(),
+        samples,
+        settings,
+        device,
+        poll: args.poll,
+        timing: Timing {
+            settle: args.settle,
+            give_up: args.give_up,
+        },
     };
     if !args.headless {
         if !std::io::stdout().is_terminal() {
@@ -95,13 +102,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         }
         let style = args.run.cam.style(false);
         return tui::run(TuiOptions {
-            dir: args.run.dir.clone(),
-            history,
-            samples,
-            settings,
-            device,
-            poll: args.poll,
-            timing,
+            monitor: config,
             protocol: args.protocol,
             snapshots: args.snapshots.clone(),
             colormap: style.colormap,
@@ -114,29 +115,17 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
+    let request = &config.settings.request;
+    let methods: Vec<&str> = request.methods.iter().map(|m| m.name()).collect();
     eprintln!(
         "camwatch: watching {} ({} sample(s), {} on {}, history {})",
-        args.run.dir.display(),
-        samples.samples.len(),
-        settings
-            .request
-            .methods
-            .iter()
-            .map(|m| m.name())
-            .collect::<Vec<_>>()
-            .join(","),
-        device.label(),
-        history.display()
+        config.dir.display(),
+        config.samples.samples.len(),
+        methods.join(","),
+        config.device.label(),
+        config.history.display()
     );
-    let (monitor, events) = Monitor::start(MonitorConfig {
-        dir: args.run.dir.clone(),
-        history,
-        samples,
-        settings,
-        device,
-        poll: args.poll,
-        timing,
-    })?;
+    let (monitor, events) = Monitor::start(config)?;
     let mut stdout = std::io::stdout().lock();
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {

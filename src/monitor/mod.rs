@@ -51,6 +51,7 @@ pub fn history_file(dir: &Path, history: Option<&Path>) -> PathBuf {
 }
 
 /// Everything the monitor needs, resolved by the caller.
+#[derive(Clone)]
 pub struct MonitorConfig {
     pub dir: PathBuf,
     pub history: PathBuf,

@@ -26,13 +26,9 @@ pub use app::{App, Effect, Intent, Message, intent_of};
 pub use images::{ImageCache, ImageKey, ImageRequest, Painter, View, encode};
 pub use view::{Areas, draw, layout, wanted};
 
-use crate::cam::Colormap;
 use crate::cam::image_ops::Blend;
-use crate::cam::{SampleSet, Target};
-use crate::device::SelectedDevice;
-use crate::monitor::readiness::Timing;
+use crate::cam::{Colormap, Target};
 use crate::monitor::{Monitor, MonitorConfig};
-use crate::render::CamSettings;
 
 /// Which terminal graphics protocol draws the images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,13 +60,8 @@ impl std::str::FromStr for ProtocolChoice {
 }
 
 pub struct TuiOptions {
-    pub dir: PathBuf,
-    pub history: PathBuf,
-    pub samples: SampleSet,
-    pub settings: CamSettings,
-    pub device: SelectedDevice,
-    pub poll: Option<Duration>,
-    pub timing: Timing,
+    /// The run to follow; method, layer and target change with keys.
+    pub monitor: MonitorConfig,
     pub protocol: ProtocolChoice,
     pub snapshots: PathBuf,
     pub colormap: Colormap,
@@ -81,11 +72,12 @@ pub struct TuiOptions {
 const TICK: Duration = Duration::from_millis(250);
 
 pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
+    let config = &options.monitor;
     let painter = Painter::new(
-        options.samples.clone(),
-        options.history.clone(),
-        options.dir.clone(),
-        options.settings.clone(),
+        config.samples.clone(),
+        config.history.clone(),
+        config.dir.clone(),
+        config.settings.clone(),
         options.colormap,
         options.blend,
     )?;
@@ -98,14 +90,14 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     spawn_input(tx.clone(), Arc::clone(&input_stop));
 
     let mut app = App::new(
-        options.dir.clone(),
-        options.device.label(),
-        &options.samples,
-        options.settings.request.methods.clone(),
+        config.dir.clone(),
+        config.device.label(),
+        &config.samples,
+        config.settings.request.methods.clone(),
     );
-    app.layer = options.settings.request.layer;
-    app.target = options.settings.request.target;
-    let mut monitor = start_monitor(&options, &app, tx.clone())?;
+    app.layer = config.settings.request.layer;
+    app.target = config.settings.request.target;
+    let mut monitor = start_monitor(config, &app, tx.clone())?;
     let mut encoder = images::Encoder::spawn(painter.clone(), picker, tx.clone());
     let mut cache = ImageCache::default();
 
@@ -130,7 +122,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                     app.checkpoints.clear();
                     app.replayed = false;
                     app.working = None;
-                    match start_monitor(&options, &app, tx.clone()) {
+                    match start_monitor(config, &app, tx.clone()) {
                         Ok(new) => {
                             let old = std::mem::replace(&mut monitor, new);
                             // Stopping waits for a checkpoint being computed: not here.
@@ -174,27 +166,21 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     result
 }
 
+/// Starts the monitor with the method, layer and target the app shows.
 fn start_monitor(
-    options: &TuiOptions,
+    config: &MonitorConfig,
     app: &App,
     tx: Sender<Message>,
 ) -> Result<Monitor, Box<dyn std::error::Error>> {
-    let mut settings = options.settings.clone();
-    settings.request.methods = app.monitor_methods();
-    settings.request.layer = app.layer;
-    settings.request.target = app.target;
-    if app.target == Target::Label && options.samples.samples.iter().any(|s| s.label.is_none()) {
-        settings.request.target = Target::Predicted;
+    let mut config = config.clone();
+    let request = &mut config.settings.request;
+    request.methods = app.monitor_methods();
+    request.layer = app.layer;
+    request.target = app.target;
+    if app.target == Target::Label && config.samples.samples.iter().any(|s| s.label.is_none()) {
+        request.target = Target::Predicted;
     }
-    let (monitor, events) = Monitor::start(MonitorConfig {
-        dir: options.dir.clone(),
-        history: options.history.clone(),
-        samples: options.samples.clone(),
-        settings,
-        device: options.device.clone(),
-        poll: options.poll,
-        timing: options.timing,
-    })?;
+    let (monitor, events) = Monitor::start(config)?;
     let generation = app.generation;
     std::thread::spawn(move || {
         for event in events {
