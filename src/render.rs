@@ -38,16 +38,18 @@ pub fn compute_all(
         normalize,
         input_size,
     };
-    compute_samples(model, &samples, &set.dir, &settings, device)
+    compute_samples(model, &samples, &set.dir, &settings, device, &mut |_| {})
 }
 
-/// Runs the settings' request over some samples of the set in `dir`.
+/// Runs the settings' request over some samples of the set in `dir`, telling
+/// `progress` how many samples are done after each batch.
 pub fn compute_samples(
     model: &Res2Net,
     samples: &[&Sample],
     dir: &Path,
     settings: &CamSettings,
     device: &Device,
+    progress: &mut dyn FnMut(usize),
 ) -> Result<(Vec<SampleMaps>, Timings), RenderError> {
     let request = &settings.request;
     let mut timings = Timings::default();
@@ -65,6 +67,7 @@ pub fn compute_samples(
                 other => RenderError::Cam(other),
             })?;
         results.extend(maps);
+        progress(results.len());
     }
     Ok((results, timings))
 }

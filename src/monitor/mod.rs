@@ -133,8 +133,14 @@ pub enum MonitorEvent {
     Revised(Box<CheckpointReport>),
     /// The stored history has been reported; what follows is live.
     Replayed { checkpoints: usize },
-    /// The worker started computing a checkpoint, with this many more waiting.
-    Working { path: PathBuf, queued: usize },
+    /// The worker is computing a checkpoint: `done` of `total` samples, with `queued`
+    /// more checkpoints waiting.
+    Working {
+        path: PathBuf,
+        queued: usize,
+        done: usize,
+        total: usize,
+    },
     /// Something went wrong that is no checkpoint's fault (the history could not be
     /// written, the watcher failed); the monitor goes on.
     Warning(String),

@@ -67,6 +67,15 @@ impl Worker {
         }
     }
 
+    fn working(&self, path: &Path, done: usize, total: usize) {
+        let _ = self.events.send(MonitorEvent::Working {
+            path: path.to_path_buf(),
+            queued: self.queue.len(),
+            done,
+            total,
+        });
+    }
+
     fn warn(&self, message: String) {
         let _ = self.events.send(MonitorEvent::Warning(message));
     }
@@ -185,10 +194,7 @@ impl Worker {
             }
             return self.finish_quietly_if(known_here, row, Source::History, start);
         }
-        let _ = self.events.send(MonitorEvent::Working {
-            path: row.path.clone(),
-            queued: self.queue.len(),
-        });
+        self.working(&row.path, 0, missing.len());
         match self.compute(&job.path, &job.hash, &missing) {
             Ok(Computed::Changed) => {
                 // Rewritten since the scanner read it: the scanner looks again.
@@ -316,6 +322,7 @@ impl Worker {
             &self.samples.dir,
             &settings,
             &self.device.device,
+            &mut |done| self.working(path, done, samples.len()),
         )
         .map_err(|e| format!("{}: {e}", path.display()))?;
         let results = missing

@@ -96,6 +96,14 @@ pub fn intent_of(key: KeyEvent) -> Option<Intent> {
     })
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct Working {
+    pub path: PathBuf,
+    pub done: usize,
+    pub total: usize,
+    pub queued: usize,
+}
+
 /// What the UI knows of a sample without its pixels.
 #[derive(Clone, Debug)]
 pub struct SampleInfo {
@@ -134,7 +142,9 @@ pub struct App {
     pub grid: bool,
     pub show_box: bool,
     pub help: bool,
-    pub working: Option<(PathBuf, usize)>,
+    /// The checkpoint being computed: its path, samples done and in all, and how many
+    /// more wait.
+    pub working: Option<Working>,
     pub replayed: bool,
     pub last_error: Option<String>,
     /// A passing message (snapshot written, export failed).
@@ -297,7 +307,7 @@ impl App {
                 if self
                     .working
                     .as_ref()
-                    .is_some_and(|(p, _)| report.paths.contains(p))
+                    .is_some_and(|w| report.paths.contains(&w.path))
                 {
                     self.working = None;
                 }
@@ -309,7 +319,19 @@ impl App {
                 });
             }
             MonitorEvent::Replayed { .. } => self.replayed = true,
-            MonitorEvent::Working { path, queued } => self.working = Some((path, queued)),
+            MonitorEvent::Working {
+                path,
+                queued,
+                done,
+                total,
+            } => {
+                self.working = Some(Working {
+                    path,
+                    done,
+                    total,
+                    queued,
+                })
+            }
             MonitorEvent::Warning(message) => self.last_error = Some(message),
         }
     }

@@ -208,7 +208,10 @@ pub fn wanted(app: &App, areas: &Areas) -> Vec<ImageRequest> {
 }
 
 pub fn draw(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
-    frame.render_widget(Paragraph::new(header(app)).reversed(), areas.header);
+    frame.render_widget(
+        Paragraph::new(header(app, areas.header.width)).reversed(),
+        areas.header,
+    );
     if app.grid {
         draw_grid(frame, app, areas, images);
     } else {
@@ -283,13 +286,15 @@ fn draw_image(
 
 fn waiting(app: &App) -> String {
     match &app.working {
-        Some((path, _)) => format!("computing {}…", path.display()),
+        Some(w) => format!("computing {}…", w.path.display()),
         None if app.replayed => format!("waiting for a checkpoint in {}", app.dir.display()),
         None => "reading the history…".into(),
     }
 }
 
-fn header(app: &App) -> Line<'static> {
+/// The header, fitted to `width`: the title, then the sample's class name, then words
+/// of the settings go first when it is narrow.
+fn header(app: &App, width: u16) -> Line<'static> {
     let sample = app.samples.get(app.sample);
     let name = sample.map_or("-".to_string(), |s| s.name.clone());
     let label = sample
@@ -306,16 +311,25 @@ fn header(app: &App) -> Line<'static> {
         Target::Class(n) => format!("class {}", app.class_name(n)),
         other => other.to_string(),
     };
-    Line::from(vec![
-        Span::styled(" camwatch ", Style::new().bold()),
-        Span::raw(format!(
-            " sample {}/{} {name}{label} · {epoch}{follow} · {} · {} · target {target} ",
-            app.sample + 1,
-            app.samples.len(),
-            app.method,
-            app.layer
-        )),
-    ])
+    let position = format!("sample {}/{}", app.sample + 1, app.samples.len());
+    let (method, layer) = (app.method, app.layer);
+    let fits = |text: &str| text.chars().count() <= width as usize;
+    let full = format!(
+        " {position} {name}{label} · {epoch}{follow} · {method} · {layer} · target {target} "
+    );
+    if fits(&format!(" camwatch {full}")) {
+        return Line::from(vec![
+            Span::styled(" camwatch ", Style::new().bold()),
+            Span::raw(full),
+        ]);
+    }
+    let shorter = [
+        full.clone(),
+        format!(" {position} {name}{label} · {epoch}{follow} · {method} {layer} → {target} "),
+        format!(" {position} {name} · {epoch}{follow} · {method} {layer} → {target} "),
+    ];
+    let text = shorter.iter().find(|t| fits(t)).unwrap_or(&shorter[2]);
+    Line::from(text.clone())
 }
 
 fn draw_list(frame: &mut Frame, app: &App, areas: &Areas) {
@@ -548,16 +562,18 @@ fn status(app: &App) -> Line<'static> {
     if let Some(latest) = app.epochs().last() {
         parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));
     }
-    if let Some((path, queued)) = &app.working {
-        let name = path
+    if let Some(w) = &app.working {
+        let name = w
+            .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into());
-        let more = if *queued > 0 {
-            format!(" (+{queued} queued)")
+        let more = if w.queued > 0 {
+            format!(", +{} queued", w.queued)
         } else {
             String::new()
         };
-        parts.push(Span::raw(format!("· computing {name}{more} ")).yellow());
+        let progress = format!("· computing {name} {}/{}{more} ", w.done, w.total);
+        parts.push(Span::raw(progress).yellow());
     }
     if let Some(notice) = &app.notice {
         parts.push(Span::raw(format!("· {notice} ")).cyan());
