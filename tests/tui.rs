@@ -53,10 +53,10 @@ fn header(screen: &str) -> &str {
     screen.lines().next().unwrap_or("")
 }
 
-#[test]
-fn keys_move_the_screen_and_quit_restores_the_terminal() {
+/// The demo's first four epochs in a fresh folder, and camwatch's UI on it in tmux.
+fn start(name: &str) -> (Session, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui-e2e");
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&work);
     let run = work.join("checkpoints");
     std::fs::create_dir_all(&run).unwrap();
@@ -73,12 +73,12 @@ fn keys_move_the_screen_and_quit_restores_the_terminal() {
         root.join("samples").display(),
         snapshots.display()
     );
-    let name = format!("tui-{}", std::process::id());
+    let session = format!("{name}-{}", std::process::id());
     let started = tmux(&[
         "new-session",
         "-d",
         "-s",
-        &name,
+        &session,
         "-x",
         "100",
         "-y",
@@ -90,8 +90,18 @@ fn keys_move_the_screen_and_quit_restores_the_terminal() {
         "{}",
         String::from_utf8_lossy(&started.stderr)
     );
-    let session = Session(name);
+    (Session(session), snapshots)
+}
 
+fn assert_terminal_restored(session: &Session) {
+    session.wait_for("camwatch to exit with 0", |s| s.contains("camwatch-exit=0"));
+    let alternate = tmux(&["display", "-p", "-t", &session.0, "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+}
+
+#[test]
+fn keys_move_the_screen_and_quit_restores_the_terminal() {
+    let (session, snapshots) = start("tui-keys");
     let screen = session.wait_for("the latest epoch", |s| {
         header(s).contains("epoch 4 [4/4] ● follow") && s.contains("epochs (4)")
     });
@@ -139,7 +149,20 @@ fn keys_move_the_screen_and_quit_restores_the_terminal() {
     assert!(strip.width() >= 4 * strip.height(), "one frame per epoch");
 
     session.keys("q");
-    session.wait_for("camwatch to exit with 0", |s| s.contains("camwatch-exit=0"));
-    let alternate = tmux(&["display", "-p", "-t", &session.0, "#{alternate_on}"]);
-    assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+    assert_terminal_restored(&session);
+}
+
+/// A `kill` (or the SSH connection going: SIGHUP) ends it as `q` does.
+#[test]
+fn sigterm_restores_the_terminal() {
+    let (session, _) = start("tui-sigterm");
+    session.wait_for("the latest epoch", |s| header(s).contains("epoch 4 [4/4]"));
+    let pane = tmux(&["display", "-p", "-t", &session.0, "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&pane.stdout).trim().to_string();
+    let killed = Command::new("pkill")
+        .args(["-TERM", "-P", &shell, "camwatch"])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "camwatch found under the pane's shell");
+    assert_terminal_restored(&session);
 }

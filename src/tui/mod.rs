@@ -85,6 +85,16 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     // Probed after entering the alternate screen and before reading any event.
     let picker = pick(options.protocol);
 
+    // SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT end the UI the
+    // way `q` does, so the terminal is restored and the monitor stopped.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&signalled))?;
+    }
     let (tx, rx) = mpsc::channel::<Message>();
     let input_stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&input_stop));
@@ -146,7 +156,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
-        if app.quit {
+        if app.quit || signalled.load(Ordering::Relaxed) {
             break Ok(());
         }
         let size = guard.terminal.size()?;

@@ -171,35 +171,37 @@ fn cell_image(cell: Rect) -> Rect {
 /// The images the frame shows, most important first.
 pub fn wanted(app: &App, areas: &Areas) -> Vec<ImageRequest> {
     let current = app.current();
-    let request = |key: ImageKey, area: Rect| ImageRequest {
-        key,
-        cells: (area.width, area.height),
-    };
     let mut out = Vec::new();
     if !app.grid {
         if let Some(c) = current {
-            out.push(request(
-                key(app, app.sample, View::Overlay, Some(c)),
+            out.push(request_for(
+                app,
+                app.sample,
+                View::Overlay,
+                Some(c),
                 areas.overlay,
             ));
         }
-        out.push(request(
-            key(app, app.sample, View::Image, None),
-            areas.image,
-        ));
+        out.push(request_for(app, app.sample, View::Image, None, areas.image));
     }
-    for (cell, sample) in &areas.grid {
-        if let Some(c) = current {
-            out.push(request(
-                key(app, *sample, View::Overlay, Some(c)),
+    if let Some(c) = current {
+        for (cell, sample) in &areas.grid {
+            out.push(request_for(
+                app,
+                *sample,
+                View::Overlay,
+                Some(c),
                 cell_image(*cell),
             ));
         }
     }
     let epochs = app.epochs();
     for (rect, index) in &areas.timeline {
-        out.push(request(
-            key(app, app.sample, View::Heat, Some(epochs[*index])),
+        out.push(request_for(
+            app,
+            app.sample,
+            View::Heat,
+            Some(epochs[*index]),
             *rect,
         ));
     }
@@ -220,12 +222,12 @@ pub fn draw(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
         draw_image(
             frame,
             images,
-            &wanted_for(app, app.sample, View::Image, None, areas.image),
+            &request_for(app, app.sample, View::Image, None, areas.image),
             areas.image,
         );
         match current {
             Some(c) => {
-                let request = wanted_for(app, app.sample, View::Overlay, Some(c), areas.overlay);
+                let request = request_for(app, app.sample, View::Overlay, Some(c), areas.overlay);
                 draw_image(frame, images, &request, areas.overlay);
             }
             None => frame.render_widget(Paragraph::new(waiting(app)).dark_gray(), areas.overlay),
@@ -240,7 +242,7 @@ pub fn draw(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
     }
 }
 
-fn wanted_for(
+fn request_for(
     app: &App,
     sample: usize,
     view: View,
@@ -417,7 +419,7 @@ fn draw_grid(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
             draw_image(
                 frame,
                 images,
-                &wanted_for(app, *sample, View::Overlay, Some(c), image),
+                &request_for(app, *sample, View::Overlay, Some(c), image),
                 image,
             )
         });
@@ -459,7 +461,7 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCach
         draw_image(
             frame,
             images,
-            &wanted_for(app, app.sample, View::Heat, Some(checkpoint), *rect),
+            &request_for(app, app.sample, View::Heat, Some(checkpoint), *rect),
             *rect,
         );
         let style = if Some(*index) == current {
