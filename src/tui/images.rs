@@ -318,3 +318,44 @@ impl ImageCache {
         missing
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui_image::Image;
+
+    /// Every protocol encodes an overlay with its box and draws it into a buffer; the
+    /// graphics protocols put their escape sequence in the first cell.
+    #[test]
+    fn every_protocol_encodes_and_draws() {
+        let image = RgbImage::from_fn(224, 160, |x, y| image::Rgb([x as u8, y as u8, 90]));
+        let bbox = [40.0, 30.0, 180.0, 120.0];
+        for (protocol, marker) in [
+            (ProtocolType::Halfblocks, None),
+            (ProtocolType::Kitty, Some("\x1b_G")),
+            (ProtocolType::Sixel, Some("\x1bP")),
+            (ProtocolType::Iterm2, Some("\x1b]1337;File=")),
+        ] {
+            let mut picker = Picker::halfblocks();
+            picker.set_protocol_type(protocol);
+            let encoded = encode(&picker, image.clone(), Some(&bbox), (30, 10))
+                .unwrap_or_else(|| panic!("{protocol:?} encodes"));
+            let size = encoded.size();
+            assert!(
+                size.width <= 30 && size.height <= 10,
+                "{protocol:?}: {size:?}"
+            );
+            let mut terminal = Terminal::new(TestBackend::new(40, 12)).unwrap();
+            terminal
+                .draw(|f| f.render_widget(Image::new(&encoded), f.area()))
+                .unwrap();
+            let first = terminal.backend().buffer()[(0, 0)].symbol().to_string();
+            match marker {
+                Some(escape) => assert!(first.contains(escape), "{protocol:?}: {first:?}"),
+                None => assert!(first == "▀" || first == "▄", "{first:?}"),
+            }
+        }
+    }
+}
