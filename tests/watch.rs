@@ -471,6 +471,26 @@ fn a_new_method_computes_only_what_is_missing() {
     assert!(watch.interrupt().success());
 }
 
+#[test]
+fn an_impossible_setting_is_not_held_against_the_file() {
+    let dir = run_dir("watch-setting");
+    std::fs::write(dir.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    let watch = Watch::start(&dir, &["--target", "9"]);
+    let v = watch.next();
+    assert_eq!(str_of(&v, "status"), "error");
+    assert!(
+        str_of(&v, "error").contains("class 9 does not exist"),
+        "{v}"
+    );
+    assert!(watch.interrupt().success());
+    // The file is fine: with a target it has, it is computed, not an error from history.
+    let watch = Watch::start(&dir, &[]);
+    let v = watch.next();
+    assert_eq!(str_of(&v, "source"), "computed");
+    assert_ok_with_maps(&v);
+    assert!(watch.interrupt().success());
+}
+
 /// The venv scripts/setup made (with --reference: PaddlePaddle, timm).
 fn python() -> PathBuf {
     let python = root().join(".venv/bin/python");

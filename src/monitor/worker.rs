@@ -210,10 +210,31 @@ impl Worker {
                 row.arch = Some(arch);
                 self.finish(row, &results, Source::Computed, start)
             }
-            Err(message) => {
+            Err(Failure::Content(message)) => {
                 row.status = Status::Error;
                 row.error = Some(message);
                 self.finish(row, &[], Source::Computed, start)
+            }
+            Err(Failure::Setting(message)) => {
+                // Not the file's fault (a class index out of range, say): reported but
+                // not recorded, so that other settings compute it.
+                let entry = Entry {
+                    hash: row.hash,
+                    path: row.path.clone(),
+                    paths: vec![row.path],
+                    epoch: row.epoch,
+                    mtime_ns: row.fingerprint.mtime_ns,
+                    status: Status::Error,
+                    error: Some(message),
+                    format: None,
+                    arch: None,
+                };
+                self.send(
+                    CheckpointReport::new(&entry, Vec::new()),
+                    Source::Computed,
+                    start,
+                );
+                Ok(())
             }
         }
     }
@@ -285,7 +306,7 @@ impl Worker {
 
     /// Loads the checkpoint (checking it is still the content the scanner hashed) and
     /// computes the missing maps.
-    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, String> {
+    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, Failure> {
         let loaded = checkpoint::with_file(path, |data| {
             if content_hash(data) != hash {
                 return Ok(None);
@@ -293,7 +314,7 @@ impl Worker {
             loader::from_bytes(path, data, &self.device.device).map(Some)
         })
         .and_then(|r| r)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Content(e.to_string()))?;
         let Some(loaded) = loaded else {
             return Ok(Computed::Changed);
         };
@@ -324,7 +345,7 @@ impl Worker {
             &self.device.device,
             &mut |done| self.working(path, done, samples.len()),
         )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| Failure::Setting(format!("{}: {e}", path.display())))?;
         let results = missing
             .iter()
             .zip(maps)
@@ -358,6 +379,14 @@ impl Worker {
             results,
         })
     }
+}
+
+/// Why a checkpoint gave no maps.
+enum Failure {
+    /// The file: unreadable, foreign, mismatched. Recorded: the same bytes fail again.
+    Content(String),
+    /// The settings (a layer or class the network does not have).
+    Setting(String),
 }
 
 enum Computed {
