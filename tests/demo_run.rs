@@ -44,19 +44,34 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
     (energy / set.samples.len() as f32, hits)
 }
 
+/// The shipped epochs: epoch_1 … epoch_N.
+fn shipped_epochs() -> u32 {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints");
+    let count = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("epoch_") && name.ends_with(".pdparams")
+        })
+        .count();
+    count as u32
+}
+
 #[test]
 fn attention_moves_onto_the_object_as_training_goes_on() {
+    let last = shipped_epochs();
     let (first_energy, first_hits) = attention_on_object(1);
-    let (last_energy, last_hits) = attention_on_object(12);
+    let (last_energy, last_hits) = attention_on_object(last);
     eprintln!(
-        "epoch 1: energy {first_energy:.3}, {first_hits} hits; epoch 12: energy {last_energy:.3}, {last_hits} hits"
+        "epoch 1: energy {first_energy:.3}, {first_hits} hits; epoch {last}: energy {last_energy:.3}, {last_hits} hits"
     );
     assert!(
-        last_energy > first_energy + 0.1,
+        last_energy > first_energy + 0.25,
         "box energy {first_energy} → {last_energy}"
     );
     assert!(
-        last_hits > first_hits,
+        last_hits >= first_hits + 4,
         "pointing hits {first_hits} → {last_hits}"
     );
 }
@@ -82,7 +97,10 @@ fn demo_replays_the_shipped_run() {
         .collect();
     let mut epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
     epochs.sort();
-    assert_eq!(epochs, (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        epochs,
+        (1..=u64::from(shipped_epochs())).collect::<Vec<_>>()
+    );
     for line in &lines {
         assert_eq!(line["status"], "ok");
         assert_eq!(line["samples"].as_array().unwrap().len(), 12);

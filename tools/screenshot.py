@@ -139,7 +139,9 @@ def main():
         start = time.monotonic()
         while time.monotonic() - start < 60:
             text = screen()
-            if "…" not in text and "/12]" in text.splitlines()[0]:
+            shown = re.search(r"\[(\d+)/(\d+)\]", text.splitlines()[0])
+            busy = "…" in text or "computing" in text.splitlines()[-1]
+            if not busy and shown and shown.group(1) == shown.group(2):
                 time.sleep(0.5)
                 return
             time.sleep(0.1)

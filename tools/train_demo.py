@@ -89,8 +89,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoints")
     parser.add_argument("samples")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--train-images", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--train-images", type=int, default=1536)
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--samples-only", action="store_true",
                         help="write the sample set and stop")

@@ -30,7 +30,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub train: bool,
     /// Epochs to train with --train.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 16)]
     pub epochs: usize,
     /// JSON lines instead of the UI; ends after the last epoch.
     #[arg(long)]
