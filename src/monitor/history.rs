@@ -71,7 +71,20 @@ CREATE TABLE IF NOT EXISTS maps (
 pub struct HistoryError {
     pub path: PathBuf,
     #[source]
-    pub source: rusqlite::Error,
+    pub source: HistoryProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryProblem {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create {}: {source} (--history puts it elsewhere)", folder.display())]
+    Folder {
+        folder: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("schema version {found}, this camwatch reads {SCHEMA_VERSION}")]
+    Schema { found: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,21 +160,19 @@ pub struct History {
 impl History {
     /// Opens (or creates) the database `file` for the run in `root`.
     pub fn open(file: &Path, root: &Path) -> Result<History, HistoryError> {
-        let wrap = |source| HistoryError {
+        let wrap = |source: HistoryProblem| HistoryError {
             path: file.to_path_buf(),
             source,
         };
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                wrap(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!(
-                        "cannot create {}: {e} (--history puts it elsewhere)",
-                        parent.display()
-                    )),
-                ))
+            std::fs::create_dir_all(parent).map_err(|source| {
+                wrap(HistoryProblem::Folder {
+                    folder: parent.to_path_buf(),
+                    source,
+                })
             })?;
         }
+        let wrap = |source: rusqlite::Error| wrap(source.into());
         let conn = Connection::open(file).map_err(wrap)?;
         // WAL: a reader (the TUI, `camwatch history`, sqlite3) never blocks the writer, and a
         // kill -9 loses at most the transaction being written. NORMAL sync is durable
@@ -188,10 +199,11 @@ impl History {
                 .map_err(wrap)?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(wrap(rusqlite::Error::InvalidParameterName(format!(
-                    "schema version {v}, this camwatch reads {SCHEMA_VERSION}"
-                ))));
+            Some(found) => {
+                return Err(HistoryError {
+                    path: file.to_path_buf(),
+                    source: HistoryProblem::Schema { found },
+                });
             }
         }
         Ok(History {
@@ -208,7 +220,7 @@ impl History {
     fn wrap(&self, source: rusqlite::Error) -> HistoryError {
         HistoryError {
             path: self.file.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -265,9 +277,9 @@ impl History {
         let path = self.relative(&row.path);
         let recorded_ns = super::scan::nanos_since_epoch(std::time::SystemTime::now());
         let file = &self.file;
-        let wrap = |source| HistoryError {
+        let wrap = |source: rusqlite::Error| HistoryError {
             path: file.clone(),
-            source,
+            source: source.into(),
         };
         let tx = self.conn.transaction().map_err(wrap)?;
         let result = (|| {
@@ -441,6 +453,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn unusable_places_are_named() {
+        let dir = temp_dir("history-errors");
+        std::fs::write(dir.join("a-file"), b"x").unwrap();
+        let blocked = dir.join("a-file/.camwatch/history.sqlite");
+        let error = History::open(&blocked, &dir).err().unwrap().to_string();
+        assert!(
+            error.contains("cannot create") && error.contains("--history"),
+            "{error}"
+        );
+        let db = dir.join("history.sqlite");
+        drop(History::open(&db, &dir).unwrap());
+        let conn = Connection::open(&db).unwrap();
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'", [])
+            .unwrap();
+        let error = History::open(&db, &dir).err().unwrap().to_string();
+        assert!(error.contains("schema version 99"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
