@@ -159,14 +159,25 @@ pub enum ScanMessage {
 /// The key a sample's results are stored under: its image's content, and its label when
 /// the maps explain the label (a changed label changes the maps).
 pub fn sample_keys(set: &SampleSet, target: Target) -> std::io::Result<Vec<String>> {
+    Ok(keys_of(set, &sample_digests(set)?, target))
+}
+
+/// The hash of each sample's image file.
+pub fn sample_digests(set: &SampleSet) -> std::io::Result<Vec<String>> {
     set.samples
         .iter()
-        .map(|s| {
-            let digest = content_hash(&std::fs::read(&s.file)?)[..32].to_string();
-            Ok(match (target, s.label) {
-                (Target::Label, Some(label)) => format!("{digest}:label={label}"),
-                _ => digest,
-            })
+        .map(|s| Ok(content_hash(&std::fs::read(&s.file)?)[..32].to_string()))
+        .collect()
+}
+
+/// [`sample_keys`] from digests already read.
+pub fn keys_of(set: &SampleSet, digests: &[String], target: Target) -> Vec<String> {
+    set.samples
+        .iter()
+        .zip(digests)
+        .map(|(s, digest)| match (target, s.label) {
+            (Target::Label, Some(label)) => format!("{digest}:label={label}"),
+            _ => digest.clone(),
         })
         .collect()
 }

@@ -19,7 +19,7 @@ use crate::cam::image_ops::{self, Blend};
 use crate::cam::samples::BoundingBox;
 use crate::cam::{Colormap, Layer, Map, Method, SampleSet, Target};
 use crate::monitor::history::{History, Setting};
-use crate::monitor::{self, sample_keys};
+use crate::monitor::{self, keys_of, sample_digests};
 use crate::render::{self, CamSettings, OverlayStyle};
 
 /// What an image shows.
@@ -90,9 +90,10 @@ impl Painter {
         colormap: Colormap,
         blend: Blend,
     ) -> std::io::Result<Painter> {
+        let digests = sample_digests(&samples)?;
         Ok(Painter {
-            keys: sample_keys(&samples, Target::Predicted)?,
-            label_keys: sample_keys(&samples, Target::Label)?,
+            keys: keys_of(&samples, &digests, Target::Predicted),
+            label_keys: keys_of(&samples, &digests, Target::Label),
             samples,
             history: None,
             history_file,
