@@ -203,21 +203,11 @@ pub fn read_history(
             source,
         })?;
     let setting = setting(settings);
-    let list: Vec<&crate::cam::Sample> = samples.samples.iter().collect();
-    let mut previous = None;
+    let mut walk = timeline::Walk::new(&samples.samples, &settings.request.methods);
     let mut reports = Vec::new();
     for entry in timeline::order(&history.checkpoints()?) {
         let stored = history.results(&entry.hash, &setting, &keys)?;
-        let figures = timeline::figures(
-            &list,
-            &stored,
-            previous.as_deref(),
-            &settings.request.methods,
-        );
-        if entry.status == history::Status::Ok {
-            previous = Some(stored);
-        }
-        reports.push(CheckpointReport::new(&entry, figures));
+        reports.push(walk.report(&entry, stored));
     }
     Ok(reports)
 }

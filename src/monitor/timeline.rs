@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::CheckpointReport;
 use super::history::{CheckpointRow, Status, StoredMap, StoredSample};
 use crate::cam::image_ops;
 use crate::cam::{Map, Method, Sample, measures};
@@ -178,7 +179,7 @@ pub struct SampleFigures {
 
 /// The figures of every sample with a stored prediction, in `methods`' order. `previous`
 /// holds the previous checkpoint's results for the same samples, when there is one.
-pub fn figures(
+fn figures(
     samples: &[&Sample],
     current: &[StoredSample],
     previous: Option<&[StoredSample]>,
@@ -238,6 +239,43 @@ pub fn figures(
         });
     }
     out
+}
+
+/// Entries reported one after another in training order, each sample's figures
+/// measured against the last entry before it that has maps.
+pub struct Walk<'a> {
+    samples: Vec<&'a Sample>,
+    methods: &'a [Method],
+    previous: Option<Vec<StoredSample>>,
+}
+
+impl<'a> Walk<'a> {
+    pub fn new(samples: &'a [Sample], methods: &'a [Method]) -> Self {
+        Walk {
+            samples: samples.iter().collect(),
+            methods,
+            previous: None,
+        }
+    }
+
+    /// Continues after an entry whose results are `previous` (`None`: there is none).
+    pub fn after(mut self, previous: Option<Vec<StoredSample>>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    pub fn report(&mut self, entry: &Entry, stored: Vec<StoredSample>) -> CheckpointReport {
+        let figures = figures(
+            &self.samples,
+            &stored,
+            self.previous.as_deref(),
+            self.methods,
+        );
+        if entry.status == Status::Ok {
+            self.previous = Some(stored);
+        }
+        CheckpointReport::new(entry, figures)
+    }
 }
 
 fn find(stored: &StoredSample, method: Method) -> Option<&StoredMap> {

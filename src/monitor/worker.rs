@@ -85,7 +85,7 @@ impl Worker {
     fn replay(&mut self) -> Result<(), HistoryError> {
         let rows = self.history.checkpoints()?;
         let entries = timeline::order(&rows);
-        let mut previous: Option<Vec<StoredSample>> = None;
+        let mut walk = timeline::Walk::new(&self.samples.samples, &self.settings.request.methods);
         let mut reported = 0;
         for entry in &entries {
             let start = Instant::now();
@@ -110,10 +110,7 @@ impl Worker {
                     continue;
                 }
             }
-            let report = self.report(entry, &stored, previous.as_deref());
-            if entry.status == Status::Ok {
-                previous = Some(stored);
-            }
+            let report = walk.report(entry, stored);
             reported += 1;
             self.send(report, Source::History, start);
         }
@@ -272,36 +269,23 @@ impl Worker {
         entry.path = row.path.clone();
         entry.status = row.status;
         entry.error = row.error.clone();
-        let stored = self.stored(&row.hash)?;
         let previous = match entries[..at].iter().rev().find(|e| e.status == Status::Ok) {
             Some(p) => Some(self.stored(&p.hash)?),
             None => None,
         };
-        let report = self.report(&entry, &stored, previous.as_deref());
+        let methods = &self.settings.request.methods;
+        let mut walk = timeline::Walk::new(&self.samples.samples, methods).after(previous);
+        let report = walk.report(&entry, self.stored(&row.hash)?);
         self.send(report, source, start);
         // Computed after a later checkpoint (newest first): that one's drift was
         // measured against an older neighbour, or none. Tell the UI its new figures.
         if row.status == Status::Ok
             && let Some(next) = entries[at + 1..].iter().find(|e| e.status == Status::Ok)
         {
-            let next_stored = self.stored(&next.hash)?;
-            let report = self.report(next, &next_stored, Some(&stored));
+            let report = walk.report(next, self.stored(&next.hash)?);
             let _ = self.events.send(MonitorEvent::Revised(Box::new(report)));
         }
         Ok(())
-    }
-
-    fn report(
-        &self,
-        entry: &Entry,
-        stored: &[StoredSample],
-        previous: Option<&[StoredSample]>,
-    ) -> CheckpointReport {
-        let samples: Vec<&Sample> = self.samples.samples.iter().collect();
-        CheckpointReport::new(
-            entry,
-            timeline::figures(&samples, stored, previous, &self.settings.request.methods),
-        )
     }
 
     /// Loads the checkpoint (checking it is still the content the scanner hashed) and
