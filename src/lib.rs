@@ -8,8 +8,11 @@
 pub mod cam;
 pub mod checkpoint;
 pub mod device;
+pub mod isolate;
 pub mod loader;
 pub mod model;
 pub mod monitor;
+pub mod paths;
 pub mod render;
 pub mod tui;
+pub mod untrusted;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 
 use crate::checkpoint::{self, CheckpointError, Format};
-use crate::model::{Res2Net, Res2NetConfig};
+use crate::model::{self, Res2Net, Res2NetConfig};
 
 /// A network loaded from a checkpoint, with what was learned about the file.
 pub struct LoadedModel {
@@ -34,7 +34,7 @@ pub fn from_bytes(
     let start = Instant::now();
     let wrap = |e| CheckpointError::new(path, e);
     let (format, weights) = checkpoint::parse(data).map_err(wrap)?;
-    let (config, naming) = checkpoint::infer(&weights).map_err(wrap)?;
+    let (config, naming) = model::infer(&weights).map_err(wrap)?;
     let model = Res2Net::from_weights(&config, &naming, weights, device).map_err(wrap)?;
     Ok(LoadedModel {
         model,

@@ -107,7 +107,7 @@ fn variants_are_not_interchangeable() {
     let device = libtorch_cpu();
     let refs = reference("timm_small.ref.safetensors");
     let (_, weights) = checkpoint::read(&fixtures().join("timm_small.pth")).unwrap();
-    let (mut config, naming) = checkpoint::infer(&weights).unwrap();
+    let (mut config, naming) = camwatch::model::infer(&weights).unwrap();
     config.variant = Variant::Paddle;
     let model = Res2Net::from_weights(&config, &naming, weights, &device).unwrap();
     let output = model.forward(to_tensor(&refs["input"], &device));

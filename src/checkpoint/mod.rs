@@ -2,7 +2,6 @@
 //! (PyTorch), `.safetensors`. The format is told from the content, not the file name.
 
 pub mod complete;
-mod naming;
 pub mod pdparams;
 pub mod pickle;
 pub mod safetensors;
@@ -13,7 +12,6 @@ pub mod zip;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use naming::{ConvNames, Naming, infer};
 pub use tensor::{WeightTensor, Weights};
 
 /// What can be wrong with a weight file. Always reported with the file's path, through
@@ -109,11 +107,10 @@ pub fn detect(data: &[u8]) -> Result<Format, LoadError> {
     if data.len() >= 9 && data[8] == b'{' {
         return Ok(Format::Safetensors);
     }
-    let shown: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    Err(LoadError::UnknownFormat(format!(
-        "starts with bytes {}, which is no pickle, ZIP or safetensors header",
-        shown.join(" ")
-    )))
+    // The file's bytes are not shown: a symlink may point at somebody's private file.
+    Err(LoadError::UnknownFormat(
+        "no pickle, ZIP or safetensors header".into(),
+    ))
 }
 
 /// Keys under which training scripts keep the model's state dict beside epochs,
@@ -165,13 +162,13 @@ pub fn read(path: &Path) -> Result<(Format, Weights), CheckpointError> {
     })?
 }
 
-/// Reads the whole file at `path` into the thread's reusable buffer and hands it to `f`.
+/// Reads the whole file at `path` (a regular file, at most
+/// [`MAX_CHECKPOINT_BYTES`](crate::untrusted::MAX_CHECKPOINT_BYTES)) into the thread's
+/// reusable buffer and hands it to `f`.
 pub fn with_file<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, CheckpointError> {
     FILE_BUFFER.with_borrow_mut(|buffer| {
-        let wrap = |e: std::io::Error| CheckpointError::new(path, e.into());
-        buffer.clear();
-        let mut file = std::fs::File::open(path).map_err(wrap)?;
-        std::io::Read::read_to_end(&mut file, buffer).map_err(wrap)?;
+        crate::untrusted::read_into(path, crate::untrusted::MAX_CHECKPOINT_BYTES, buffer)
+            .map_err(|e| CheckpointError::new(path, e.into()))?;
         let result = f(buffer);
         // Keep the buffer only while it fits the files being read.
         if buffer.capacity() > 2 * buffer.len().max(1 << 20) {

@@ -5,7 +5,7 @@
 
 use super::LoadError;
 use super::pickle::{self, Value};
-use super::tensor::{self, DType, WeightTensor, Weights};
+use super::tensor::{self, Budget, DType, WeightTensor, Weights};
 
 const NAME_TABLE: &str = "StructuredToParameterName@@";
 const SPLIT_TABLE: &str = "UnpackBigParamInfor@@";
@@ -24,6 +24,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         )));
     };
     let mut weights = Weights::default();
+    let mut budget = Budget::for_file(data.len());
     let mut split_table = None;
     for (key, value) in items {
         let Some(name) = key.as_str() else { continue };
@@ -37,7 +38,9 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         }
         match numpy_array(name, &paddle_tensor_array(&value))? {
             Some(t) if t.dtype.is_float() => {
-                weights.tensors.insert(name.to_string(), t.decode(name)?);
+                weights
+                    .tensors
+                    .insert(name.to_string(), t.decode(name, &mut budget)?);
             }
             Some(_) => weights.skipped.push(name.to_string()),
             None => {} // not an array: training metadata, ignore
@@ -52,7 +55,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
 /// The array inside a Paddle Tensor pickled outside a state dict, which reduces to
 /// `(name, ndarray)`; any other value as it is.
 fn paddle_tensor_array<'a>(value: &Value<'a>) -> Value<'a> {
-    match value.as_seq().as_deref() {
+    match value.small_seq(2).as_deref() {
         Some([name, array]) if name.as_str().is_some() => array.clone(),
         _ => value.clone(),
     }
@@ -100,12 +103,16 @@ fn join_split_arrays(weights: &mut Weights, table: &Value) -> Result<(), LoadErr
     Ok(())
 }
 
+/// A tensor's shape or strides: a short list of non-negative integers.
 pub(crate) fn int_list(v: &Value) -> Option<Vec<usize>> {
-    v.as_seq()?
+    v.small_seq(MAX_RANK)?
         .iter()
         .map(|d| d.as_int().and_then(|i| usize::try_from(i).ok()))
         .collect()
 }
+
+/// More dimensions than any tensor of a network has (NumPy allows 64).
+const MAX_RANK: usize = 16;
 
 /// A NumPy array found in a pickle, not yet converted.
 pub(crate) struct NumpyArray<'a> {
@@ -117,7 +124,7 @@ pub(crate) struct NumpyArray<'a> {
 }
 
 impl NumpyArray<'_> {
-    pub fn decode(&self, name: &str) -> Result<WeightTensor, LoadError> {
+    pub fn decode(&self, name: &str, budget: &mut Budget) -> Result<WeightTensor, LoadError> {
         let Some(bytes) = self.data.bytes() else {
             return Err(LoadError::Tensor {
                 name: name.to_string(),
@@ -139,6 +146,7 @@ impl NumpyArray<'_> {
             &self.shape,
             strides.as_deref(),
             0,
+            budget,
         )
     }
 }
@@ -171,7 +179,7 @@ pub(crate) fn numpy_array<'a>(
             let state = obj
                 .state
                 .as_ref()
-                .and_then(|s| s.as_seq())
+                .and_then(|s| s.small_seq(5))
                 .ok_or_else(|| bad("NumPy array without state"))?;
             // (version, shape, dtype, is_fortran, data); version is absent in old pickles.
             let state = match state.len() {
@@ -192,7 +200,7 @@ pub(crate) fn numpy_array<'a>(
         "_frombuffer" => {
             let args = obj
                 .args
-                .as_seq()
+                .small_seq(4)
                 .ok_or_else(|| bad("bad _frombuffer call"))?;
             let [data, dtype, shape, order] = args.as_slice() else {
                 return Err(bad("bad _frombuffer call"));
@@ -217,12 +225,12 @@ fn numpy_dtype(v: &Value) -> Option<(DType, bool)> {
     if !obj.callable.class_name()?.ends_with("dtype") {
         return None;
     }
-    let args = obj.args.as_seq()?;
+    let args = obj.args.small_seq(3)?;
     let dtype = DType::from_numpy(args.first()?.as_str()?)?;
     let order = obj
         .state
         .as_ref()
-        .and_then(|s| s.as_seq())
+        .and_then(|s| s.small_seq(8))
         .and_then(|s| s.get(1).and_then(|o| o.as_str().map(str::to_string)));
     Some((dtype, order.as_deref() == Some(">")))
 }

@@ -37,6 +37,9 @@ pub enum Value<'a> {
 /// plus any items appended or set on it (subclasses of dict and list).
 #[derive(Debug)]
 pub struct Object<'a> {
+    /// `module.name` of the global it was built with, through any chain of objects
+    /// built from objects: read once when built, so that asking costs no recursion.
+    class: Option<Rc<str>>,
     pub callable: Value<'a>,
     pub args: Value<'a>,
     pub state: Option<Value<'a>>,
@@ -70,6 +73,17 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// The elements of a tuple or list of at most `max` elements: where a reader
+    /// expects a small record (a shape, an array's state), a huge list shared under
+    /// many names is not copied once per name.
+    pub fn small_seq(&self, max: usize) -> Option<Vec<Value<'a>>> {
+        match self {
+            Value::Tuple(t) if t.len() <= max => Some(t.to_vec()),
+            Value::List(l) if l.borrow().len() <= max => Some(l.borrow().clone()),
+            _ => None,
+        }
+    }
+
     /// The items of a dict, or of an object built from a dict subclass (`OrderedDict`).
     pub fn dict_items(&self) -> Option<Vec<(Value<'a>, Value<'a>)>> {
         match self {
@@ -91,9 +105,13 @@ impl<'a> Value<'a> {
 
     /// `module.name` of a global, or of the callable an object was built with.
     pub fn class_name(&self) -> Option<String> {
+        self.class().map(|c| c.to_string())
+    }
+
+    fn class(&self) -> Option<Rc<str>> {
         match self {
-            Value::Global(m, n) => Some(format!("{m}.{n}")),
-            Value::Object(o) => o.borrow().callable.class_name(),
+            Value::Global(m, n) => Some(format!("{m}.{n}").into()),
+            Value::Object(o) => o.borrow().class.clone(),
             _ => None,
         }
     }
@@ -124,10 +142,22 @@ impl<'a> Value<'a> {
     }
 }
 
-impl Object<'_> {
+impl<'a> Object<'a> {
+    /// `callable(*args)`, not yet given a state or items.
+    pub fn new(callable: Value<'a>, args: Value<'a>) -> Self {
+        Object {
+            class: callable.class(),
+            callable,
+            args,
+            state: None,
+            items: Vec::new(),
+            elements: Vec::new(),
+        }
+    }
+
     fn is_dict_like(&self) -> bool {
         matches!(
-            self.callable.class_name().as_deref(),
+            self.class.as_deref(),
             Some("collections.OrderedDict" | "collections.defaultdict" | "builtins.dict")
         )
     }
@@ -170,10 +200,23 @@ pub struct PickleError {
     pub message: String,
 }
 
-/// Limits that keep hostile input from exhausting memory: no real checkpoint nests this
-/// deep or memoises this many values.
+/// Limits that keep hostile input from exhausting the stack, memory or time. No real
+/// checkpoint comes near them: a state dict is a dict of a few thousand small records,
+/// its arrays' data are byte strings, and it nests a handful of levels deep.
+///
+/// Values on the machine's stack, and entries in its memo.
 const MAX_STACK: usize = 1 << 20;
-const MAX_MEMO: usize = 1 << 24;
+const MAX_MEMO: usize = 1 << 20;
+/// Tuples in tuples (and persistent ids in them): dropping or walking a value recurses
+/// this deep at most. Lists, dicts and objects do not count: every one of them is
+/// emptied without recursion when the pickle is dropped.
+pub const MAX_NESTING: u32 = 100;
+/// Elements placed in containers, copies included: the memory of the decoded tree is
+/// bounded whatever the memo lets a small file refer to again and again.
+pub const MAX_CELLS: usize = 1 << 22;
+/// Bytes decoded into new strings (protocol 2's latin1 arrays, Python 2 strings): at
+/// most twice the input plus this, however often a memoised text is decoded again.
+const OWNED_BYTES_SLACK: usize = 1 << 20;
 
 /// A parsed pickle: its root value, and every container built while reading it.
 ///
@@ -235,6 +278,14 @@ struct Machine<'a> {
     memo: HashMap<u32, Value<'a>>,
     /// Every list, dict and object built, to be emptied when done (see [`Pickle`]).
     containers: Vec<Value<'a>>,
+    /// The nesting of every tuple and persistent id built, by address (see
+    /// [`MAX_NESTING`]): an address is only looked up while its value is alive.
+    nesting: HashMap<usize, u32>,
+    /// Elements placed in containers so far (see [`MAX_CELLS`]).
+    cells: usize,
+    /// Bytes of new strings so far, and the most allowed.
+    owned_bytes: usize,
+    max_owned_bytes: usize,
 }
 
 impl Drop for Machine<'_> {
@@ -254,7 +305,72 @@ impl<'a> Machine<'a> {
             marks: Vec::new(),
             memo: HashMap::new(),
             containers: Vec::new(),
+            nesting: HashMap::new(),
+            cells: 0,
+            owned_bytes: 0,
+            max_owned_bytes: data.len().saturating_mul(2) + OWNED_BYTES_SLACK,
         }
+    }
+
+    /// Accounts for `n` more elements placed in containers.
+    fn spend_cells(&mut self, n: usize) -> Result<(), PickleError> {
+        self.cells = self.cells.saturating_add(n);
+        if self.cells > MAX_CELLS {
+            return self.err(format!(
+                "more than {MAX_CELLS} values in containers (a checkpoint holds far fewer)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` more bytes of decoded strings.
+    fn spend_bytes(&mut self, n: usize) -> Result<(), PickleError> {
+        self.owned_bytes = self.owned_bytes.saturating_add(n);
+        if self.owned_bytes > self.max_owned_bytes {
+            return self.err(format!(
+                "decodes more than {} bytes of strings from {} bytes of input",
+                self.max_owned_bytes,
+                self.data.len()
+            ));
+        }
+        Ok(())
+    }
+
+    fn nesting_of(&self, v: &Value) -> u32 {
+        let address = match v {
+            Value::Tuple(t) => Rc::as_ptr(t) as *const () as usize,
+            Value::Persistent(p) => Rc::as_ptr(p) as *const () as usize,
+            _ => return 0,
+        };
+        self.nesting.get(&address).copied().unwrap_or(1)
+    }
+
+    /// Checks how deep a new tuple or persistent id around `inner` would nest.
+    fn nest(&self, inner: &[Value<'a>]) -> Result<u32, PickleError> {
+        let depth = 1 + inner.iter().map(|v| self.nesting_of(v)).max().unwrap_or(0);
+        if depth > MAX_NESTING {
+            return self.err(format!(
+                "tuples nested more than {MAX_NESTING} deep (a checkpoint nests a few levels)"
+            ));
+        }
+        Ok(depth)
+    }
+
+    fn tuple(&mut self, items: Vec<Value<'a>>) -> Result<Value<'a>, PickleError> {
+        let depth = self.nest(&items)?;
+        self.spend_cells(items.len())?;
+        let tuple: Rc<[Value<'a>]> = items.into();
+        self.nesting
+            .insert(Rc::as_ptr(&tuple) as *const () as usize, depth);
+        Ok(Value::Tuple(tuple))
+    }
+
+    fn persistent(&mut self, pid: Value<'a>) -> Result<Value<'a>, PickleError> {
+        let depth = self.nest(std::slice::from_ref(&pid))?;
+        let pid = Rc::new(pid);
+        self.nesting
+            .insert(Rc::as_ptr(&pid) as *const () as usize, depth);
+        Ok(Value::Persistent(pid))
     }
 
     fn err<T>(&self, message: impl Into<String>) -> Result<T, PickleError> {
@@ -380,6 +496,7 @@ impl<'a> Machine<'a> {
         if !items.len().is_multiple_of(2) {
             return self.err("odd number of items for a dict");
         }
+        self.spend_cells(items.len())?;
         let mut it = items.into_iter();
         let pairs = std::iter::from_fn(|| Some((it.next()?, it.next()?)));
         match target {
@@ -391,6 +508,7 @@ impl<'a> Machine<'a> {
     }
 
     fn append(&mut self, target: &Value<'a>, items: Vec<Value<'a>>) -> Result<(), PickleError> {
+        self.spend_cells(items.len())?;
         match target {
             Value::List(l) => l.borrow_mut().extend(items),
             Value::Object(o) => o.borrow_mut().elements.extend(items),
@@ -406,8 +524,9 @@ impl<'a> Machine<'a> {
         let name = callable.class_name().unwrap_or_default();
         // Protocol 2 writes `bytes` as `_codecs.encode(text, 'latin1')`.
         if name == "_codecs.encode" {
-            let parts = args.as_seq().unwrap_or_default();
+            let parts = args.small_seq(2).unwrap_or_default();
             if let [Value::Text(text), ..] = parts.as_slice() {
+                self.spend_bytes(text.len())?;
                 return match latin1(text) {
                     Some(b) => Ok(Value::OwnedBytes(b.into())),
                     None => self.err("latin1 text holds a character above U+00FF"),
@@ -419,17 +538,11 @@ impl<'a> Machine<'a> {
         }
         // `tuple(iterable)`, as Paddle pickles a Tensor: `(tuple, ((name, array),))`.
         if name == "builtins.tuple" || name == "__builtin__.tuple" {
-            let parts = args.as_seq().unwrap_or_default();
+            let parts = args.small_seq(1).unwrap_or_default();
             let elements = parts.first().and_then(Value::as_seq).unwrap_or_default();
-            return Ok(Value::Tuple(elements.into()));
+            return self.tuple(elements);
         }
-        let object = Value::Object(Rc::new(RefCell::new(Object {
-            callable,
-            args,
-            state: None,
-            items: Vec::new(),
-            elements: Vec::new(),
-        })));
+        let object = Value::Object(Rc::new(RefCell::new(Object::new(callable, args))));
         self.containers.push(object.clone());
         Ok(object)
     }
@@ -550,15 +663,18 @@ impl<'a> Machine<'a> {
                         self.u8()? as usize
                     };
                     let bytes = self.take(n)?;
+                    self.spend_bytes(2 * n)?;
                     let s: String = bytes.iter().map(|&b| char::from(b)).collect();
                     self.push(Value::Str(s.into()))?
                 }
                 b'V' => {
                     let line = self.line()?;
+                    self.spend_bytes(line.len())?;
                     self.push(Value::Str(line.into()))?
                 }
                 b'S' => {
                     let line = self.line()?;
+                    self.spend_bytes(line.len())?;
                     let s = line.trim_matches(|c| c == '\'' || c == '"');
                     self.push(Value::Str(s.into()))?
                 }
@@ -574,7 +690,10 @@ impl<'a> Machine<'a> {
                 // Containers.
                 b'}' => self.push_container(Value::Dict(Rc::default()))?,
                 b']' => self.push_container(Value::List(Rc::default()))?,
-                b')' => self.push(Value::Tuple(Rc::from(Vec::new())))?,
+                b')' => {
+                    let empty = self.tuple(Vec::new())?;
+                    self.push(empty)?
+                }
                 0x8f => self.push_container(Value::List(Rc::default()))?, // EMPTY_SET, as a list
                 b'd' => {
                     let items = self.pop_mark()?;
@@ -585,11 +704,13 @@ impl<'a> Machine<'a> {
                 b'l' | 0x91 => {
                     // LIST, FROZENSET
                     let items = self.pop_mark()?;
+                    self.spend_cells(items.len())?;
                     self.push_container(Value::List(Rc::new(RefCell::new(items))))?
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items.into()))?
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple)?
                 }
                 0x85..=0x87 => {
                     let n = (self.opcode - 0x84) as usize;
@@ -598,7 +719,8 @@ impl<'a> Machine<'a> {
                         return self.err("stack underflow");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.push(Value::Tuple(items.into()))?
+                    let tuple = self.tuple(items)?;
+                    self.push(tuple)?
                 }
                 b'a' => {
                     let item = self.pop()?;
@@ -703,7 +825,8 @@ impl<'a> Machine<'a> {
                 }
                 b'Q' => {
                     let pid = self.pop()?;
-                    self.push(Value::Persistent(Rc::new(pid)))?
+                    let persistent = self.persistent(pid)?;
+                    self.push(persistent)?
                 }
                 other => {
                     return self.err(format!("unknown or unsupported opcode {:?}", other as char));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::LoadError;
-use super::tensor::{self, DType, Weights};
+use super::tensor::{self, Budget, DType, Weights};
 
 #[derive(Deserialize)]
 struct Entry {
@@ -30,12 +30,22 @@ pub fn expected_len(data: &[u8]) -> Result<usize, LoadError> {
         .ok_or_else(|| LoadError::Safetensors("data offsets overflow".into()))
 }
 
+/// The largest JSON header read: about 100 bytes per tensor, so room for a hundred
+/// thousand tensors; parsing a larger one could take gigabytes of JSON values.
+const MAX_HEADER: u64 = 16 << 20;
+
 fn header(data: &[u8]) -> Result<(usize, BTreeMap<String, serde_json::Value>), LoadError> {
     let bad = |m: String| LoadError::Safetensors(m);
     let len = data
         .get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
         .ok_or_else(|| bad("shorter than its 8-byte header length".into()))?;
+    if len > MAX_HEADER {
+        return Err(bad(format!(
+            "header of {len} bytes (a checkpoint's header takes a few hundred kilobytes; \
+             camwatch reads up to {MAX_HEADER})"
+        )));
+    }
     let len = usize::try_from(len)
         .ok()
         .filter(|&l| l <= data.len().saturating_sub(8))
@@ -53,6 +63,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
     let (header_len, header) = header(data)?;
     let body = &data[8 + header_len..];
     let mut weights = Weights::default();
+    let mut budget = Budget::for_file(data.len());
     for (name, value) in header {
         if name == "__metadata__" {
             continue;
@@ -75,7 +86,16 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
                 body.len()
             ),
         })?;
-        let t = tensor::decode(&name, bytes, dtype, false, &entry.shape, None, 0)?;
+        let t = tensor::decode(
+            &name,
+            bytes,
+            dtype,
+            false,
+            &entry.shape,
+            None,
+            0,
+            &mut budget,
+        )?;
         if t.numel() * dtype.size() != bytes.len() {
             return Err(LoadError::Tensor {
                 name,

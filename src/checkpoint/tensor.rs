@@ -107,8 +107,43 @@ impl DType {
     }
 }
 
+/// How many values the tensors of one file may decode to, all together: one per byte
+/// of the file (plus a little for tiny files). Every element of a real checkpoint is
+/// stored in at least two bytes (f16), so this leaves room for tensors that share
+/// storage, while views that repeat the same data (stride 0, one array under thousands
+/// of names, overlapping ranges) cannot turn a small file into gigabytes.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    total: usize,
+}
+
+impl Budget {
+    pub fn for_file(len: usize) -> Budget {
+        let total = len.saturating_add(1 << 12);
+        Budget { left: total, total }
+    }
+
+    fn spend(&mut self, name: &str, numel: usize) -> Result<(), LoadError> {
+        self.left = self
+            .left
+            .checked_sub(numel)
+            .ok_or_else(|| LoadError::Tensor {
+                name: name.to_string(),
+                message: format!(
+                    "its {numel} values would take the file's tensors past {} values, more than \
+                 a file of this size holds (views repeating the same data?)",
+                    self.total
+                ),
+            })?;
+        Ok(())
+    }
+}
+
 /// Converts `count` elements of `dtype` starting at element `offset` of `bytes`, taking
-/// `strides` (in elements) into account, to a row-major `f32` vector.
+/// `strides` (in elements) into account, to a row-major `f32` vector, spending
+/// `budget`.
+#[allow(clippy::too_many_arguments)]
 pub fn decode(
     name: &str,
     bytes: &[u8],
@@ -117,6 +152,7 @@ pub fn decode(
     shape: &[usize],
     strides: Option<&[usize]>,
     offset: usize,
+    budget: &mut Budget,
 ) -> Result<WeightTensor, LoadError> {
     let bad = |message: String| LoadError::Tensor {
         name: name.to_string(),
@@ -126,6 +162,7 @@ pub fn decode(
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
+    budget.spend(name, numel)?;
     let size = dtype.size();
     let contiguous = contiguous_strides(shape);
     let strides = strides.unwrap_or(&contiguous);
@@ -177,7 +214,10 @@ pub fn decode(
             DType::I64 => i64::from_le_bytes(a) as f32,
         }
     };
-    let values = if strides == contiguous.as_slice() {
+    let values = if numel == 0 {
+        // Nothing to read, wherever the view claims to start.
+        Vec::new()
+    } else if strides == contiguous.as_slice() {
         if dtype == DType::F32 && !big_endian {
             bytes[offset * 4..(offset + numel) * 4]
                 .chunks_exact(4)
@@ -227,25 +267,84 @@ mod tests {
             .flat_map(|f| f.to_le_bytes())
             .collect();
         // A [3, 2] view of a [2, 3] buffer, transposed.
-        let t = decode("t", &bytes, DType::F32, false, &[3, 2], Some(&[1, 3]), 0).unwrap();
+        let t = decode(
+            "t",
+            &bytes,
+            DType::F32,
+            false,
+            &[3, 2],
+            Some(&[1, 3]),
+            0,
+            &mut room(),
+        )
+        .unwrap();
         assert_eq!(t.values, vec![1., 4., 2., 5., 3., 6.]);
     }
 
     #[test]
     fn half_and_big_endian() {
         let h = half::f16::from_f32(1.5).to_le_bytes();
-        let t = decode("h", &h, DType::F16, false, &[1], None, 0).unwrap();
+        let t = decode("h", &h, DType::F16, false, &[1], None, 0, &mut room()).unwrap();
         assert_eq!(t.values, vec![1.5]);
         let b = 2.5f32.to_be_bytes();
-        let t = decode("b", &b, DType::F32, true, &[1], None, 0).unwrap();
+        let t = decode("b", &b, DType::F32, true, &[1], None, 0, &mut room()).unwrap();
         assert_eq!(t.values, vec![2.5]);
     }
 
     #[test]
     fn out_of_range_view_is_an_error() {
         let bytes = [0u8; 8];
-        assert!(decode("x", &bytes, DType::F32, false, &[3], None, 0).is_err());
-        assert!(decode("x", &bytes, DType::F32, false, &[2], None, 1).is_err());
-        assert!(decode("x", &bytes, DType::F32, false, &[usize::MAX, 2], None, 0).is_err());
+        let decode = |shape: &[usize], offset| {
+            decode(
+                "x",
+                &bytes,
+                DType::F32,
+                false,
+                shape,
+                None,
+                offset,
+                &mut room(),
+            )
+        };
+        assert!(decode(&[3], 0).is_err());
+        assert!(decode(&[2], 1).is_err());
+        assert!(decode(&[usize::MAX, 2], 0).is_err());
+    }
+
+    #[test]
+    fn repeated_views_run_out_of_budget() {
+        // A stride-0 view: one stored value seen a million times.
+        let bytes = 1f32.to_le_bytes();
+        let mut budget = Budget::for_file(600);
+        let error = decode(
+            "x",
+            &bytes,
+            DType::F32,
+            false,
+            &[1 << 20],
+            Some(&[0]),
+            0,
+            &mut budget,
+        );
+        assert!(error.unwrap_err().to_string().contains("views repeating"));
+        let mut budget = Budget::for_file(0);
+        for _ in 0..1024 {
+            decode(
+                "x",
+                &bytes,
+                DType::F32,
+                false,
+                &[4],
+                Some(&[0]),
+                0,
+                &mut budget,
+            )
+            .unwrap();
+        }
+        assert!(decode("x", &bytes, DType::F32, false, &[1], None, 0, &mut budget).is_err());
+    }
+
+    fn room() -> Budget {
+        Budget::for_file(1 << 20)
     }
 }

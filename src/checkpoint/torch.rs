@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::pdparams::int_list;
 use super::pickle::{self, Value};
-use super::tensor::{self, DType, Weights};
+use super::tensor::{self, Budget, DType, Weights};
 use super::{LoadError, zip};
 
 pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
@@ -40,6 +40,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
     };
 
     let mut weights = Weights::default();
+    let mut budget = Budget::for_file(data.len());
     for (key, value) in items {
         let Some(name) = key.as_str() else { continue };
         let Some(view) = tensor_view(name, &value)? else {
@@ -63,6 +64,7 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
             &view.shape,
             Some(&view.strides),
             view.offset,
+            &mut budget,
         )?;
         weights.tensors.insert(name.to_string(), t);
     }
@@ -85,20 +87,37 @@ fn is_tensor(v: &Value) -> bool {
 /// Follows `_rebuild_tensor_v2(storage, offset, size, stride, …)`, also when wrapped in
 /// `_rebuild_parameter` or `_rebuild_from_type_v2`. `Ok(None)` for anything else.
 fn tensor_view(name: &str, value: &Value) -> Result<Option<TensorView>, LoadError> {
+    tensor_view_at(name, value, 0)
+}
+
+/// torch wraps a tensor once or twice; a file that wraps it deeper is no checkpoint.
+const MAX_WRAPPING: usize = 8;
+
+fn tensor_view_at(
+    name: &str,
+    value: &Value,
+    depth: usize,
+) -> Result<Option<TensorView>, LoadError> {
     let bad = |message: String| LoadError::Tensor {
         name: name.to_string(),
         message,
     };
+    if depth > MAX_WRAPPING {
+        return Err(bad(format!(
+            "a tensor wrapped more than {MAX_WRAPPING} times"
+        )));
+    }
     let Value::Object(obj) = value else {
         return Ok(None);
     };
     let obj = obj.borrow();
     let class = obj.callable.class_name().unwrap_or_default();
-    let args = obj.args.as_seq().unwrap_or_default();
+    // Every rebuild function takes a handful of arguments.
+    let args = obj.args.small_seq(8).unwrap_or_default();
     match class.as_str() {
         "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
             match args.first() {
-                Some(inner) => tensor_view(name, inner),
+                Some(inner) => tensor_view_at(name, inner, depth + 1),
                 None => Err(bad("parameter without data".into())),
             }
         }
@@ -107,14 +126,10 @@ fn tensor_view(name: &str, value: &Value) -> Result<Option<TensorView>, LoadErro
             let (Some(func), Some(inner_args)) = (args.first(), args.get(2)) else {
                 return Err(bad("bad _rebuild_from_type_v2 call".into()));
             };
-            let inner = Value::Object(std::rc::Rc::new(std::cell::RefCell::new(pickle::Object {
-                callable: func.clone(),
-                args: inner_args.clone(),
-                state: None,
-                items: Vec::new(),
-                elements: Vec::new(),
-            })));
-            tensor_view(name, &inner)
+            let inner = Value::Object(std::rc::Rc::new(std::cell::RefCell::new(
+                pickle::Object::new(func.clone(), inner_args.clone()),
+            )));
+            tensor_view_at(name, &inner, depth + 1)
         }
         "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => {
             let [storage, offset, size, stride, ..] = args.as_slice() else {
@@ -127,7 +142,7 @@ fn tensor_view(name: &str, value: &Value) -> Result<Option<TensorView>, LoadErro
                 return Err(bad("tensor storage is not a persistent reference".into()));
             };
             // ('storage', torch.FloatStorage, key, location, numel)
-            let record = pid.as_seq().unwrap_or_default();
+            let record = pid.small_seq(8).unwrap_or_default();
             let [_, storage_type, key, ..] = record.as_slice() else {
                 return Err(bad("bad storage reference".into()));
             };

@@ -78,6 +78,36 @@ impl Res2NetConfig {
         format!("Res2Net{depth}_vd_{}w_{}s", self.width, self.scales)
     }
 
+    /// Whether this is a network camwatch can build: every size positive and within
+    /// what any published Res2Net-vd uses, with room to spare (read off a file, the
+    /// sizes are whatever its shapes say).
+    pub fn check(&self) -> Result<(), String> {
+        let within = |what: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{what} {value}, outside 1..={max}"))
+            }
+        };
+        if self.depths.len() != 4 {
+            return Err(format!("{} stages, Res2Net-vd has 4", self.depths.len()));
+        }
+        for &depth in &self.depths {
+            within("a stage of", depth, 256)?;
+        }
+        within("branch width", self.width, 4096)?;
+        within("scales", self.scales, 64)?;
+        if self.scales < 2 {
+            return Err(format!(
+                "{} scale: Res2Net splits into at least 2",
+                self.scales
+            ));
+        }
+        within("classes", self.num_classes, 1 << 20)?;
+        within("stem width", self.stem_width, 4096)?;
+        within("base channels", self.base_channels, 4096)
+    }
+
     pub fn stem_channels(&self) -> usize {
         2 * self.stem_width
     }

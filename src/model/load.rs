@@ -7,8 +7,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Res2NetConfig;
 use super::layers::{ConvBn, ConvSpec};
+use super::naming::Naming;
 use super::res2net::{ConvSlot, LayerSource, Res2Net};
-use crate::checkpoint::{LoadError, Naming, WeightTensor, Weights};
+use crate::checkpoint::{LoadError, WeightTensor, Weights};
 
 /// BatchNorm's epsilon in both PaddleClas and timm.
 const BN_EPSILON: f64 = 1e-5;
@@ -96,6 +97,11 @@ impl CheckpointSource<'_> {
                 name: name.to_string(),
                 expected: shape.to_vec(),
                 found: t.shape,
+            }),
+            // A run that diverged writes NaN: say so rather than compute meaningless maps.
+            Some(t) if !t.values.iter().all(|v| v.is_finite()) => Err(LoadError::Tensor {
+                name: name.to_string(),
+                message: "holds NaN or infinite values (did training diverge?)".into(),
             }),
             Some(t) => Ok(Some(t)),
         }

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use super::{LoadError, Weights};
-use crate::model::{ConvSlot, Res2NetConfig, Variant};
+use super::{ConvSlot, Res2NetConfig, Variant};
+use crate::checkpoint::{LoadError, Weights};
 
 /// The file's names for one convolution and its BatchNorm.
 pub struct ConvNames {
@@ -241,5 +241,16 @@ pub fn infer(weights: &Weights) -> Result<(Res2NetConfig, Naming), LoadError> {
             0,
         )? / 4,
     };
+    config.check().map_err(LoadError::NotRes2Net)?;
+    // Every parameter comes from the file: a network larger than the file's tensors
+    // would only be built to report them missing.
+    let held: usize = weights.tensors.values().map(|t| t.numel()).sum();
+    let needed = config.parameter_count();
+    if needed > held {
+        return Err(LoadError::NotRes2Net(format!(
+            "its names describe {} with {needed} parameters, but its tensors hold {held} values",
+            config.name()
+        )));
+    }
     Ok((config, naming))
 }
