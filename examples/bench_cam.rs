@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         layer: layer.parse()?,
         target: Target::Predicted,
         batch: 16,
+        cancel: Default::default(),
     };
     let run = || -> Result<f64, Box<dyn std::error::Error>> {
         let start = Instant::now();

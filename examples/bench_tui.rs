@@ -83,7 +83,7 @@ fn main() {
             path: PathBuf::from(format!("checkpoints/epoch_{epoch}.pdparams")),
             paths: vec![],
             epoch: Some(epoch),
-            status: "ok",
+            status: camwatch::monitor::history::Status::Ok,
             error: None,
             hash: format!("{epoch:064}"),
             time: String::new(),

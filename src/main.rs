@@ -8,10 +8,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    match cli::run(args) {
+    // A panic is a bug, but it still ends in one line naming what failed, not a
+    // backtrace and status 101.
+    let outcome = camwatch::isolate::isolated(|| cli::run(args).map_err(|e| format!("{e:#}")))
+        .unwrap_or_else(Err);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("camwatch: {e:#}");
+            // File names and names from files can hold terminal escape sequences.
+            eprintln!("camwatch: {}", camwatch::paths::for_terminal(&e));
             ExitCode::FAILURE
         }
     }

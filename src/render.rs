@@ -143,6 +143,7 @@ pub struct OverlayStyle {
 #[derive(Clone, Debug, Serialize)]
 pub struct SampleSummary {
     pub name: String,
+    #[serde(serialize_with = "crate::paths::serialize")]
     pub file: PathBuf,
     pub logits: Vec<f32>,
     pub probs: Vec<f32>,
@@ -176,14 +177,10 @@ pub fn write_outputs(
         for (method, map) in &result.maps {
             let stem = format!("{}.{}", sample.name, method);
             let npy_path = out.join(format!("{stem}.npy"));
-            std::fs::write(
+            write_atomically(
                 &npy_path,
-                npy::encode_f32(&map.values, &[map.height, map.width]),
-            )
-            .map_err(|source| RenderError::Write {
-                path: npy_path,
-                source,
-            })?;
+                &npy::encode_f32(&map.values, &[map.height, map.width]),
+            )?;
 
             let drawn = draw(&sample.image, map, style);
             let png = format!("{stem}.png");
@@ -215,10 +212,59 @@ pub fn write_outputs(
 }
 
 fn save(image: &RgbImage, path: &Path) -> Result<(), RenderError> {
-    image.save(path).map_err(|source| RenderError::Encode {
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|source| RenderError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_atomically(path, &png)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it and a rename: a reader,
+/// or a kill midway, sees the old file or the new one, never part of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
+    use std::io::Write;
+    let wrap = |source| RenderError::Write {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".camwatch-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(wrap)?;
+    file.write_all(bytes).map_err(wrap)?;
+    file.persist(path).map_err(|e| wrap(e.error))?;
+    Ok(())
+}
+
+/// The files a summary's samples name in the output folder: each method's overlay and
+/// map, and its side-by-side image if `side_by_side`. Names that are not plain file
+/// names (a summary written by somebody else may say anything) are left out.
+pub fn output_files(samples: &[(String, Vec<String>)], side_by_side: bool) -> Vec<String> {
+    let extensions: &[&str] = if side_by_side {
+        &["png", "npy", "side.png"]
+    } else {
+        &["png", "npy"]
+    };
+    let plain = |n: &String| !n.is_empty() && !n.contains('/') && n != "." && n != "..";
+    samples
+        .iter()
+        .filter(|(name, _)| plain(name))
+        .flat_map(|(name, methods)| {
+            methods.iter().filter(|m| plain(m)).flat_map(move |m| {
+                extensions
+                    .iter()
+                    .map(move |ext| format!("{name}.{m}.{ext}"))
+            })
+        })
+        .collect()
 }
 
 /// The architecture as `summary.json` and `info --json` report it.
@@ -262,6 +308,7 @@ pub struct TimingsMs {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    #[serde(serialize_with = "crate::paths::serialize")]
     pub checkpoint: PathBuf,
     pub format: String,
     pub arch: ArchSummary,

@@ -37,6 +37,7 @@ fn run(
         layer,
         target: Target::Predicted,
         batch: 64,
+        cancel: Default::default(),
     };
     render::compute_all(
         &loaded.model,
@@ -203,6 +204,7 @@ fn target_selection() {
         layer: Layer(2),
         target,
         batch: 3,
+        cancel: Default::default(),
     };
     let compute = |target| {
         render::compute_all(

@@ -24,6 +24,7 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
         layer: Layer::LAST,
         target: Target::Predicted,
         batch: 16,
+        cancel: Default::default(),
     };
     let (results, _) = render::compute_all(
         &loaded.model,

@@ -2,6 +2,8 @@
 //! target layer, the gradient of the target score there (exact and free at the last
 //! stage, by autodiff from the layer only at earlier ones), then every method.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::activation::{relu, softmax};
@@ -21,6 +23,32 @@ pub struct CamRequest {
     pub target: Target,
     /// Images per masked forward pass of ScoreCAM.
     pub batch: usize,
+    /// Asked between forward passes whether to stop (a signal, `q`, a new setting).
+    pub cancel: Cancel,
+}
+
+/// A request to stop long work at its next safe point, shared between threads: the
+/// network is never torn down under a running forward pass.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once cancelled: `?` at each safe point.
+    pub fn check(&self) -> Result<(), CamError> {
+        if self.is_cancelled() {
+            Err(CamError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A map at the feature map's resolution, after the method's ReLU, before any scaling.
@@ -29,6 +57,16 @@ pub struct Map {
     pub height: usize,
     pub width: usize,
     pub values: Vec<f32>,
+}
+
+impl Map {
+    /// Whether `values` holds exactly `height × width` values (a map read back from
+    /// somewhere else may not).
+    pub fn is_whole(&self) -> bool {
+        self.height > 0
+            && self.width > 0
+            && self.height.checked_mul(self.width) == Some(self.values.len())
+    }
 }
 
 /// One image's outcome.
@@ -62,6 +100,8 @@ pub enum CamError {
     NoSuchClass { class: usize, classes: usize },
     #[error("the network has no {0}")]
     NoSuchLayer(Layer),
+    #[error("stopped")]
+    Cancelled,
 }
 
 /// Computes `request` for a batch `[B, 3, H, W]`; `labels[b]` is image b's label, if any.
@@ -80,6 +120,7 @@ pub fn compute(
     if request.methods.contains(&Method::Cam) && stage != last {
         return Err(CamError::CamNeedsLastLayer(request.layer));
     }
+    request.cancel.check()?;
     let start = Instant::now();
     let mut activations = model.forward_stem(input.clone());
     for s in &model.stages[..=stage] {
@@ -178,7 +219,7 @@ pub fn compute(
             }
             Method::LayerCam => (relu(gradient()) * a.clone()).sum_dim(1),
             Method::EigenCam => eigen_cam(&a),
-            Method::ScoreCam => score_cam(model, &input, &a, stage, &results, request.batch.max(1)),
+            Method::ScoreCam => score_cam(model, &input, &a, stage, &results, request)?,
         };
         let values = to_vec(relu(map));
         let plane = height * width;
@@ -218,8 +259,9 @@ fn score_cam(
     a: &Tensor<4>,
     stage: usize,
     results: &[SampleMaps],
-    chunk: usize,
-) -> Tensor<4> {
+    request: &CamRequest,
+) -> Result<Tensor<4>, CamError> {
+    let chunk = request.batch.max(1);
     let [batch, channels, height, width] = a.dims();
     let [_, _, input_h, input_w] = input.dims();
     let mut maps = Vec::with_capacity(batch);
@@ -239,6 +281,8 @@ fn score_cam(
         let image = input.clone().narrow(0, b, 1); // [1, 3, H, W]
         let mut scores = Vec::with_capacity(channels);
         for start in (0..channels).step_by(chunk) {
+            // Thousands of forward passes: the one method that must stop midway.
+            request.cancel.check()?;
             let n = chunk.min(channels - start);
             let masked = image.clone() * masks.clone().narrow(0, start, n); // [n, 3, H, W]
             let mut x = model.forward_stem(masked);
@@ -256,7 +300,7 @@ fn score_cam(
         .reshape([1, channels, 1, 1]);
         maps.push((weights * activation).sum_dim(1)); // [1, 1, h, w]
     }
-    Tensor::cat(maps, 0).reshape([batch, 1, height, width])
+    Ok(Tensor::cat(maps, 0).reshape([batch, 1, height, width]))
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {

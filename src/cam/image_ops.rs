@@ -59,6 +59,10 @@ pub fn resize_bilinear(
     (h, w): (usize, usize),
     (out_h, out_w): (usize, usize),
 ) -> Vec<f32> {
+    if h == 0 || w == 0 || h.checked_mul(w) != Some(src.len()) {
+        // Not a map of that size: nothing to draw, rather than an index out of range.
+        return vec![0.0; out_h * out_w];
+    }
     let axis = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
         let scale = n_in as f32 / n_out as f32;
         (0..n_out)

@@ -146,6 +146,23 @@ impl FromStr for Target {
     }
 }
 
+/// Input sizes camwatch accepts: the network downsamples by 32, so a smaller input has
+/// no feature map at stage 4; a larger one costs gigabytes per image.
+pub const INPUT_SIZES: std::ops::RangeInclusive<usize> = 32..=2048;
+
+/// `n` if it is in [`INPUT_SIZES`], else why not.
+pub fn check_input_size(n: usize) -> Result<usize, String> {
+    if INPUT_SIZES.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "input size {n} is outside {}..={}",
+            INPUT_SIZES.start(),
+            INPUT_SIZES.end()
+        ))
+    }
+}
+
 /// Input scaling before the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -93,6 +93,21 @@ impl SampleSet {
         if files.is_empty() {
             return Err(error(path, "no images (png, jpg, jpeg, bmp, webp)"));
         }
+        // Outputs are named after the stem: `a.png` and `a.jpg` would overwrite each
+        // other's maps and share one history key.
+        let mut stems = HashMap::new();
+        for file in &files {
+            if let Some(other) = stems.insert(file.file_stem(), file) {
+                return Err(error(
+                    file,
+                    format!(
+                        "has the same name as {} but for its extension: outputs are named \
+                         after the name, rename one",
+                        other.display()
+                    ),
+                ));
+            }
+        }
 
         let classes = read_classes(&path.join("classes.txt"))?;
         let labels = read_labels(&path.join("labels.csv"), classes.as_deref())?;
@@ -120,10 +135,16 @@ impl SampleSet {
     }
 }
 
+/// Decoding limits: a small file may claim a huge image (a "decompression bomb").
+const MAX_IMAGE_SIDE: u32 = 16384;
+const MAX_IMAGE_ALLOC: u64 = 1 << 30;
+/// Text files beside the images (labels, classes, defaults).
+const MAX_TEXT_BYTES: u64 = 16 << 20;
+
 fn load_image(file: &Path, label: Option<&LabelRow>) -> Result<Sample, SampleError> {
-    let image = image::open(file)
-        .map_err(|e| error(file, format!("cannot decode image: {e}")))?
-        .to_rgb8();
+    let bytes = crate::untrusted::read(file, crate::untrusted::MAX_IMAGE_BYTES)
+        .map_err(|e| error(file, format!("cannot read: {e}")))?;
+    let image = decode_image(&bytes).map_err(|e| error(file, e))?;
     let name = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -138,27 +159,71 @@ fn load_image(file: &Path, label: Option<&LabelRow>) -> Result<Sample, SampleErr
     })
 }
 
+/// Decodes an image file's bytes, refusing what the decoders would accept silently: a
+/// JPEG cut short decodes with grey where its end is missing.
+fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
+        return Err("truncated JPEG (no end-of-image marker)".into());
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    let mut reader = reader;
+    reader.limits(limits);
+    Ok(reader
+        .decode()
+        .map_err(|e| format!("cannot decode image: {e}"))?
+        .to_rgb8())
+}
+
+/// Whether a JPEG's end-of-image marker (FF D9) is near its end; inside the compressed
+/// data a 0xFF byte is always followed by 0x00, so the marker cannot appear by chance.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
+}
+
+/// A text file beside the images, `None` when there is none.
+fn read_text(path: &Path) -> Result<Option<String>, SampleError> {
+    match crate::untrusted::read(path, MAX_TEXT_BYTES) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| error(path, "not UTF-8 text")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(error(path, format!("cannot read: {e}"))),
+    }
+}
+
 fn read_classes(path: &Path) -> Result<Option<Vec<String>>, SampleError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
+    match read_text(path) {
+        Ok(Some(text)) => Ok(Some(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .map(str::to_string)
                 .collect(),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(error(path, format!("cannot read: {e}"))),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
 fn read_defaults(path: &Path) -> Result<RunDefaults, SampleError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            toml::from_str(&text).map_err(|e| error(path, e.to_string().replace('\n', " ")))
+    match read_text(path)? {
+        Some(text) => {
+            let defaults: RunDefaults =
+                toml::from_str(&text).map_err(|e| error(path, e.to_string().replace('\n', " ")))?;
+            if let Some(n) = defaults.input_size {
+                super::options::check_input_size(n)
+                    .map_err(|e| error(path, format!("input_size: {e}")))?;
+            }
+            Ok(defaults)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunDefaults::default()),
-        Err(e) => Err(error(path, format!("cannot read: {e}"))),
+        None => Ok(RunDefaults::default()),
     }
 }
 
@@ -173,17 +238,12 @@ fn read_labels(
     path: &Path,
     classes: Option<&[String]>,
 ) -> Result<HashMap<String, LabelRow>, SampleError> {
-    let mut reader = match csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(path)
-    {
-        Ok(r) => r,
-        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            return Ok(HashMap::new());
-        }
-        Err(e) => return Err(error(path, e.to_string())),
+    let Some(text) = read_text(path)? else {
+        return Ok(HashMap::new());
     };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| error(path, e.to_string()))?
@@ -232,6 +292,14 @@ fn read_labels(
                             format!("line {line}: box coordinates must be numbers"),
                         )
                     })?;
+                if !v.iter().all(|c| c.is_finite()) {
+                    return Err(error(
+                        path,
+                        format!(
+                            "line {line}: box {v:?} has a coordinate that is not a finite number"
+                        ),
+                    ));
+                }
                 if v[2] <= v[0] || v[3] <= v[1] {
                     return Err(error(
                         path,

@@ -43,8 +43,8 @@ pub struct CamOptions {
     /// Input scaling: imagenet, unit (0..1) or none (0..255) [default: imagenet]
     #[arg(long)]
     pub normalize: Option<Normalize>,
-    /// Images are resized (bilinear) to N×N [default: 224]
-    #[arg(long)]
+    /// Images are resized (bilinear) to N×N, N in 32..=2048 [default: 224]
+    #[arg(long, value_parser = parse_input_size)]
     pub input_size: Option<usize>,
     /// auto, cpu, cuda[:N] or flex
     #[arg(long, default_value = "auto")]
@@ -59,6 +59,13 @@ pub struct CamOptions {
     /// write-up's heatmap·0.4 + image.
     #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub image_weight: Option<f32>,
+}
+
+fn parse_input_size(s: &str) -> Result<usize, String> {
+    let n = s
+        .parse::<usize>()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    camwatch::cam::options::check_input_size(n)
 }
 
 fn parse_weight(s: &str) -> Result<f32, String> {
@@ -130,6 +137,7 @@ impl CamOptions {
                 layer: self.layer.or(defaults.layer).unwrap_or(Layer::LAST),
                 target: self.target.or(defaults.target).unwrap_or(Target::Predicted),
                 batch: self.batch.max(1),
+                cancel: Default::default(),
             },
             normalize: self
                 .normalize

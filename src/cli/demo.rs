@@ -44,10 +44,15 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> CliResult {
-    let run = std::env::temp_dir().join(format!("camwatch-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&run).map_err(|e| format!("{}: {e}", run.display()))?;
-    let result = follow(&args, &run);
-    let _ = std::fs::remove_dir_all(&run);
+    // Created exclusively under an unpredictable name, readable by this user only: a
+    // folder somebody else made in /tmp beforehand is never used.
+    let run = tempfile::Builder::new()
+        .prefix("camwatch-demo-")
+        .tempdir()
+        .map_err(|e| format!("{}: {e}", std::env::temp_dir().display()))?;
+    let result = follow(&args, run.path());
+    // Removed only after the monitor and the replay stopped writing into it.
+    drop(run);
     result
 }
 

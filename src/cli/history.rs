@@ -3,6 +3,8 @@
 use clap::Args;
 use serde::Serialize;
 
+use camwatch::paths;
+
 use camwatch::monitor::history::History;
 use camwatch::monitor::{self, CheckpointReport};
 
@@ -20,7 +22,9 @@ pub struct HistoryArgs {
 
 #[derive(Serialize)]
 struct Dump<'a> {
+    #[serde(serialize_with = "paths::serialize")]
     dir: &'a std::path::Path,
+    #[serde(serialize_with = "paths::serialize")]
     history: &'a std::path::Path,
     checkpoints: &'a [CheckpointReport],
 }
@@ -60,11 +64,11 @@ pub fn run(args: HistoryArgs) -> CliResult {
         let line = summarise(report);
         println!(
             "{epoch:>6}  {:<32} {:>6}  {line}",
-            name.display().to_string(),
+            paths::for_terminal(&name.display().to_string()),
             report.status
         );
         if let Some(error) = &report.error {
-            println!("        {error}");
+            println!("        {}", paths::for_terminal(error));
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use super::CliResult;
 
 #[derive(Serialize)]
 struct Info<'a> {
+    #[serde(serialize_with = "camwatch::paths::serialize")]
     file: &'a Path,
     format: String,
     arch: ArchSummary,

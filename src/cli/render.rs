@@ -1,10 +1,10 @@
 //! `camwatch render --checkpoint FILE --samples DIR --out DIR [options]`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use camwatch::render::{self, ArchSummary, Summary, TimingsMs};
+use camwatch::render::{self, ArchSummary, SampleSummary, Summary, TimingsMs};
 
 use super::CliResult;
 use super::cam_args::CamArgs;
@@ -28,6 +28,16 @@ pub fn run(args: RenderArgs) -> CliResult {
     let computed = args.cam.compute(&args.samples)?;
     let (set, resolved) = (&computed.set, &computed.resolved);
     let style = args.cam.style(args.side_by_side);
+    // A folder with a summary is complete: the old summary goes first, the new one
+    // comes last, and what the old run wrote that this one does not is removed.
+    let summary_path = args.out.join("summary.json");
+    let previous = previous_outputs(&summary_path);
+    match std::fs::remove_file(&summary_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: {e}", summary_path.display()).into());
+        }
+        _ => {}
+    }
     let samples = render::write_outputs(&args.out, set, &computed.results, &style)?;
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let summary = Summary {
@@ -48,9 +58,17 @@ pub fn run(args: RenderArgs) -> CliResult {
         },
         samples,
     };
-    let path = args.out.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let written: std::collections::HashSet<String> =
+        render::output_files(&listed(&summary.samples), args.side_by_side)
+            .into_iter()
+            .collect();
+    for stale in previous.iter().filter(|name| !written.contains(*name)) {
+        let _ = std::fs::remove_file(args.out.join(stale));
+    }
+    render::write_atomically(
+        &summary_path,
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     eprintln!(
         "camwatch: {} sample(s) × {} method(s) in {:.0} ms on {} → {}",
         set.samples.len(),
@@ -60,4 +78,39 @@ pub fn run(args: RenderArgs) -> CliResult {
         args.out.display()
     );
     Ok(())
+}
+
+/// Each sample's name and methods, as `render::output_files` takes them.
+fn listed(samples: &[SampleSummary]) -> Vec<(String, Vec<String>)> {
+    samples
+        .iter()
+        .map(|s| (s.name.clone(), s.maps.keys().cloned().collect()))
+        .collect()
+}
+
+/// The files an earlier run's `summary.json` in the output folder lists; none when
+/// there is no readable summary.
+fn previous_outputs(summary: &Path) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Old {
+        samples: Vec<OldSample>,
+    }
+    #[derive(serde::Deserialize)]
+    struct OldSample {
+        name: String,
+        maps: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let Ok(bytes) = camwatch::untrusted::read(summary, 64 << 20) else {
+        return Vec::new();
+    };
+    let Ok(old) = serde_json::from_slice::<Old>(&bytes) else {
+        return Vec::new();
+    };
+    let samples: Vec<(String, Vec<String>)> = old
+        .samples
+        .into_iter()
+        .map(|s| (s.name, s.maps.into_keys().collect()))
+        .collect();
+    // Whether that run wrote side-by-side images is not recorded: assume it did.
+    render::output_files(&samples, true)
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use camwatch::device;
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
+use camwatch::{device, paths};
 
 use super::CliResult;
 use super::run_args::RunArgs;
@@ -119,11 +119,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let methods: Vec<&str> = request.methods.iter().map(|m| m.name()).collect();
     eprintln!(
         "camwatch: watching {} ({} sample(s), {} on {}, history {})",
-        config.dir.display(),
+        paths::for_terminal(&config.dir.display().to_string()),
         config.samples.samples.len(),
         methods.join(","),
         config.device.label(),
-        config.history.display()
+        paths::for_terminal(&config.history.display().to_string())
     );
     let (monitor, events) = Monitor::start(config)?;
     let mut stdout = std::io::stdout().lock();
@@ -142,10 +142,16 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     source,
                     ms,
                 };
-                let written = serde_json::to_writer(&mut stdout, &line)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| writeln!(stdout))
-                    .and_then(|()| stdout.flush());
+                // Serialised whole before anything is written: a line is never cut.
+                let mut text = match serde_json::to_vec(&line) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        eprintln!("camwatch: {}", paths::for_terminal(&e.to_string()));
+                        continue;
+                    }
+                };
+                text.push(b'\n');
+                let written = stdout.write_all(&text).and_then(|()| stdout.flush());
                 if written.is_err() {
                     // The reader went away (a closed pipe): nobody is listening.
                     break;
@@ -158,9 +164,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }
             | MonitorEvent::Revised(_) => {}
-            MonitorEvent::Warning(message) => eprintln!("camwatch: {message}"),
+            MonitorEvent::Warning(message) => {
+                eprintln!("camwatch: {}", paths::for_terminal(&message))
+            }
         }
     }
-    monitor.stop(Duration::from_secs(2));
+    monitor.stop();
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 /// `model_e12.pth`, `run-12.safetensors`. `latest`, `last`, `best…` name no epoch: they
 /// are ordered by time.
 pub fn epoch_of(path: &Path) -> Option<u64> {
-    let name = path.file_name()?.to_str()?;
-    let stem = strip_extensions(name);
+    let name = path.file_name()?.to_string_lossy();
+    let stem = super::scan::strip_extension(&name).unwrap_or(&name);
     let lower = stem.to_ascii_lowercase();
     if ["latest", "last", "best"]
         .iter()
@@ -40,23 +40,6 @@ pub fn epoch_of(path: &Path) -> Option<u64> {
     let (head, number) = lower.split_at(lower.len() - digits);
     let separated = head.ends_with(['-', '_', '.']) || head.ends_with("_e") || head.ends_with("-e");
     separated.then(|| number.parse().ok()).flatten()
-}
-
-fn strip_extensions(name: &str) -> &str {
-    for ext in [
-        ".pth.tar",
-        ".pdparams",
-        ".safetensors",
-        ".ckpt",
-        ".pth",
-        ".pt",
-        ".tar",
-    ] {
-        if let Some(stem) = name.strip_suffix(ext) {
-            return stem;
-        }
-    }
-    name
 }
 
 fn leading_number(s: &str) -> Option<u64> {

@@ -87,7 +87,9 @@ pub enum HistoryProblem {
     Schema { found: String },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether a checkpoint gave maps; `"ok"` and `"error"` in JSON and in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
     Error,
@@ -99,6 +101,12 @@ impl Status {
             Status::Ok => "ok",
             Status::Error => "error",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -138,6 +146,15 @@ pub struct Prediction {
     pub logits: Vec<f32>,
     pub probs: Vec<f32>,
     pub predicted: usize,
+}
+
+impl Prediction {
+    /// One logit and one probability per class, and a predicted class among them.
+    pub fn is_whole(&self) -> bool {
+        !self.probs.is_empty()
+            && self.logits.len() == self.probs.len()
+            && self.predicted < self.probs.len()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -224,11 +241,14 @@ impl History {
         }
     }
 
-    fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
+    /// The path as stored: relative to the watched folder; TEXT when it is UTF-8, else
+    /// a BLOB of its bytes, so that no name is changed on the way (see `paths`).
+    fn relative(&self, path: &Path) -> rusqlite::types::Value {
+        let relative = path.strip_prefix(&self.root).unwrap_or(path);
+        match relative.to_str() {
+            Some(text) => rusqlite::types::Value::Text(text.to_string()),
+            None => rusqlite::types::Value::Blob(crate::paths::bytes(relative).to_vec()),
+        }
     }
 
     /// Every recorded checkpoint, in the order they were recorded.
@@ -242,7 +262,12 @@ impl History {
             .map_err(|e| self.wrap(e))?;
         let rows = statement
             .query_map([], |r| {
-                let path: String = r.get(0)?;
+                let path = match r.get_ref(0)? {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        crate::paths::from_bytes(b)
+                    }
+                    _ => PathBuf::new(),
+                };
                 let status: String = r.get(5)?;
                 Ok(CheckpointRow {
                     path: self.root.join(path),
@@ -387,7 +412,10 @@ impl History {
                     })
                 })
                 .optional()
-                .map_err(|e| self.wrap(e))?;
+                .map_err(|e| self.wrap(e))?
+                // A row that does not hold together (written by hand, or damaged) counts
+                // as not stored: it is computed again rather than trusted.
+                .filter(Prediction::is_whole);
             let rows = maps
                 .query_map(
                     params![hash, sample, setting.prep, setting.layer, setting.target],
@@ -414,6 +442,9 @@ impl History {
             let mut stored = Vec::new();
             for row in rows {
                 let (method, class, map, on_object) = row.map_err(|e| self.wrap(e))?;
+                if !map.is_whole() {
+                    continue;
+                }
                 // A method this camwatch no longer knows is left in the file, unread.
                 if let Ok(method) = method.parse::<Method>() {
                     stored.push(StoredMap {

@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::cam::engine::Cancel;
 use crate::cam::{SampleSet, Target};
 use crate::device::SelectedDevice;
 use crate::render::CamSettings;
-use history::{History, HistoryError, Setting};
+use history::{History, HistoryError, Setting, Status};
 use readiness::{Timing, Tracker};
 use timeline::{Entry, SampleFigures};
 
@@ -74,11 +75,13 @@ pub enum Source {
 /// One checkpoint content as the history holds it, with its samples' figures.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckpointReport {
+    #[serde(serialize_with = "crate::paths::serialize")]
     pub path: PathBuf,
     /// Every name this content was seen under.
+    #[serde(serialize_with = "crate::paths::serialize_all")]
     pub paths: Vec<PathBuf>,
     pub epoch: Option<u64>,
-    pub status: &'static str,
+    pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub hash: String,
@@ -102,7 +105,7 @@ impl CheckpointReport {
             path: entry.path.clone(),
             paths: entry.paths.clone(),
             epoch: entry.epoch,
-            status: entry.status.as_str(),
+            status: entry.status,
             error: entry.error.clone(),
             hash: entry.hash.clone(),
             time: humantime::format_rfc3339_millis(time).to_string(),
@@ -166,7 +169,10 @@ pub fn sample_keys(set: &SampleSet, target: Target) -> std::io::Result<Vec<Strin
 pub fn sample_digests(set: &SampleSet) -> std::io::Result<Vec<String>> {
     set.samples
         .iter()
-        .map(|s| Ok(content_hash(&std::fs::read(&s.file)?)[..32].to_string()))
+        .map(|s| {
+            let bytes = crate::untrusted::read(&s.file, crate::untrusted::MAX_IMAGE_BYTES)?;
+            Ok(content_hash(&bytes)[..32].to_string())
+        })
         .collect()
 }
 
@@ -225,9 +231,11 @@ pub enum MonitorError {
     NotAFolder(PathBuf),
 }
 
-/// A running monitor: the threads behind its events.
+/// A running monitor: the threads behind its events. Stopped (and its threads joined)
+/// by [`Monitor::stop`] or when dropped.
 pub struct Monitor {
     stop: Arc<AtomicBool>,
+    cancel: Cancel,
     queue: Arc<queue::Queue<worker::Job>>,
     scanner_messages: Sender<ScanMessage>,
     scanner: Option<JoinHandle<()>>,
@@ -239,7 +247,9 @@ pub struct Monitor {
 impl Monitor {
     /// Opens the history and starts the scanner and the worker. The stored history is
     /// reported first, then live checkpoints, on the returned channel.
-    pub fn start(config: MonitorConfig) -> Result<(Monitor, Receiver<MonitorEvent>), MonitorError> {
+    pub fn start(
+        mut config: MonitorConfig,
+    ) -> Result<(Monitor, Receiver<MonitorEvent>), MonitorError> {
         if !config.dir.is_dir() {
             return Err(MonitorError::NotAFolder(config.dir));
         }
@@ -266,6 +276,8 @@ impl Monitor {
         let (scan_tx, scan_rx) = mpsc::channel();
         let queue = Arc::new(queue::Queue::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let cancel = Cancel::default();
+        config.settings.request.cancel = cancel.clone();
 
         let watcher = match config.poll {
             Some(_) => None,
@@ -320,6 +332,7 @@ impl Monitor {
             .ok();
         let monitor = Monitor {
             stop,
+            cancel,
             queue,
             scanner_messages: scan_tx,
             scanner,
@@ -334,24 +347,30 @@ impl Monitor {
         self.queue.len()
     }
 
-    /// Stops both threads. A checkpoint being computed is given `grace` to finish and be
-    /// recorded; after that it is abandoned (its transaction never commits, so the
-    /// history stays whole).
-    pub fn stop(mut self, grace: Duration) {
+    /// Stops both threads and waits for them. A checkpoint being computed stops at its
+    /// next safe point (between forward passes) and is not recorded (its transaction
+    /// never starts), so the history stays whole; nothing of the network is torn down
+    /// under a running pass, and the process can exit safely afterwards.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
         self.queue.close();
         let _ = self.scanner_messages.send(ScanMessage::Stop);
         if let Some(scanner) = self.scanner.take() {
             let _ = scanner.join();
         }
-        let deadline = Instant::now() + grace;
         if let Some(worker) = self.worker.take() {
-            while !worker.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if worker.is_finished() {
-                let _ = worker.join();
-            }
+            let _ = worker.join();
         }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }

@@ -3,29 +3,38 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Extensions of the weight files camwatch reads (optimiser and trainer state such as
-/// `.pdopt` and `.pdstates` are left alone).
-const EXTENSIONS: [&str; 7] = [
-    ".pdparams",
+/// Extensions of the weight files camwatch reads, longest first (`.pth.tar` before
+/// `.tar`-less `.pth`); optimiser and trainer state such as `.pdopt` and `.pdstates`
+/// are left alone. The epoch rules strip the same list.
+pub const EXTENSIONS: [&str; 7] = [
     ".safetensors",
+    ".pdparams",
     ".pth.tar",
-    ".pth",
-    ".pt",
     ".ckpt",
+    ".pth",
     ".bin",
+    ".pt",
 ];
+
+/// `name` without its checkpoint extension (any case), if it has one.
+pub fn strip_extension(name: &str) -> Option<&str> {
+    EXTENSIONS.iter().find_map(|ext| {
+        let cut = name.len().checked_sub(ext.len())?;
+        (name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(ext)).then(|| &name[..cut])
+    })
+}
 
 /// Whether `path` names a weight file worth reading. Temporary files that a trainer
 /// renames into place when complete (timm's `tmp.pth.tar`, editors' and rsync's dot
 /// files) are not: the final name follows.
 pub fn is_checkpoint_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+    // Names need not be UTF-8: only the ASCII start and extension matter.
+    let Some(name) = path.file_name() else {
         return false;
     };
+    let name = name.to_string_lossy();
     let lower = name.to_ascii_lowercase();
-    !lower.starts_with('.')
-        && !lower.starts_with("tmp")
-        && EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
+    !lower.starts_with('.') && !lower.starts_with("tmp") && strip_extension(&name).is_some()
 }
 
 /// What a file looks like from outside: when it changes, it is being written again.

@@ -111,8 +111,10 @@ impl Scanner {
             return;
         }
         let read = checkpoint::with_file(&path, |data| {
-            let missing = (!complete::is_complete(data)).then(|| complete::missing_end(data));
-            (content_hash(data), missing)
+            crate::isolate::isolated(|| {
+                let missing = (!complete::is_complete(data)).then(|| complete::missing_end(data));
+                (content_hash(data), missing)
+            })
         });
         // Written to while being read: the bytes may be a mix, so they are not used.
         let after = Fingerprint::of(&path);
@@ -121,8 +123,12 @@ impl Scanner {
             return;
         }
         let (hash, failure) = match read {
-            Ok((hash, None)) => (hash, None),
-            Ok((hash, Some(missing))) => match self.tracker.incomplete(&path, now) {
+            Ok(Err(panic)) => (
+                unreadable_hash(fingerprint),
+                Some(format!("{}: {panic}", path.display())),
+            ),
+            Ok(Ok((hash, None))) => (hash, None),
+            Ok(Ok((hash, Some(missing)))) => match self.tracker.incomplete(&path, now) {
                 Incomplete::Retry => return,
                 Incomplete::GiveUp(after) => (
                     hash,

@@ -156,6 +156,7 @@ pub struct MapShape {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SampleFigures {
     pub name: String,
+    #[serde(serialize_with = "crate::paths::serialize")]
     pub file: PathBuf,
     pub logits: Vec<f32>,
     pub probs: Vec<f32>,

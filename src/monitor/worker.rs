@@ -15,11 +15,11 @@ use super::queue::Queue;
 use super::scan::Fingerprint;
 use super::timeline::{self, Entry};
 use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
-use crate::cam::{Method, Sample, SampleSet};
+use crate::cam::{CamError, Method, Sample, SampleSet};
 use crate::checkpoint;
 use crate::device::{self, SelectedDevice};
 use crate::loader;
-use crate::render::{self, ArchSummary, CamSettings};
+use crate::render::{self, ArchSummary, CamSettings, RenderError};
 
 /// A checkpoint file the scanner found complete (or gave up on), at the content it read.
 #[derive(Debug)]
@@ -58,10 +58,12 @@ impl Worker {
             let Some(job) = self.queue.pop(Duration::from_millis(250)) else {
                 continue;
             };
-            if let Err(e) = self.handle(job) {
+            match crate::isolate::isolated(|| self.handle(job)) {
+                Ok(Ok(())) => {}
                 // The history could not be written (disk full, database locked for
                 // long): say so and go on; the file is looked at again when it changes.
-                self.warn(e.to_string());
+                Ok(Err(e)) => self.warn(e.to_string()),
+                Err(panic) => self.warn(panic),
             }
             device::release_cached_memory(&self.device);
         }
@@ -192,7 +194,15 @@ impl Worker {
             return self.finish_quietly_if(known_here, row, Source::History, start);
         }
         self.working(&row.path, 0, missing.len());
-        match self.compute(&job.path, &job.hash, &missing) {
+        // Whatever goes wrong with this one file stays with it: a panic (a bug reached
+        // by some input) becomes its error entry and the worker goes on.
+        let computed = crate::isolate::isolated(|| self.compute(&job.path, &job.hash, &missing))
+            .unwrap_or_else(|panic| {
+                Err(Failure::Content(format!("{}: {panic}", job.path.display())))
+            });
+        match computed {
+            // Stopping: nothing recorded, the file is computed at the next start.
+            Err(Failure::Cancelled) => Ok(()),
             Ok(Computed::Changed) => {
                 // Rewritten since the scanner read it: the scanner looks again.
                 let _ = self.scanner.send(ScanMessage::Recheck(job.path));
@@ -329,7 +339,10 @@ impl Worker {
             &self.device.device,
             &mut |done| self.working(path, done, samples.len()),
         )
-        .map_err(|e| Failure::Setting(format!("{}: {e}", path.display())))?;
+        .map_err(|e| match e {
+            RenderError::Cam(CamError::Cancelled) => Failure::Cancelled,
+            e => Failure::Setting(format!("{}: {e}", path.display())),
+        })?;
         let results = missing
             .iter()
             .zip(maps)
@@ -371,6 +384,8 @@ enum Failure {
     Content(String),
     /// The settings (a layer or class the network does not have).
     Setting(String),
+    /// The monitor is stopping.
+    Cancelled,
 }
 
 enum Computed {

@@ -11,6 +11,7 @@ use ratatui_image::protocol::Protocol;
 
 use super::images::ImageRequest;
 use crate::cam::{Layer, Method, SampleSet, Target};
+use crate::monitor::history::Status;
 use crate::monitor::timeline::{SampleFigures, sort_in_training_order};
 use crate::monitor::{CheckpointReport, MonitorEvent};
 
@@ -207,7 +208,7 @@ impl App {
     pub fn epochs(&self) -> Vec<&CheckpointReport> {
         self.checkpoints
             .iter()
-            .filter(|c| c.status == "ok")
+            .filter(|c| c.status == Status::Ok)
             .collect()
     }
 
@@ -301,7 +302,7 @@ impl App {
             }
             MonitorEvent::Checkpoint { report, .. } => {
                 let report = *report;
-                if report.status == "error" {
+                if report.status == Status::Error {
                     self.last_error = report.error.clone();
                 }
                 if self
@@ -484,7 +485,7 @@ pub(crate) mod tests {
             path: PathBuf::from(format!("run/epoch_{epoch}.pdparams")),
             paths: vec![],
             epoch: Some(epoch),
-            status: "ok",
+            status: Status::Ok,
             error: None,
             hash: format!("h{epoch}"),
             time: String::new(),

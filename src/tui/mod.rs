@@ -110,6 +110,9 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     let mut monitor = start_monitor(config, &app, tx.clone())?;
     let mut encoder = images::Encoder::spawn(painter.clone(), picker, tx.clone());
     let mut cache = ImageCache::default();
+    // Monitors replaced by a new setting, stopping in the background; joined before
+    // the process may exit.
+    let mut stopping = Vec::new();
 
     let result = loop {
         let first = match rx.recv_timeout(TICK) {
@@ -135,8 +138,8 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                     match start_monitor(config, &app, tx.clone()) {
                         Ok(new) => {
                             let old = std::mem::replace(&mut monitor, new);
-                            // Stopping waits for a checkpoint being computed: not here.
-                            std::thread::spawn(move || old.stop(Duration::from_secs(30)));
+                            // Stopping waits for the forward pass under way: not here.
+                            stopping.push(std::thread::spawn(move || old.stop()));
                         }
                         Err(e) => app.last_error = Some(e.to_string()),
                     }
@@ -172,7 +175,10 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     };
     input_stop.store(true, Ordering::Relaxed);
     drop(guard);
-    monitor.stop(Duration::from_secs(2));
+    monitor.stop();
+    for old in stopping {
+        let _ = old.join();
+    }
     result
 }
 
@@ -279,7 +285,10 @@ impl TerminalGuard {
         crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
+            // A panic inside an isolated job becomes that job's error; the UI goes on.
+            if !crate::isolate::is_isolated() {
+                restore();
+            }
             previous(info);
         }));
         match Terminal::new(CrosstermBackend::new(std::io::stdout())) {

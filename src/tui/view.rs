@@ -12,6 +12,7 @@ use super::app::{App, ClickMap};
 use super::images::{ImageCache, ImageKey, ImageRequest, View};
 use crate::cam::{Layer, Method, Target};
 use crate::monitor::CheckpointReport;
+use crate::monitor::history::Status;
 
 /// Where everything goes on a screen of a given size.
 #[derive(Clone, Debug, Default)]
@@ -447,7 +448,7 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCach
     let errors = app
         .checkpoints
         .iter()
-        .filter(|c| c.status == "error")
+        .filter(|c| c.status == Status::Error)
         .count();
     let mut title = format!("epochs ({})", app.epochs().len());
     if errors > 0 {
