@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod watch;
+
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
