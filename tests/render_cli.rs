@@ -197,3 +197,113 @@ fn show_prints_an_overlay() {
     );
     assert!(stdout.contains("\x1b["), "no colour blocks printed");
 }
+
+/// A failed render's single stderr line.
+fn render_error(samples: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = render_args(samples, out);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let output = camwatch(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr)
+        .trim_end()
+        .to_string();
+    assert!(!output.status.success(), "succeeded: {args:?}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// Sample sets that used to be accepted and then crash, overwrite or mislead.
+#[test]
+fn bad_sample_sets_are_refused_with_one_line() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bad-samples-out");
+
+    let dir = sample_dir("bad-samples-stem", "");
+    std::fs::copy(dir.join("a.png"), dir.join("a.jpg")).unwrap();
+    let error = render_error(&dir, &out, &[]);
+    assert!(
+        error.contains("a.png") && error.contains("same name"),
+        "{error}"
+    );
+
+    let dir = sample_dir("bad-samples-box", "");
+    std::fs::write(
+        dir.join("labels.csv"),
+        "file,label,x0,y0,x1,y1\na.png,1,NaN,0,10,10\n",
+    )
+    .unwrap();
+    let error = render_error(&dir, &out, &[]);
+    assert!(
+        error.contains("labels.csv") && error.contains("finite"),
+        "{error}"
+    );
+
+    let dir = sample_dir("bad-samples-jpeg", "");
+    let jpeg = std::fs::read(dir.join("b.jpg")).unwrap();
+    std::fs::write(dir.join("b.jpg"), &jpeg[..jpeg.len() * 2 / 3]).unwrap();
+    let error = render_error(&dir, &out, &[]);
+    assert!(
+        error.contains("b.jpg") && error.contains("truncated JPEG"),
+        "{error}"
+    );
+
+    let dir = sample_dir("bad-samples-size", "input_size = 0\n");
+    let error = render_error(&dir, &out, &[]);
+    assert!(
+        error.contains("camwatch.toml") && error.contains("32..=2048"),
+        "{error}"
+    );
+    let dir = sample_dir("bad-samples-flag", "");
+    let mut args = render_args(&dir, &out);
+    args.extend(["--input-size".into(), "60000".into()]);
+    let output = camwatch(&args);
+    assert_eq!(output.status.code(), Some(2), "clap refuses it");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("outside 32..=2048"));
+
+    let dir = sample_dir("bad-samples-fifo", "");
+    let status = Command::new("mkfifo")
+        .arg(dir.join("c.png"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let error = render_error(&dir, &out, &[]);
+    assert!(error.contains("c.png") && error.contains("FIFO"), "{error}");
+}
+
+/// Rendering over an earlier render: the old summary goes first, the new one comes
+/// last, and what the old run wrote that this one does not is removed.
+#[test]
+fn render_over_an_earlier_render_leaves_no_stale_outputs() {
+    let dir = sample_dir("render-over", "");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("render-over-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut first = render_args(&dir, &out);
+    first.extend([
+        "--method".into(),
+        "gradcam,eigencam".into(),
+        "--side-by-side".into(),
+    ]);
+    assert!(camwatch(&first).status.success());
+    assert!(out.join("a.eigencam.side.png").exists());
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+
+    let mut second = render_args(&dir, &out);
+    second.extend(["--method".into(), "gradcam".into()]);
+    assert!(camwatch(&second).status.success());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "a.gradcam.npy",
+            "a.gradcam.png",
+            "b.gradcam.npy",
+            "b.gradcam.png",
+            "notes.txt",
+            "summary.json"
+        ],
+        "stale outputs of the first run (eigencam, side-by-side) removed, nothing else"
+    );
+}

@@ -1,6 +1,8 @@
 //! The real binary in a real terminal (tmux) on a copy of the demo: keys in, screen out,
 //! snapshot files written, and the terminal given back on quit.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -55,6 +57,11 @@ fn header(screen: &str) -> &str {
 
 /// The demo's first four epochs in a fresh folder, and camwatch's UI on it in tmux.
 fn start(name: &str) -> (Session, PathBuf) {
+    start_with(name, "")
+}
+
+/// [`start`] with more flags for `camwatch watch`.
+fn start_with(name: &str, flags: &str) -> (Session, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&work);
@@ -66,7 +73,7 @@ fn start(name: &str) -> (Session, PathBuf) {
     }
     let snapshots = work.join("snapshots");
     let command = format!(
-        "{} watch {} --samples {} --protocol halfblocks --device cpu --snapshots {}; \
+        "{} watch {} --samples {} --protocol halfblocks --device cpu --snapshots {} {flags}; \
          echo camwatch-exit=$?; sleep 120",
         env!("CARGO_BIN_EXE_camwatch"),
         run.display(),
@@ -157,12 +164,39 @@ fn keys_move_the_screen_and_quit_restores_the_terminal() {
 fn sigterm_restores_the_terminal() {
     let (session, _) = start("tui-sigterm");
     session.wait_for("the latest epoch", |s| header(s).contains("epoch 4 [4/4]"));
+    signal(&session, "-TERM");
+    assert_terminal_restored(&session);
+}
+
+/// Sends `signal` to the camwatch under the session's shell.
+fn signal(session: &Session, signal: &str) {
     let pane = tmux(&["display", "-p", "-t", &session.0, "#{pane_pid}"]);
     let shell = String::from_utf8_lossy(&pane.stdout).trim().to_string();
     let killed = Command::new("pkill")
-        .args(["-TERM", "-P", &shell, "camwatch"])
+        .args([signal, "-P", &shell, "camwatch"])
         .status()
         .unwrap();
     assert!(killed.success(), "camwatch found under the pane's shell");
-    assert_terminal_restored(&session);
+}
+
+/// `q`, SIGTERM and SIGINT while ScoreCAM (a forward pass per feature channel) is
+/// being computed: the worker stops at its next pass and is joined before the process
+/// exits, with status 0, the terminal restored and the history intact.
+#[test]
+fn quitting_while_scorecam_computes_is_clean() {
+    for (i, how) in ["q", "-TERM", "-INT", "q", "-TERM", "-INT"]
+        .iter()
+        .enumerate()
+    {
+        let (session, snapshots) = start_with(&format!("tui-stop-{i}"), "--method scorecam");
+        session.wait_for("ScoreCAM under way", |s| s.contains("computing"));
+        std::thread::sleep(Duration::from_millis(250 * i as u64));
+        match *how {
+            "q" => session.keys("q"),
+            other => signal(&session, other),
+        }
+        assert_terminal_restored(&session);
+        let history = snapshots.with_file_name("checkpoints/.camwatch/history.sqlite");
+        common::assert_history_intact(&history);
+    }
 }

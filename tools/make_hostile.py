@@ -253,6 +253,12 @@ def oddities(c: Corpus, good: Path):
         f.write(good.read_bytes())
     c.note(os.fsdecode(odd), "a good checkpoint whose name is not UTF-8", expect="ok",
            special="bytes")
+    folder = os.path.join(os.fsencode(c.out), b"run-\xfe")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"epoch_91.pdparams"), "wb") as f:
+        f.write(good.read_bytes())
+    c.note(os.fsdecode(b"run-\xfe/epoch_91.pdparams"),
+           "a good checkpoint in a folder whose name is not UTF-8", expect="ok", special="bytes")
 
 
 def main():

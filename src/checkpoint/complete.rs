@@ -10,7 +10,12 @@ use super::{Format, LoadError, detect, zip};
 /// reported) once it is not a prefix of anything camwatch reads.
 pub fn is_complete(data: &[u8]) -> bool {
     match detect(data) {
-        Ok(Format::Pdparams) => super::pickle::parse(data).is_ok_and(|(_, end)| end == data.len()),
+        // A pickle is incomplete only if the data ran out; one that is broken in any
+        // other way is complete, so that it is read and its real error reported.
+        Ok(Format::Pdparams) => match super::pickle::parse(data) {
+            Ok((_, end)) => end == data.len(),
+            Err(e) => !e.truncated,
+        },
         Ok(Format::Torch) => zip::find_end_record(data).is_some(),
         Ok(Format::Safetensors) => {
             super::safetensors::expected_len(data).is_ok_and(|n| n == data.len())

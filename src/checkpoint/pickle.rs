@@ -198,6 +198,9 @@ pub struct PickleError {
     pub offset: usize,
     pub opcode: u8,
     pub message: String,
+    /// The data ended first: a prefix of a pickle still being written looks like this,
+    /// and nothing else does.
+    pub truncated: bool,
 }
 
 /// Limits that keep hostile input from exhausting the stack, memory or time. No real
@@ -378,6 +381,14 @@ impl<'a> Machine<'a> {
             offset: self.op_start,
             opcode: self.opcode,
             message: message.into(),
+            truncated: false,
+        })
+    }
+
+    fn truncated<T>(&self, message: impl Into<String>) -> Result<T, PickleError> {
+        self.err(message).map_err(|e| PickleError {
+            truncated: true,
+            ..e
         })
     }
 
@@ -388,7 +399,7 @@ impl<'a> Machine<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            _ => self.err(format!(
+            _ => self.truncated(format!(
                 "the file ends {} bytes early (truncated?)",
                 (self.pos as u128 + n as u128).saturating_sub(self.data.len() as u128)
             )),
@@ -421,7 +432,7 @@ impl<'a> Machine<'a> {
     fn line(&mut self) -> Result<&'a str, PickleError> {
         let rest = &self.data[self.pos..];
         let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            return self.err("unterminated text line");
+            return self.truncated("unterminated text line");
         };
         self.pos += end + 1;
         std::str::from_utf8(&rest[..end]).or_else(|_| self.err("text line is not UTF-8"))
@@ -456,6 +467,7 @@ impl<'a> Machine<'a> {
                 offset: self.op_start,
                 opcode: self.opcode,
                 message: "stack underflow".into(),
+                truncated: false,
             }),
         }
     }

@@ -36,7 +36,10 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
     if json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
-        println!("file        {}", file.display());
+        println!(
+            "file        {}",
+            camwatch::paths::for_terminal(&file.display().to_string())
+        );
         println!("format      {}", info.format);
         println!(
             "network     {} ({} variant)",

@@ -38,12 +38,12 @@ pub fn run(args: ShowArgs) -> CliResult {
         let overlay = render::draw(&sample.image, map, &style).overlay;
         println!(
             "{} · {} · {} · target {} (p = {:.3}), predicted {}",
-            sample.name,
+            camwatch::paths::for_terminal(&sample.name),
             method,
             resolved.request.layer,
-            class_name(result.target),
-            result.probs[result.target],
-            class_name(result.predicted)
+            camwatch::paths::for_terminal(&class_name(result.target)),
+            result.probs.get(result.target).copied().unwrap_or(f32::NAN),
+            camwatch::paths::for_terminal(&class_name(result.predicted))
         );
         // Graphics protocols are probed by querying the terminal; when the output is
         // not one (a pipe, a log) the probe would only leave escape codes behind.

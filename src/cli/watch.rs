@@ -81,6 +81,26 @@ pub fn run(args: WatchArgs) -> CliResult {
 
 /// Watches; headless, ends after `stop_after` checkpoint lines when given.
 pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
+    // Registered before anything slow (libtorch starting, the samples read): a signal
+    // at any moment ends camwatch cleanly, with status 0.
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = if args.headless {
+        &[signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM][..]
+    } else {
+        // The UI also ends on SIGHUP: the SSH connection went.
+        &[
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ][..]
+    };
+    for &signal in signals {
+        if args.headless {
+            // A second signal, if the clean stop hangs, ends it at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+        }
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
     let (samples, settings) = args.run.load()?;
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
@@ -107,13 +127,8 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             snapshots: args.snapshots.clone(),
             colormap: style.colormap,
             blend: style.blend,
+            signalled: stop,
         });
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // The first signal asks for a clean stop; a second one, if that hangs, ends it.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     let request = &config.settings.request;
     let methods: Vec<&str> = request.methods.iter().map(|m| m.name()).collect();

@@ -16,7 +16,7 @@ use super::scan::Fingerprint;
 use super::timeline::{self, Entry};
 use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
 use crate::cam::{CamError, Method, Sample, SampleSet};
-use crate::checkpoint;
+use crate::checkpoint::{self, LoadError};
 use crate::device::{self, SelectedDevice};
 use crate::loader;
 use crate::render::{self, ArchSummary, CamSettings, RenderError};
@@ -307,8 +307,14 @@ impl Worker {
             }
             loader::from_bytes(path, data, &self.device.device).map(Some)
         })
-        .and_then(|r| r)
-        .map_err(|e| Failure::Content(e.to_string()))?;
+        .and_then(|r| r);
+        let loaded = match loaded {
+            // The file cannot be opened or read as it was queued (replaced by a FIFO,
+            // a link to a device, removed): not its content's fault, which the scanner
+            // read and hashed; it looks again.
+            Err(e) if matches!(e.source, LoadError::Io(_)) => None,
+            other => other.map_err(|e| Failure::Content(e.to_string()))?,
+        };
         let Some(loaded) = loaded else {
             return Ok(Computed::Changed);
         };

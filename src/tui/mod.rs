@@ -66,6 +66,9 @@ pub struct TuiOptions {
     pub snapshots: PathBuf,
     pub colormap: Colormap,
     pub blend: Blend,
+    /// Set by SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT, which
+    /// end the UI the way `q` does; registered by the caller before anything slow.
+    pub signalled: Arc<AtomicBool>,
 }
 
 /// How long the loop sleeps when nothing happens.
@@ -85,16 +88,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     // Probed after entering the alternate screen and before reading any event.
     let picker = pick(options.protocol);
 
-    // SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT end the UI the
-    // way `q` does, so the terminal is restored and the monitor stopped.
-    let signalled = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        signal_hook::flag::register(signal, Arc::clone(&signalled))?;
-    }
+    let signalled = &options.signalled;
     let (tx, rx) = mpsc::channel::<Message>();
     let input_stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&input_stop));

@@ -72,3 +72,12 @@ pub fn relative_error(actual: &[f32], expected: &[f32]) -> f32 {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     diff / scale
 }
+
+/// `PRAGMA integrity_check` of a history database says ok.
+pub fn assert_history_intact(path: &std::path::Path) {
+    let db = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{}", path.display());
+}
