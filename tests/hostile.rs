@@ -82,6 +82,8 @@ struct Outcome {
 }
 
 /// Runs `command`, killing it after `limit`; measures its peak memory with wait4.
+// The child is reaped by wait4, which std does not know about.
+#[allow(clippy::zombie_processes)]
 fn run_bounded(command: &mut Command, limit: Duration) -> Outcome {
     let start = Instant::now();
     let mut child = command
