@@ -147,7 +147,12 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         let event = match events.recv_timeout(Duration::from_millis(100)) {
             Ok(event) => event,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // Only a stopped worker closes the channel: say so rather than end
+                // quietly with 0 as if the run were over.
+                monitor.stop();
+                return Err("the monitor's worker stopped unexpectedly".into());
+            }
         };
         match event {
             MonitorEvent::Checkpoint { report, source, ms } => {
