@@ -199,17 +199,13 @@ fn read_text(path: &Path) -> Result<Option<String>, SampleError> {
 }
 
 fn read_classes(path: &Path) -> Result<Option<Vec<String>>, SampleError> {
-    match read_text(path) {
-        Ok(Some(text)) => Ok(Some(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        )),
-        Ok(None) => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(read_text(path)?.map(|text| {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }))
 }
 
 fn read_defaults(path: &Path) -> Result<RunDefaults, SampleError> {

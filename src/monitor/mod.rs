@@ -20,7 +20,6 @@ mod worker;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -234,7 +233,6 @@ pub enum MonitorError {
 /// A running monitor: the threads behind its events. Stopped (and its threads joined)
 /// by [`Monitor::stop`] or when dropped.
 pub struct Monitor {
-    stop: Arc<AtomicBool>,
     cancel: Cancel,
     queue: Arc<queue::Queue<worker::Job>>,
     scanner_messages: Sender<ScanMessage>,
@@ -275,7 +273,6 @@ impl Monitor {
         let (event_tx, events) = mpsc::channel();
         let (scan_tx, scan_rx) = mpsc::channel();
         let queue = Arc::new(queue::Queue::default());
-        let stop = Arc::new(AtomicBool::new(false));
         let cancel = Cancel::default();
         config.settings.request.cancel = cancel.clone();
 
@@ -320,7 +317,7 @@ impl Monitor {
             queue: Arc::clone(&queue),
             events: event_tx,
             scanner: scan_tx.clone(),
-            stop: Arc::clone(&stop),
+            cancel: cancel.clone(),
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())
@@ -331,7 +328,6 @@ impl Monitor {
             .spawn(move || scanner.run())
             .ok();
         let monitor = Monitor {
-            stop,
             cancel,
             queue,
             scanner_messages: scan_tx,
@@ -356,7 +352,6 @@ impl Monitor {
     }
 
     fn shut_down(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
         self.cancel.cancel();
         self.queue.close();
         let _ = self.scanner_messages.send(ScanMessage::Stop);

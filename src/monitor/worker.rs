@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use super::queue::Queue;
 use super::scan::Fingerprint;
 use super::timeline::{self, Entry};
 use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
+use crate::cam::engine::Cancel;
 use crate::cam::{CamError, Method, Sample, SampleSet};
 use crate::checkpoint::{self, LoadError};
 use crate::device::{self, SelectedDevice};
@@ -43,7 +43,9 @@ pub struct Worker {
     pub queue: Arc<Queue<Job>>,
     pub events: Sender<MonitorEvent>,
     pub scanner: Sender<ScanMessage>,
-    pub stop: Arc<AtomicBool>,
+    /// Set when the monitor stops: the loop ends, and a computation under way stops
+    /// at its next forward pass (the settings' request carries the same token).
+    pub cancel: Cancel,
 }
 
 /// What a job's checkpoint needs: per sample (by index), the methods not yet stored.
@@ -54,7 +56,7 @@ impl Worker {
         if let Err(e) = self.replay() {
             self.warn(e.to_string());
         }
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.cancel.is_cancelled() {
             let Some(job) = self.queue.pop(Duration::from_millis(250)) else {
                 continue;
             };
