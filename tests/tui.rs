@@ -179,8 +179,8 @@ fn signal(session: &Session, signal: &str) {
     assert!(killed.success(), "camwatch found under the pane's shell");
 }
 
-/// `q`, SIGTERM and SIGINT while ScoreCAM (a forward pass per feature channel) is
-/// being computed: the worker stops at its next pass and is joined before the process
+/// `q`, SIGTERM and SIGINT while every method, ScoreCAM's forward pass per feature
+/// channel included, is being computed: the worker stops at its next pass and is joined before the process
 /// exits, with status 0, the terminal restored and the history intact.
 #[test]
 fn quitting_while_scorecam_computes_is_clean() {
@@ -188,8 +188,11 @@ fn quitting_while_scorecam_computes_is_clean() {
         .iter()
         .enumerate()
     {
-        let (session, snapshots) = start_with(&format!("tui-stop-{i}"), "--method scorecam");
-        session.wait_for("ScoreCAM under way", |s| s.contains("computing"));
+        let (session, snapshots) = start_with(
+            &format!("tui-stop-{i}"),
+            "--method cam,gradcam,hirescam,gradcam++,xgradcam,layercam,eigencam,scorecam",
+        );
+        session.wait_for("a checkpoint being computed", |s| s.contains("computing"));
         std::thread::sleep(Duration::from_millis(250 * i as u64));
         match *how {
             "q" => session.keys("q"),
