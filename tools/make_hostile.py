@@ -89,6 +89,9 @@ def pickles(c: Corpus):
     # 5 M memo entries from 16 MB (each value memoised, then popped).
     c.add("memo-flood.pdparams", P4 + b"N\x940" * (5 << 20) + b"N" + STOP,
           "memory: a memo of millions of entries")
+    # A million live tuples (each appended to one list).
+    c.add("tuple-flood.pdparams", P2 + b"]" + b"N\x85a" * (4 << 20) + STOP,
+          "time: millions of tuples")
     # 4 M values on the stack.
     c.add("stack-flood.pdparams", P4 + b"N" * (4 << 20) + STOP, "memory: millions of values on the stack")
     # One 1 MB protocol-2 latin1 text decoded 1000 times.

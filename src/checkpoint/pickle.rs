@@ -214,12 +214,42 @@ const MAX_MEMO: usize = 1 << 20;
 /// this deep at most. Lists, dicts and objects do not count: every one of them is
 /// emptied without recursion when the pickle is dropped.
 pub const MAX_NESTING: u32 = 100;
-/// Elements placed in containers, copies included: the memory of the decoded tree is
-/// bounded whatever the memo lets a small file refer to again and again.
-pub const MAX_CELLS: usize = 1 << 22;
+/// Elements placed in containers, copies included: the memory of the decoded tree, and
+/// the time to build it, are bounded whatever the memo lets a small file refer to
+/// again and again (a state dict with optimiser state holds tens of thousands).
+pub const MAX_CELLS: usize = 1 << 20;
 /// Bytes decoded into new strings (protocol 2's latin1 arrays, Python 2 strings): at
 /// most twice the input plus this, however often a memoised text is decoded again.
 const OWNED_BYTES_SLACK: usize = 1 << 20;
+
+/// Nesting depths by address. Every tuple is entered here, so the hash must be cheap:
+/// multiplicative hashing, folded so that the low bits (the bucket) vary although
+/// addresses are aligned. Addresses are not chosen by the input: no flooding risk.
+type AddressMap = HashMap<usize, u32, std::hash::BuildHasherDefault<AddressHasher>>;
+
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 29);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
 
 /// A parsed pickle: its root value, and every container built while reading it.
 ///
@@ -278,12 +308,16 @@ struct Machine<'a> {
     op_start: usize,
     stack: Vec<Value<'a>>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value<'a>>,
+    /// Indexed by key: picklers number memo entries from 0, so this is dense; a key
+    /// at or past [`MAX_MEMO`] is refused.
+    memo: Vec<Option<Value<'a>>>,
+    /// Entries stored in `memo` (the key MEMOIZE gives the next one).
+    memo_count: usize,
     /// Every list, dict and object built, to be emptied when done (see [`Pickle`]).
     containers: Vec<Value<'a>>,
     /// The nesting of every tuple and persistent id built, by address (see
     /// [`MAX_NESTING`]): an address is only looked up while its value is alive.
-    nesting: HashMap<usize, u32>,
+    nesting: AddressMap,
     /// Elements placed in containers so far (see [`MAX_CELLS`]).
     cells: usize,
     /// Bytes of new strings so far, and the most allowed.
@@ -306,9 +340,10 @@ impl<'a> Machine<'a> {
             op_start: 0,
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Vec::new(),
+            memo_count: 0,
             containers: Vec::new(),
-            nesting: HashMap::new(),
+            nesting: AddressMap::default(),
             cells: 0,
             owned_bytes: 0,
             max_owned_bytes: data.len().saturating_mul(2) + OWNED_BYTES_SLACK,
@@ -487,15 +522,23 @@ impl<'a> Machine<'a> {
 
     fn memo_put(&mut self, key: u32) -> Result<(), PickleError> {
         let v = self.top()?.clone();
-        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
-            return self.err("memo too large");
+        let index = key as usize;
+        if index >= MAX_MEMO {
+            return self.err(format!(
+                "memo key {key}: more than {MAX_MEMO} memo entries (a checkpoint has far fewer)"
+            ));
         }
-        self.memo.insert(key, v);
+        if index >= self.memo.len() {
+            self.memo.resize(index + 1, None);
+        }
+        if self.memo[index].replace(v).is_none() {
+            self.memo_count += 1;
+        }
         Ok(())
     }
 
     fn memo_get(&mut self, key: u32) -> Result<(), PickleError> {
-        match self.memo.get(&key) {
+        match self.memo.get(key as usize).and_then(Option::as_ref) {
             Some(v) => {
                 let v = v.clone();
                 self.push(v)
@@ -766,7 +809,7 @@ impl<'a> Machine<'a> {
                     self.memo_put(k)?
                 }
                 0x94 => {
-                    let k = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                    let k = u32::try_from(self.memo_count).unwrap_or(u32::MAX);
                     self.memo_put(k)?
                 }
                 b'p' => {
