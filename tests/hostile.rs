@@ -232,6 +232,7 @@ fn every_hostile_file_parses_within_a_second() {
 fn render_answers_every_hostile_file() {
     let (dir, entries) = corpus();
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hostile-render");
+    let _ = std::fs::remove_dir_all(&out);
     for (i, entry) in entries.iter().enumerate() {
         let outcome = run_bounded(
             Command::new(env!("CARGO_BIN_EXE_camwatch"))
@@ -244,7 +245,7 @@ fn render_answers_every_hostile_file() {
             Duration::from_secs(60),
         );
         assert_answer(entry, &outcome, "render");
-        // A failed render leaves no summary: a folder with one is complete.
+        // A failed render writes nothing: no summary, which marks a complete folder.
         if outcome.code == Some(1) {
             assert!(!out.join(i.to_string()).join("summary.json").exists());
         }
