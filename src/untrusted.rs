@@ -168,15 +168,28 @@ pub fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("camwatch-untrusted-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A fresh folder for one test, removed when the guard drops.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(test: &str) -> Scratch {
+            let dir = std::env::temp_dir()
+                .join(format!("camwatch-untrusted-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
     fn reads_a_regular_file_and_refuses_the_rest() {
-        let file = scratch("plain");
+        let scratch = Scratch::new("plain");
+        let file = scratch.0.join("plain");
         std::fs::write(&file, b"hello").unwrap();
         assert_eq!(read(&file, 100).unwrap(), b"hello");
         let too_big = read(&file, 4).unwrap_err().to_string();
@@ -190,8 +203,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_without_blocking() {
-        let fifo = scratch("fifo");
-        let _ = std::fs::remove_file(&fifo);
+        let scratch = Scratch::new("fifo");
+        let fifo = scratch.0.join("fifo");
         let status = std::process::Command::new("mkfifo")
             .arg(&fifo)
             .status()
@@ -204,7 +217,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_sparse_file_is_refused() {
-        let path = scratch("sparse");
+        let scratch = Scratch::new("sparse");
+        let path = scratch.0.join("sparse");
         let file = File::create(&path).unwrap();
         file.set_len(64 << 20).unwrap();
         drop(file);
@@ -214,6 +228,5 @@ mod tests {
             let error = read(&path, MAX_CHECKPOINT_BYTES).unwrap_err().to_string();
             assert!(error.contains("sparse"), "{error}");
         }
-        std::fs::remove_file(&path).unwrap();
     }
 }
