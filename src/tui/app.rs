@@ -52,6 +52,8 @@ pub enum Intent {
     Snapshot,
     Animate,
     ToggleHelp,
+    /// Esc: close the topmost popup (help, then the grid); quit from the plain view.
+    Back,
     Quit,
     SelectSample(usize),
     SelectEpoch(usize),
@@ -92,7 +94,8 @@ pub fn intent_of(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('s') => Intent::Snapshot,
         KeyCode::Char('a') => Intent::Animate,
         KeyCode::Char('?') => Intent::ToggleHelp,
-        KeyCode::Char('q') | KeyCode::Esc => Intent::Quit,
+        KeyCode::Char('q') => Intent::Quit,
+        KeyCode::Esc => Intent::Back,
         _ => return None,
     })
 }
@@ -411,7 +414,9 @@ impl App {
                     Effect::Animate
                 }];
             }
-            Intent::Quit => self.quit = true,
+            Intent::Back if self.help => self.help = false,
+            Intent::Back if self.grid => self.grid = false,
+            Intent::Back | Intent::Quit => self.quit = true,
         }
         Vec::new()
     }
@@ -552,6 +557,23 @@ pub(crate) mod tests {
             });
         }
         app
+    }
+
+    #[test]
+    fn esc_closes_the_topmost_popup_before_it_quits() {
+        let mut app = app_with(2);
+        app.update(key(KeyCode::Char('g')));
+        app.update(key(KeyCode::Char('?')));
+        app.update(key(KeyCode::Esc));
+        assert!(!app.help && app.grid && !app.quit, "help closes first");
+        app.update(key(KeyCode::Esc));
+        assert!(!app.grid && !app.quit, "then the grid");
+        app.update(key(KeyCode::Esc));
+        assert!(app.quit, "then it quits");
+        let mut app = app_with(2);
+        app.update(key(KeyCode::Char('?')));
+        app.update(key(KeyCode::Char('q')));
+        assert!(app.quit, "q quits from anywhere");
     }
 
     #[test]

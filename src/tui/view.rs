@@ -587,7 +587,7 @@ fn status(app: &App) -> Line<'static> {
     Line::from(parts)
 }
 
-pub const HELP: [(&str, &str); 16] = [
+pub const HELP: [(&str, &str); 17] = [
     ("← → h l", "previous / next sample"),
     ("↑ ↓ k j [ ]", "next / previous epoch"),
     ("Home End", "first / latest epoch"),
@@ -602,7 +602,8 @@ pub const HELP: [(&str, &str); 16] = [
     ("click", "select a sample or an epoch"),
     ("wheel", "scrub epochs"),
     ("?", "this help"),
-    ("q Esc", "quit"),
+    ("Esc", "close the help or the grid; else quit"),
+    ("q", "quit"),
     ("", "maps are computed in the background"),
 ];
 
