@@ -61,6 +61,7 @@ fn main() {
         .map(|i| Sample {
             name: format!("{i:02}_sample"),
             file: PathBuf::from(format!("{i:02}_sample.png")),
+            digest: format!("{i:032}"),
             image: RgbImage::from_fn(224, 224, |x, y| Rgb([i as u8 * 4, x as u8, y as u8])),
             label: Some(0),
             bbox: Some([50.0, 50.0, 150.0, 150.0]),

@@ -19,6 +19,9 @@ pub struct Sample {
     /// The file stem: outputs are named after it.
     pub name: String,
     pub file: PathBuf,
+    /// BLAKE3 of the file's bytes (32 hex digits), hashed from the same bytes that were
+    /// decoded: the history's key for the sample.
+    pub digest: String,
     pub image: RgbImage,
     pub label: Option<usize>,
     pub bbox: Option<BoundingBox>,
@@ -145,6 +148,7 @@ fn load_image(file: &Path, label: Option<&LabelRow>) -> Result<Sample, SampleErr
     let bytes = crate::untrusted::read(file, crate::untrusted::MAX_IMAGE_BYTES)
         .map_err(|e| error(file, format!("cannot read: {e}")))?;
     let image = decode_image(&bytes).map_err(|e| error(file, e))?;
+    let digest = blake3::hash(&bytes).to_hex()[..32].to_string();
     let name = file
         .file_stem()
         .and_then(|s| s.to_str())
@@ -153,6 +157,7 @@ fn load_image(file: &Path, label: Option<&LabelRow>) -> Result<Sample, SampleErr
     Ok(Sample {
         name,
         file: file.to_path_buf(),
+        digest,
         image,
         label: label.map(|l| l.label),
         bbox: label.and_then(|l| l.bbox),
@@ -162,7 +167,7 @@ fn load_image(file: &Path, label: Option<&LabelRow>) -> Result<Sample, SampleErr
 /// Decodes an image file's bytes, refusing what the decoders would accept silently: a
 /// JPEG cut short decodes with grey where its end is missing.
 fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| format!("cannot read: {e}"))?;
     if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
@@ -172,7 +177,6 @@ fn decode_image(bytes: &[u8]) -> Result<RgbImage, String> {
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
     limits.max_image_height = Some(MAX_IMAGE_SIDE);
     limits.max_alloc = Some(MAX_IMAGE_ALLOC);
-    let mut reader = reader;
     reader.limits(limits);
     Ok(reader
         .decode()

@@ -160,29 +160,12 @@ pub enum ScanMessage {
 
 /// The key a sample's results are stored under: its image's content, and its label when
 /// the maps explain the label (a changed label changes the maps).
-pub fn sample_keys(set: &SampleSet, target: Target) -> std::io::Result<Vec<String>> {
-    Ok(keys_of(set, &sample_digests(set)?, target))
-}
-
-/// The hash of each sample's image file.
-pub fn sample_digests(set: &SampleSet) -> std::io::Result<Vec<String>> {
+pub fn sample_keys(set: &SampleSet, target: Target) -> Vec<String> {
     set.samples
         .iter()
-        .map(|s| {
-            let bytes = crate::untrusted::read(&s.file, crate::untrusted::MAX_IMAGE_BYTES)?;
-            Ok(content_hash(&bytes)[..32].to_string())
-        })
-        .collect()
-}
-
-/// [`sample_keys`] from digests already read.
-pub fn keys_of(set: &SampleSet, digests: &[String], target: Target) -> Vec<String> {
-    set.samples
-        .iter()
-        .zip(digests)
-        .map(|(s, digest)| match (target, s.label) {
-            (Target::Label, Some(label)) => format!("{digest}:label={label}"),
-            _ => digest.clone(),
+        .map(|s| match (target, s.label) {
+            (Target::Label, Some(label)) => format!("{}:label={label}", s.digest),
+            _ => s.digest.clone(),
         })
         .collect()
 }
@@ -202,11 +185,7 @@ pub fn read_history(
     samples: &SampleSet,
     settings: &CamSettings,
 ) -> Result<Vec<CheckpointReport>, MonitorError> {
-    let keys =
-        sample_keys(samples, settings.request.target).map_err(|source| MonitorError::Samples {
-            path: samples.dir.clone(),
-            source,
-        })?;
+    let keys = sample_keys(samples, settings.request.target);
     let setting = setting(settings);
     let mut walk = timeline::Walk::new(&samples.samples, &settings.request.methods);
     let mut reports = Vec::new();
@@ -221,11 +200,6 @@ pub fn read_history(
 pub enum MonitorError {
     #[error(transparent)]
     History(#[from] HistoryError),
-    #[error("{}: {source}", path.display())]
-    Samples {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("{}: not a folder", .0.display())]
     NotAFolder(PathBuf),
 }
@@ -252,13 +226,7 @@ impl Monitor {
             return Err(MonitorError::NotAFolder(config.dir));
         }
         let history = History::open(&config.history, &config.dir)?;
-        let sample_keys =
-            sample_keys(&config.samples, config.settings.request.target).map_err(|source| {
-                MonitorError::Samples {
-                    path: config.samples.dir.clone(),
-                    source,
-                }
-            })?;
+        let sample_keys = sample_keys(&config.samples, config.settings.request.target);
         // Files recorded at their current size and mtime are not read again.
         let mut known = HashMap::new();
         for row in history.checkpoints()? {

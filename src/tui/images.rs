@@ -19,7 +19,7 @@ use crate::cam::image_ops::{self, Blend};
 use crate::cam::samples::BoundingBox;
 use crate::cam::{Colormap, Layer, Map, Method, SampleSet, Target};
 use crate::monitor::history::{History, Setting};
-use crate::monitor::{self, keys_of, sample_digests};
+use crate::monitor::{self, sample_keys};
 use crate::render::{self, CamSettings, OverlayStyle};
 
 /// What an image shows.
@@ -89,11 +89,10 @@ impl Painter {
         settings: CamSettings,
         colormap: Colormap,
         blend: Blend,
-    ) -> std::io::Result<Painter> {
-        let digests = sample_digests(&samples)?;
-        Ok(Painter {
-            keys: keys_of(&samples, &digests, Target::Predicted),
-            label_keys: keys_of(&samples, &digests, Target::Label),
+    ) -> Painter {
+        Painter {
+            keys: sample_keys(&samples, Target::Predicted),
+            label_keys: sample_keys(&samples, Target::Label),
             samples,
             history: None,
             history_file,
@@ -104,7 +103,7 @@ impl Painter {
                 blend,
                 side_by_side: false,
             },
-        })
+        }
     }
 
     /// The stored map of a sample at a checkpoint, if the history has it yet.

@@ -83,7 +83,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         config.settings.clone(),
         options.colormap,
         options.blend,
-    )?;
+    );
     let mut guard = TerminalGuard::enter()?;
     // Probed after entering the alternate screen and before reading any event.
     let picker = pick(options.protocol);
