@@ -1,23 +1,27 @@
-//! Frame time of the terminal UI with 64 samples and 100 epochs in history, drawn on a
-//! 160×45 TestBackend with halfblock images: the draw alone (images cached), and a key
-//! press to a finished frame including encoding the images it newly needs.
+//! The terminal UI with 64 samples and 100 epochs in history, at 160×45 cells: for each
+//! graphics protocol, the time of a frame (the draw alone, images cached; and a key
+//! press to a finished frame, encoding included) and the bytes a key press writes to
+//! the terminal, through the UI's own frame logic into a counting writer.
 //!
 //!     cargo run --release --example bench_tui
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use camwatch::cam::{Method, Sample, SampleSet};
 use camwatch::monitor::timeline::{Drift, MapShape, SampleFigures};
 use camwatch::monitor::{CheckpointReport, MonitorEvent, Source};
-use camwatch::tui::{App, ImageCache, Intent, Message, draw, encode, layout, wanted};
+use camwatch::tui::graphics::{Graphics, Protocol};
+use camwatch::tui::{App, Encoding, Frames, Intent, Message, Plan};
 use crossterm::event::{KeyCode, KeyEvent};
 use image::{Rgb, RgbImage};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
-use ratatui_image::picker::Picker;
+use ratatui::{Terminal, TerminalOptions, Viewport};
 
 const SAMPLES: usize = 64;
 const EPOCHS: u64 = 100;
@@ -106,71 +110,142 @@ fn main() {
             },
         });
     }
-    let picker = Picker::halfblocks();
-    let mut terminal = Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).unwrap();
-    let mut cache = ImageCache::default();
+    for protocol in [
+        Protocol::Halfblocks,
+        Protocol::Sixel,
+        Protocol::Kitty,
+        Protocol::Iterm2,
+    ] {
+        bench(&mut app, &set, protocol);
+    }
+}
+
+/// Counts what is written, and throws it away.
+#[derive(Clone, Default)]
+struct Wire(Arc<AtomicU64>);
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn bench(app: &mut App, set: &SampleSet, protocol: Protocol) {
+    app.sample = 0;
+    app.apply(Intent::LatestEpoch);
+    let graphics = Graphics {
+        protocol,
+        cell: (10, 20),
+    };
+    let wire = Wire::default();
     let area = Rect::new(0, 0, SIZE.0, SIZE.1);
+    let mut terminal = Terminal::with_options(
+        CrosstermBackend::new(wire.clone()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(area),
+        },
+    )
+    .unwrap();
+    let mut frames = Frames::default();
 
     // One frame as the UI loop makes it; images missing from the cache are encoded
     // here (in the app, the encoder thread does it and the frame after shows them).
-    let mut frame = |app: &mut App, cache: &mut ImageCache| -> (Duration, Duration) {
+    let mut frame = |app: &mut App, frames: &mut Frames| -> (Duration, Duration, u64) {
+        let before = wire.0.load(Ordering::Relaxed);
         let start = Instant::now();
-        let areas = layout(area, app);
-        app.clicks = areas.clicks();
-        let missing = cache.touch(&wanted(app, &areas));
+        let plan = Plan::new(app, area);
+        app.clicks = plan.areas.clicks();
+        app.timeline_first = plan.areas.timeline_first;
+        let missing = frames.missing(&plan);
         for request in missing {
-            let sample = &set.samples[request.key.sample];
+            let sample = &set.samples[request.key.sample()];
             let bbox = sample.bbox.filter(|_| request.key.with_box);
-            if let Some(p) = encode(&picker, sample.image.clone(), bbox.as_ref(), request.cells) {
-                cache.insert(request, p);
+            if let Some(e) = graphics.encode(&sample.image, bbox.as_ref(), request.cells) {
+                frames
+                    .received(Encoding::Done(request, Box::new(e)), &mut std::io::sink())
+                    .unwrap();
             }
         }
         let encoded = start.elapsed();
-        terminal.draw(|f| draw(f, app, &areas, cache)).unwrap();
-        (encoded, start.elapsed())
+        frames.draw(&mut terminal, app, &plan).unwrap();
+        (
+            encoded,
+            start.elapsed(),
+            wire.0.load(Ordering::Relaxed) - before,
+        )
     };
-    frame(&mut app, &mut cache);
+    let (_, _, first) = frame(app, &mut frames);
 
     let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
-    let draws: Vec<Duration> = (0..200).map(|_| frame(&mut app, &mut cache).1).collect();
+    let draws: Vec<Duration> = (0..100).map(|_| frame(app, &mut frames).1).collect();
     println!(
-        "{SAMPLES} samples × {EPOCHS} epochs, {}×{} cells, halfblocks",
-        SIZE.0, SIZE.1
+        "{SAMPLES} samples × {EPOCHS} epochs, {}×{} cells, {} (cells of 10×20 pixels)",
+        SIZE.0,
+        SIZE.1,
+        protocol.name()
     );
+    println!("  start:                           {:>9} bytes", first);
     println!(
-        "  frame, images cached:            {:6.2} ms (median of 200)",
+        "  frame, images cached:            {:6.2} ms (median of 100)",
         median(draws)
     );
-    for (name, intent) in [
-        ("next sample", Intent::NextSample),
-        ("previous epoch", Intent::PreviousEpoch),
+    let key = |code| Message::Key(KeyEvent::from(code));
+    for (name, code) in [
+        ("→ next sample", KeyCode::Right),
+        ("↓ previous epoch", KeyCode::Down),
     ] {
         let mut total = Vec::new();
         let mut encoding = Vec::new();
-        for _ in 0..40 {
+        let mut bytes = Vec::new();
+        for _ in 0..20 {
             let start = Instant::now();
-            app.update(Message::Key(KeyEvent::from(match intent {
-                Intent::NextSample => KeyCode::Right,
-                _ => KeyCode::Down,
-            })));
-            let (encoded, _) = frame(&mut app, &mut cache);
+            app.update(key(code));
+            let (encoded, _, written) = frame(app, &mut frames);
             encoding.push(encoded);
             total.push(start.elapsed());
+            bytes.push(written);
         }
+        bytes.sort_unstable();
         println!(
-            "  key ({name:<14}) → frame:     {:6.2} ms (median of 40; {:.2} ms of it encoding new images)",
+            "  key {name:<17} → frame: {:6.2} ms (median of 20; {:.2} ms encoding), {:>9} bytes",
             median(total),
-            median(encoding)
+            median(encoding),
+            bytes[bytes.len() / 2]
         );
     }
-    app.apply(Intent::ToggleGrid);
-    frame(&mut app, &mut cache);
-    let grid: Vec<Duration> = (0..100).map(|_| frame(&mut app, &mut cache).1).collect();
+    // Back to samples already drawn (at this epoch), then the help open and closed.
+    for _ in 0..5 {
+        app.update(key(KeyCode::Right));
+        frame(app, &mut frames);
+    }
+    let mut back = Vec::new();
+    for _ in 0..5 {
+        app.update(key(KeyCode::Left));
+        back.push(frame(app, &mut frames).2);
+    }
+    back.sort_unstable();
     println!(
-        "  grid of 64, images cached:       {:6.2} ms (median of 100)",
+        "  key ← back to a drawn sample:    {:>9} bytes (median of 5)",
+        back[2]
+    );
+    app.update(key(KeyCode::Char('?')));
+    let open = frame(app, &mut frames).2;
+    app.update(key(KeyCode::Char('?')));
+    let close = frame(app, &mut frames).2;
+    println!("  help opened / closed:            {open:>9} / {close} bytes");
+    app.apply(Intent::ToggleGrid);
+    let (_, _, grid_bytes) = frame(app, &mut frames);
+    let grid: Vec<Duration> = (0..50).map(|_| frame(app, &mut frames).1).collect();
+    println!(
+        "  grid of 64: {grid_bytes} bytes to open, then {:6.2} ms a frame (median of 50)",
         median(grid)
     );
+    app.apply(Intent::ToggleGrid);
 }

@@ -111,7 +111,7 @@ pub fn draw(image: &RgbImage, map: &Map, style: &OverlayStyle) -> Drawn {
     let size = image.dimensions();
     let shown = display_map(map, size);
     let heat = image_ops::heatmap(&shown, size, style.colormap);
-    let overlay = image_ops::overlay(image, &heat, style.blend);
+    let overlay = image_ops::overlay(image, &heat, &shown, style.blend);
     Drawn {
         shown,
         heat,

@@ -99,16 +99,77 @@ pub fn heatmap(map01: &[f32], (width, height): (u32, u32), colormap: Colormap) -
 /// How the heatmap is laid over the image.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Blend {
-    /// The original write-up's: `heatmap · 0.4 + image`, saturated to 0..255.
+    /// The heat's own weight: `a·heatmap + (1 − a)·image` with `a = 0.1 + 0.7·map`, so
+    /// hot regions show the colours and cold ones the image, over bright or dark images
+    /// alike.
+    Alpha,
+    /// The original write-up's: `heatmap · 0.4 + image`, saturated to 0..255 (washes out
+    /// over bright objects).
     Writeup,
     /// pytorch-grad-cam's `show_cam_on_image`: `(1 − w)·heatmap + w·image`, divided by
     /// its maximum.
     ImageWeight(f32),
 }
 
-pub fn overlay(image: &RgbImage, heat: &RgbImage, blend: Blend) -> RgbImage {
+// Weights are checked to be in 0..=1 (never NaN), so equality is an equivalence.
+impl Eq for Blend {}
+
+impl std::hash::Hash for Blend {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+        if let Blend::ImageWeight(w) = self {
+            w.to_bits().hash(state);
+        }
+    }
+}
+
+impl Blend {
+    /// pytorch-grad-cam's default image weight.
+    pub const GRAD_CAM: Blend = Blend::ImageWeight(0.5);
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Blend::Alpha => "alpha",
+            Blend::Writeup => "writeup",
+            Blend::ImageWeight(_) => "gradcam",
+        }
+    }
+
+    /// The next style, for the UI's key.
+    pub fn next(self) -> Blend {
+        match self {
+            Blend::Alpha => Blend::Writeup,
+            Blend::Writeup => Blend::GRAD_CAM,
+            Blend::ImageWeight(_) => Blend::Alpha,
+        }
+    }
+}
+
+impl std::str::FromStr for Blend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "alpha" => Ok(Blend::Alpha),
+            "writeup" => Ok(Blend::Writeup),
+            "gradcam" => Ok(Blend::GRAD_CAM),
+            _ => Err(format!("{s:?}: expected alpha, writeup or gradcam")),
+        }
+    }
+}
+
+/// `heat` (the colours of `shown`, the map in [0, 1] at the image's size) over `image`.
+pub fn overlay(image: &RgbImage, heat: &RgbImage, shown: &[f32], blend: Blend) -> RgbImage {
     let mut out = RgbImage::new(image.width(), image.height());
     match blend {
+        Blend::Alpha => {
+            let pixels = out.pixels_mut().zip(image.pixels()).zip(heat.pixels());
+            for (((o, i), h), v) in pixels.zip(shown) {
+                let a = 0.1 + 0.7 * v.clamp(0.0, 1.0);
+                for c in 0..3 {
+                    o[c] = (a * h[c] as f32 + (1.0 - a) * i[c] as f32).round() as u8;
+                }
+            }
+        }
         Blend::Writeup => {
             for ((o, i), h) in out.pixels_mut().zip(image.pixels()).zip(heat.pixels()) {
                 for c in 0..3 {
@@ -224,7 +285,17 @@ mod tests {
     fn writeup_overlay_saturates() {
         let image = RgbImage::from_pixel(1, 1, image::Rgb([250, 10, 0]));
         let heat = RgbImage::from_pixel(1, 1, image::Rgb([255, 100, 3]));
-        let out = overlay(&image, &heat, Blend::Writeup);
+        let out = overlay(&image, &heat, &[1.0], Blend::Writeup);
         assert_eq!(out.get_pixel(0, 0).0, [255, 50, 1]);
+    }
+
+    #[test]
+    fn alpha_overlay_shows_heat_where_the_map_is_high() {
+        let image = RgbImage::from_pixel(2, 1, image::Rgb([250, 250, 250]));
+        let heat = RgbImage::from_pixel(2, 1, image::Rgb([200, 0, 0]));
+        let out = overlay(&image, &heat, &[0.0, 1.0], Blend::Alpha);
+        // Cold: mostly the image; hot: mostly the heat, even over a white image.
+        assert_eq!(out.get_pixel(0, 0).0, [245, 225, 225]);
+        assert_eq!(out.get_pixel(1, 0).0, [210, 50, 50]);
     }
 }

@@ -1,5 +1,6 @@
 //! Class activation maps: preprocessing, the methods, colormaps, overlays and measures.
 
+pub mod caption;
 pub mod colormap;
 mod colormap_tables;
 mod eigen;

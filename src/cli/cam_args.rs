@@ -55,8 +55,12 @@ pub struct CamOptions {
     /// Heatmap colours: jet (OpenCV's), turbo, viridis, inferno.
     #[arg(long, default_value = "jet")]
     pub colormap: Colormap,
-    /// Blend like pytorch-grad-cam, (1 − W)·heatmap + W·image, instead of the original
-    /// write-up's heatmap·0.4 + image.
+    /// How the heatmap is laid over the image: alpha (the heat's own weight, clear over
+    /// any image), writeup (the write-up's heatmap·0.4 + image) or gradcam
+    /// (pytorch-grad-cam's (1 − W)·heatmap + W·image) [default: alpha]
+    #[arg(long)]
+    pub overlay: Option<Blend>,
+    /// The image's weight W for `--overlay gradcam` (implies it) [default: 0.5]
     #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub image_weight: Option<f32>,
 }
@@ -150,7 +154,11 @@ impl CamOptions {
     pub fn style(&self, side_by_side: bool) -> OverlayStyle {
         OverlayStyle {
             colormap: self.colormap,
-            blend: self.image_weight.map_or(Blend::Writeup, Blend::ImageWeight),
+            blend: match (self.overlay, self.image_weight) {
+                (Some(Blend::ImageWeight(_)) | None, Some(w)) => Blend::ImageWeight(w),
+                (Some(blend), _) => blend,
+                (None, None) => Blend::Alpha,
+            },
             side_by_side,
         }
     }

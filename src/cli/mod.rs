@@ -19,12 +19,19 @@ use camwatch::device::DeviceChoice;
 #[command(
     name = "camwatch",
     version,
-    about = "Watch where a convolutional network looks while it trains"
+    about = "Watch where a convolutional network looks while it trains",
+    long_about = "Watch where a convolutional network looks while it trains.\n\n\
+        Without a command, camwatch is `camwatch watch` and takes its arguments: \
+        the terminal UI on checkpoints/ and samples/.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Without a command: `watch` (the terminal UI on checkpoints/ and samples/).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Without a command: `watch`'s arguments.
+    #[command(flatten)]
+    pub watch: watch::WatchArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,9 +65,7 @@ pub enum Command {
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub fn run(cli: Cli) -> CliResult {
-    let command = cli
-        .command
-        .unwrap_or_else(|| Command::Watch(watch::WatchArgs::defaults()));
+    let command = cli.command.unwrap_or(Command::Watch(cli.watch));
     match command {
         Command::Info { file, json, device } => info::run(&file, json, device),
         Command::Render(args) => render::run(args),

@@ -1,12 +1,15 @@
-//! `camwatch show --checkpoint FILE IMAGE`: one overlay printed inline (kitty, iTerm2,
-//! sixel, or colour blocks), for a quick look over SSH without the TUI.
+//! `camwatch show --checkpoint FILE IMAGE`: one overlay printed inline with the UI's
+//! encoders (kitty, iTerm2, sixel or halfblocks, chosen the same way), for a quick look
+//! over SSH without the UI.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
 use camwatch::render;
+use camwatch::tui::graphics::{self, Graphics, Protocol};
+use camwatch::tui::{self, ProtocolChoice};
 
 use super::CliResult;
 use super::cam_args::CamArgs;
@@ -17,9 +20,12 @@ pub struct ShowArgs {
     pub cam: CamArgs,
     /// The image to explain (its folder's labels.csv and camwatch.toml apply).
     pub image: PathBuf,
-    /// Width in terminal columns [default: fit the terminal].
+    /// Width in terminal columns [default: fit the terminal, caption included]
     #[arg(long)]
-    pub width: Option<u32>,
+    pub width: Option<u16>,
+    /// Terminal graphics: auto (ask the terminal), kitty, sixel, iterm2, halfblocks.
+    #[arg(long, default_value = "auto")]
+    pub protocol: ProtocolChoice,
 }
 
 pub fn run(args: ShowArgs) -> CliResult {
@@ -34,9 +40,28 @@ pub fn run(args: ShowArgs) -> CliResult {
             .cloned()
             .unwrap_or_else(|| format!("class {c}"))
     };
+    // Graphics protocols are found by asking the terminal; when the output is not one
+    // (a pipe, a log) the questions would only leave escape codes behind.
+    let terminal = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let graphics = if terminal {
+        tui::probe_outside_ui(args.protocol).graphics
+    } else {
+        Graphics {
+            protocol: Protocol::Halfblocks,
+            cell: (10, 20),
+        }
+    };
+    let (columns, rows) = crossterm::terminal::size().unwrap_or((80, 24));
+    // The caption above and the prompt below stay on screen.
+    let cells = match args.width {
+        Some(width) => (width.max(1), u16::MAX / 2),
+        None => (columns, rows.saturating_sub(3).max(1)),
+    };
+    let mut out = std::io::stdout().lock();
     for (method, map) in &result.maps {
         let overlay = render::draw(&sample.image, map, &style).overlay;
-        println!(
+        writeln!(
+            out,
             "{} · {} · {} · target {} (p = {:.3}), predicted {}",
             camwatch::paths::for_terminal(&sample.name),
             method,
@@ -44,20 +69,11 @@ pub fn run(args: ShowArgs) -> CliResult {
             camwatch::paths::for_terminal(&class_name(result.target)),
             result.probs.get(result.target).copied().unwrap_or(f32::NAN),
             camwatch::paths::for_terminal(&class_name(result.predicted))
-        );
-        // Graphics protocols are probed by querying the terminal; when the output is
-        // not one (a pipe, a log) the probe would only leave escape codes behind.
-        let terminal = std::io::stdout().is_terminal();
-        let config = viuer::Config {
-            width: args.width,
-            absolute_offset: false,
-            use_kitty: terminal,
-            use_iterm: terminal,
-            use_sixel: terminal,
-            ..Default::default()
-        };
-        viuer::print(&image::DynamicImage::ImageRgb8(overlay), &config)
-            .map_err(|e| format!("cannot print the image: {e}"))?;
+        )?;
+        let encoded = graphics
+            .encode(&overlay, sample.bbox.as_ref(), cells)
+            .ok_or("cannot encode the image for this terminal")?;
+        graphics::print_inline(&mut out, &encoded)?;
     }
     Ok(())
 }

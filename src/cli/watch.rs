@@ -47,7 +47,7 @@ pub struct WatchArgs {
 }
 
 impl WatchArgs {
-    /// `camwatch watch` with every default, for `camwatch` without a command.
+    /// `camwatch watch` with every default (for `demo`).
     pub fn defaults() -> WatchArgs {
         #[derive(clap::Parser)]
         struct Defaults {

@@ -10,6 +10,7 @@
 
 pub mod epoch;
 pub mod history;
+pub mod maps;
 pub mod queue;
 pub mod readiness;
 pub mod scan;

@@ -4,18 +4,17 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::MouseEventKind;
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent};
+use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
-use ratatui_image::protocol::Protocol;
 
-use super::images::ImageRequest;
+use super::keymap::intent_of;
+use crate::cam::image_ops::Blend;
 use crate::cam::{Layer, Method, SampleSet, Target};
 use crate::monitor::history::Status;
 use crate::monitor::timeline::{SampleFigures, sort_in_training_order};
 use crate::monitor::{CheckpointReport, MonitorEvent};
 
-/// Everything that reaches the UI loop, on one channel.
+/// What changes the UI's state.
 pub enum Message {
     Key(KeyEvent),
     Mouse(MouseEvent),
@@ -25,10 +24,6 @@ pub enum Message {
     Monitor {
         generation: u64,
         event: MonitorEvent,
-    },
-    Encoded {
-        request: ImageRequest,
-        protocol: Box<Protocol>,
     },
     /// A snapshot or animation written (the files), or why not.
     Exported(Result<Vec<PathBuf>, String>),
@@ -47,6 +42,7 @@ pub enum Intent {
     NextMethod,
     NextLayer,
     NextTarget,
+    NextOverlay,
     ToggleGrid,
     ToggleBox,
     Snapshot,
@@ -69,35 +65,6 @@ pub enum Effect {
     Snapshot,
     /// Write an animated GIF of the current sample across epochs.
     Animate,
-}
-
-pub fn intent_of(key: KeyEvent) -> Option<Intent> {
-    if key.kind == KeyEventKind::Release {
-        return None;
-    }
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-        return Some(Intent::Quit);
-    }
-    Some(match key.code {
-        KeyCode::Right | KeyCode::Char('l') => Intent::NextSample,
-        KeyCode::Left | KeyCode::Char('h') => Intent::PreviousSample,
-        KeyCode::Up | KeyCode::Char('k') | KeyCode::Char(']') => Intent::NextEpoch,
-        KeyCode::Down | KeyCode::Char('j') | KeyCode::Char('[') => Intent::PreviousEpoch,
-        KeyCode::Home => Intent::FirstEpoch,
-        KeyCode::End => Intent::LatestEpoch,
-        KeyCode::Char('f') => Intent::ToggleFollow,
-        KeyCode::Char('m') => Intent::NextMethod,
-        KeyCode::Char('y') => Intent::NextLayer,
-        KeyCode::Char('t') => Intent::NextTarget,
-        KeyCode::Char('g') => Intent::ToggleGrid,
-        KeyCode::Char('b') => Intent::ToggleBox,
-        KeyCode::Char('s') => Intent::Snapshot,
-        KeyCode::Char('a') => Intent::Animate,
-        KeyCode::Char('?') => Intent::ToggleHelp,
-        KeyCode::Char('q') => Intent::Quit,
-        KeyCode::Esc => Intent::Back,
-        _ => return None,
-    })
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +104,10 @@ pub struct App {
     pub method: Method,
     pub layer: Layer,
     pub target: Target,
+    /// How overlays are drawn (`o` cycles).
+    pub blend: Blend,
+    /// The graphics protocol and terminal, for the status line and the help.
+    pub graphics: String,
     /// Every checkpoint reported, in training order (errors included).
     pub checkpoints: Vec<CheckpointReport>,
     pub sample: usize,
@@ -155,6 +126,9 @@ pub struct App {
     pub notice: Option<String>,
     pub generation: u64,
     pub clicks: ClickMap,
+    /// The first epoch of the timeline in the last frame (it moves only when the shown
+    /// epoch leaves it).
+    pub timeline_first: usize,
     pub quit: bool,
 }
 
@@ -178,6 +152,8 @@ impl App {
             method,
             layer: Layer::LAST,
             target: Target::Predicted,
+            blend: Blend::Alpha,
+            graphics: "halfblocks".into(),
             checkpoints: Vec::new(),
             sample: 0,
             selected: None,
@@ -191,6 +167,7 @@ impl App {
             notice: None,
             generation: 0,
             clicks: ClickMap::default(),
+            timeline_first: 0,
             quit: false,
         }
     }
@@ -272,7 +249,7 @@ impl App {
                 Some(intent) => self.apply(intent),
                 None => Vec::new(),
             },
-            Message::Resize | Message::Tick | Message::Encoded { .. } => Vec::new(),
+            Message::Resize | Message::Tick => Vec::new(),
             Message::Monitor { generation, event } => {
                 if generation == self.generation {
                     self.on_monitor(event);
@@ -399,6 +376,7 @@ impl App {
                 self.target = self.next_target();
                 return vec![Effect::Restart];
             }
+            Intent::NextOverlay => self.blend = self.blend.next(),
             Intent::ToggleGrid => self.grid = !self.grid,
             Intent::ToggleBox => self.show_box = !self.show_box,
             Intent::ToggleHelp => self.help = !self.help,
@@ -479,6 +457,7 @@ impl App {
 pub(crate) mod tests {
     use super::*;
     use crate::monitor::timeline::MapShape;
+    use crossterm::event::{KeyCode, KeyModifiers};
     use std::collections::BTreeMap;
 
     fn key(code: KeyCode) -> Message {
@@ -645,6 +624,7 @@ pub(crate) mod tests {
             ('g', (|a: &App| a.grid) as fn(&App) -> bool),
             ('?', |a: &App| a.help),
             ('b', |a: &App| !a.show_box),
+            ('o', |a: &App| a.blend == Blend::Writeup),
         ] {
             app.update(key(KeyCode::Char(code)));
             assert!(check(&app), "{code}");

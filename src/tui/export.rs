@@ -1,21 +1,67 @@
 //! Snapshots and animations of the current sample, written on a thread of their own:
 //! the overlay and image | heatmap | overlay at the shown epoch, a strip of overlays
-//! across all epochs, and an animated GIF across epochs.
+//! across all epochs, and an animated GIF across epochs; strip and GIF frames carry
+//! their epoch, target probability and box energy.
 
 use std::path::{Path, PathBuf};
 
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, Rgb, RgbImage, imageops};
 
-use super::images::{ImageKey, Painter, View};
-use crate::cam::image_ops;
+use super::app::App;
+use super::images::{ImageKey, Painter, Picture};
+use crate::cam::{caption, image_ops};
+use crate::monitor::CheckpointReport;
+use crate::monitor::timeline::SampleFigures;
+
+/// One epoch of the exported sample.
+pub struct EpochFrame {
+    /// Its overlay.
+    pub key: ImageKey,
+    /// For file names: the epoch, or the checkpoint's file name.
+    pub label: String,
+    /// Burnt into strip and GIF frames.
+    pub caption: Vec<String>,
+}
+
+/// `epoch 12` over `p 0.83 box 0.61 hit`: what a frame of a strip or GIF says.
+pub fn caption(
+    app: &App,
+    checkpoint: &CheckpointReport,
+    figures: Option<&SampleFigures>,
+) -> Vec<String> {
+    let epoch = match checkpoint.epoch {
+        Some(e) => format!("epoch {e}"),
+        None => format!("checkpoint {}", App::epoch_label(checkpoint)),
+    };
+    let mut figures_line = String::new();
+    if let Some(f) = figures {
+        figures_line = format!("p {:.2}", f.target_prob);
+        let method = app.method.name();
+        if let Some(energy) = f.box_energy.as_ref().and_then(|m| m.get(method)) {
+            figures_line.push_str(&format!(" box {energy:.2}"));
+        }
+        if let Some(hit) = f.pointing_hit.as_ref().and_then(|m| m.get(method)) {
+            figures_line.push_str(if *hit { " hit" } else { " miss" });
+        }
+    }
+    [epoch, figures_line]
+        .into_iter()
+        .map(|l| {
+            l.chars()
+                .filter(|c| caption::can_draw(*c))
+                .collect::<String>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect()
+}
 
 /// What to export: one sample across the run's epochs.
 pub struct ExportJob {
     pub painter: Painter,
     pub out: PathBuf,
-    /// Every epoch's key for the sample (overlay view), in training order, and labels.
-    pub epochs: Vec<(ImageKey, String)>,
+    /// Every epoch of the sample, in training order.
+    pub epochs: Vec<EpochFrame>,
     /// Index of the shown epoch.
     pub current: usize,
     pub name: String,
@@ -26,13 +72,23 @@ const STRIP_HEIGHT: u32 = 160;
 
 impl ExportJob {
     fn stem(&self) -> String {
-        let key = &self.epochs[self.current].0;
-        format!("{}.{}.{}", self.name, key.method.name(), key.layer)
+        match &self.epochs[self.current].key.picture {
+            Picture::Overlay(id, blend) => {
+                format!(
+                    "{}.{}.{}.{}",
+                    self.name,
+                    id.method.name(),
+                    id.layer,
+                    blend.name()
+                )
+            }
+            _ => self.name.clone(),
+        }
     }
 
     /// The picture with its box, if it has one, in lines 1/100 of the image wide.
     fn paint(&mut self, key: &ImageKey) -> Option<RgbImage> {
-        let mut image = self.painter.paint(key)?;
+        let mut image = self.painter.paint(&key.picture)?;
         if let Some(bbox) = self.painter.bbox(key) {
             let line = (image.width().max(image.height()) / 100).max(1);
             image_ops::draw_box(&mut image, &bbox, line);
@@ -43,20 +99,20 @@ impl ExportJob {
     /// overlay, side by side (at the shown epoch) and the timeline strip.
     pub fn snapshot(mut self) -> Result<Vec<PathBuf>, String> {
         create(&self.out)?;
-        let (key, label) = self.epochs[self.current].clone();
+        let frame = &self.epochs[self.current];
+        let (key, label) = (frame.key.clone(), frame.label.clone());
+        let Picture::Overlay(id, _) = &key.picture else {
+            return Err("not an overlay".into());
+        };
         let overlay = self
             .painter
-            .paint(&key)
+            .paint(&key.picture)
             .ok_or("the map is not in the history")?;
         let heat = self
             .painter
-            .paint(&ImageKey {
-                view: View::Heat,
-                with_box: false,
-                ..key.clone()
-            })
+            .paint(&Picture::Heat(id.clone()))
             .ok_or("the map is not in the history")?;
-        let image = self.painter.samples.samples[key.sample].image.clone();
+        let image = self.painter.samples.samples[key.sample()].image.clone();
         let stem = self.stem();
         let overlay_path = self.out.join(format!("{stem}.e{label}.png"));
         let side_path = self.out.join(format!("{stem}.e{label}.side.png"));
@@ -101,14 +157,23 @@ impl ExportJob {
         Ok(vec![path])
     }
 
-    /// Overlays at every epoch that has the map, scaled to the strip's height.
+    /// Overlays at every epoch that has the map, scaled to the strip's height, with
+    /// their captions.
     fn frames(&mut self) -> Vec<RgbImage> {
-        let keys: Vec<ImageKey> = self.epochs.iter().map(|(k, _)| k.clone()).collect();
-        keys.iter()
-            .filter_map(|key| self.paint(key))
-            .map(|image| {
+        let epochs: Vec<(ImageKey, Vec<String>)> = self
+            .epochs
+            .iter()
+            .map(|e| (e.key.clone(), e.caption.clone()))
+            .collect();
+        epochs
+            .iter()
+            .filter_map(|(key, lines)| {
+                let image = self.paint(key)?;
                 let width = (image.width() * STRIP_HEIGHT / image.height().max(1)).max(1);
-                imageops::resize(&image, width, STRIP_HEIGHT, imageops::FilterType::Triangle)
+                let mut frame =
+                    imageops::resize(&image, width, STRIP_HEIGHT, imageops::FilterType::Triangle);
+                caption::burn(&mut frame, lines);
+                Some(frame)
             })
             .collect()
     }

@@ -5,58 +5,44 @@
 
 mod app;
 mod export;
+mod frames;
+pub mod graphics;
 mod images;
+mod keymap;
+pub mod probe;
 mod view;
 
-use std::io::Stdout;
+use std::io::{Stdout, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
+use crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event as TermEvent};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
-use ratatui_image::picker::{Picker, ProtocolType};
 
-pub use app::{App, Effect, Intent, Message, intent_of};
-pub use images::{ImageCache, ImageKey, ImageRequest, Painter, View, encode};
-pub use view::{Areas, draw, layout, wanted};
+pub use app::{App, Effect, Intent, Message};
+pub use frames::Frames;
+pub use images::{Encoding, ImageCache, ImageKey, ImageRequest, Painter, Picture};
+pub use keymap::{KEYMAP, intent_of};
+pub use probe::ProtocolChoice;
+pub use view::{Areas, Pane, Plan, draw, layout};
 
 use crate::cam::image_ops::Blend;
 use crate::cam::{Colormap, Target};
+use crate::monitor::maps::MapReader;
 use crate::monitor::{Monitor, MonitorConfig};
 
-/// Which terminal graphics protocol draws the images.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolChoice {
-    /// Ask the terminal (kitty, sixel, iTerm2), else halfblocks.
-    Auto,
-    Kitty,
-    Sixel,
-    Iterm2,
-    Halfblocks,
-}
-
-impl std::str::FromStr for ProtocolChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "auto" => ProtocolChoice::Auto,
-            "kitty" => ProtocolChoice::Kitty,
-            "sixel" => ProtocolChoice::Sixel,
-            "iterm2" => ProtocolChoice::Iterm2,
-            "halfblocks" => ProtocolChoice::Halfblocks,
-            _ => {
-                return Err(format!(
-                    "{s:?}: expected auto, kitty, sixel, iterm2 or halfblocks"
-                ));
-            }
-        })
-    }
+/// Everything that reaches the UI loop, on one channel.
+pub enum Event {
+    /// Changes the state.
+    App(Message),
+    /// From the encoder thread.
+    Image(Encoding),
 }
 
 pub struct TuiOptions {
@@ -76,20 +62,19 @@ const TICK: Duration = Duration::from_millis(250);
 
 pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     let config = &options.monitor;
-    let painter = Painter::new(
-        config.samples.clone(),
+    let maps = MapReader::new(
+        &config.samples,
         config.history.clone(),
         config.dir.clone(),
         config.settings.clone(),
-        options.colormap,
-        options.blend,
     );
+    let painter = Painter::new(config.samples.clone(), maps, options.colormap);
     let mut guard = TerminalGuard::enter()?;
-    // Probed after entering the alternate screen and before reading any event.
-    let picker = pick(options.protocol);
+    // Asked after entering the alternate screen and before reading any event.
+    let choice = probe_terminal(options.protocol);
 
     let signalled = &options.signalled;
-    let (tx, rx) = mpsc::channel::<Message>();
+    let (tx, rx) = mpsc::channel::<Event>();
     let input_stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&input_stop));
 
@@ -101,25 +86,41 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     );
     app.layer = config.settings.request.layer;
     app.target = config.settings.request.target;
+    app.blend = options.blend;
+    app.graphics = choice.label();
+    app.notice = choice.notice.clone();
     let mut monitor = start_monitor(config, &app, tx.clone())?;
-    let mut encoder = images::Encoder::spawn(painter.clone(), picker, tx.clone());
-    let mut cache = ImageCache::default();
+    let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
+    let mut frames = Frames::default();
+    let mut log = FrameLog::from_env(&choice);
     // Monitors replaced by a new setting, stopping in the background; joined before
     // the process may exit.
     let mut stopping = Vec::new();
 
+    // Whether the screen may be out of date: nothing is drawn (not a byte written)
+    // while nothing changes.
+    let mut dirty = true;
     let result = loop {
         let first = match rx.recv_timeout(TICK) {
             Ok(message) => message,
-            Err(RecvTimeoutError::Timeout) => Message::Tick,
+            Err(RecvTimeoutError::Timeout) => Event::App(Message::Tick),
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         };
         let mut effects = Vec::new();
-        for message in std::iter::once(first).chain(rx.try_iter()) {
-            match message {
-                Message::Encoded { request, protocol } => cache.insert(request, *protocol),
-                Message::Tick => encoder.retry(),
-                other => effects.extend(app.update(other)),
+        for event in std::iter::once(first).chain(rx.try_iter()) {
+            match event {
+                Event::Image(encoding) => {
+                    dirty |= frames.received(encoding, guard.terminal.backend_mut())?
+                }
+                Event::App(Message::Tick) => encoder.retry(),
+                Event::App(message) => {
+                    if matches!(message, Message::Monitor { .. }) {
+                        // A new checkpoint may bring maps that were missing.
+                        frames.unavailable.clear();
+                    }
+                    effects.extend(app.update(message));
+                    dirty = true;
+                }
             }
         }
         for effect in effects {
@@ -147,7 +148,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                             } else {
                                 job.animate()
                             };
-                            let _ = tx.send(Message::Exported(result));
+                            let _ = tx.send(Event::App(Message::Exported(result)));
                         });
                     }
                 }
@@ -156,15 +157,21 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         if app.quit || signalled.load(Ordering::Relaxed) {
             break Ok(());
         }
+        if !dirty && !frames.holding() {
+            continue;
+        }
         let size = guard.terminal.size()?;
-        let areas = layout(Rect::new(0, 0, size.width, size.height), &app);
-        app.clicks = areas.clicks();
-        encoder.want(cache.touch(&wanted(&app, &areas)));
-        if let Err(e) = guard
-            .terminal
-            .draw(|frame| draw(frame, &app, &areas, &cache))
-        {
-            break Err(e.into());
+        let plan = Plan::new(&app, Rect::new(0, 0, size.width, size.height));
+        app.clicks = plan.areas.clicks();
+        app.timeline_first = plan.areas.timeline_first;
+        encoder.want(frames.missing(&plan));
+        match frames.draw(&mut guard.terminal, &app, &plan) {
+            Ok(Some(panes)) => {
+                dirty = false;
+                log.frame(&app, size, &panes, guard.written());
+            }
+            Ok(None) => {}
+            Err(e) => break Err(e.into()),
         }
     };
     input_stop.store(true, Ordering::Relaxed);
@@ -176,11 +183,37 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     result
 }
 
+/// What the terminal on stdin and stdout draws, for output outside the UI (`show`):
+/// raw mode only while it answers.
+pub fn probe_outside_ui(choice: ProtocolChoice) -> probe::Choice {
+    let raw = terminal::enable_raw_mode().is_ok();
+    let choice = probe_terminal(choice);
+    if raw {
+        let _ = terminal::disable_raw_mode();
+    }
+    choice
+}
+
+/// Asks the terminal what it draws (see [`probe`]); the pixel size the kernel knows
+/// stands in for a terminal that does not tell its own.
+fn probe_terminal(choice: ProtocolChoice) -> probe::Choice {
+    let replies = probe::query(Duration::from_secs(1)).unwrap_or_default();
+    let mut replies = probe::parse(&replies);
+    let size = terminal::window_size().ok();
+    if replies.window.is_none()
+        && let Some(size) = size.as_ref().filter(|s| s.width > 0 && s.height > 0)
+    {
+        replies.window = Some((size.width, size.height));
+    }
+    let cells = size.map_or((0, 0), |s| (s.columns, s.rows));
+    probe::choose(&replies, &probe::Env::of_process(), choice, cells)
+}
+
 /// Starts the monitor with the method, layer and target the app shows.
 fn start_monitor(
     config: &MonitorConfig,
     app: &App,
-    tx: Sender<Message>,
+    tx: Sender<Event>,
 ) -> Result<Monitor, Box<dyn std::error::Error>> {
     let mut config = config.clone();
     let request = &mut config.settings.request;
@@ -194,7 +227,10 @@ fn start_monitor(
     let generation = app.generation;
     std::thread::spawn(move || {
         for event in events {
-            if tx.send(Message::Monitor { generation, event }).is_err() {
+            if tx
+                .send(Event::App(Message::Monitor { generation, event }))
+                .is_err()
+            {
                 break;
             }
         }
@@ -209,16 +245,22 @@ fn export_job(app: &App, painter: &Painter, out: &std::path::Path) -> Option<exp
         .epochs()
         .into_iter()
         .map(|c| {
-            let key = ImageKey {
+            let id = crate::monitor::maps::MapId {
                 sample: app.sample,
-                view: View::Overlay,
                 hash: c.hash.clone(),
                 method: app.method,
                 layer: app.layer,
                 target: app.target,
-                with_box,
             };
-            (key, App::epoch_label(c))
+            let figures = app.figures(c);
+            export::EpochFrame {
+                key: ImageKey {
+                    picture: Picture::Overlay(id, app.blend),
+                    with_box,
+                },
+                label: App::epoch_label(c),
+                caption: export::caption(app, c, figures),
+            }
         })
         .collect();
     Some(export::ExportJob {
@@ -230,50 +272,115 @@ fn export_job(app: &App, painter: &Painter, out: &std::path::Path) -> Option<exp
     })
 }
 
-fn pick(choice: ProtocolChoice) -> Picker {
-    let queried = || Picker::from_query_stdio().ok();
-    match choice {
-        ProtocolChoice::Halfblocks => Picker::halfblocks(),
-        ProtocolChoice::Auto => queried().unwrap_or_else(Picker::halfblocks),
-        forced => {
-            // Without an answer the font size is a guess (10×20 pixels).
-            let mut picker = queried().unwrap_or_else(Picker::halfblocks);
-            picker.set_protocol_type(match forced {
-                ProtocolChoice::Kitty => ProtocolType::Kitty,
-                ProtocolChoice::Sixel => ProtocolType::Sixel,
-                _ => ProtocolType::Iterm2,
-            });
-            picker
-        }
-    }
-}
-
-fn spawn_input(tx: Sender<Message>, stop: Arc<AtomicBool>) {
+fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             if !event::poll(Duration::from_millis(100)).unwrap_or(false) {
                 continue;
             }
             let message = match event::read() {
-                Ok(Event::Key(key)) => Message::Key(key),
-                Ok(Event::Mouse(mouse)) => Message::Mouse(mouse),
-                Ok(Event::Resize(..)) => Message::Resize,
+                Ok(TermEvent::Key(key)) => Message::Key(key),
+                Ok(TermEvent::Mouse(mouse)) => Message::Mouse(mouse),
+                Ok(TermEvent::Resize(..)) => Message::Resize,
                 Ok(_) => continue,
                 Err(_) => break,
             };
-            if tx.send(message).is_err() {
+            if tx.send(Event::App(message)).is_err() {
                 break;
             }
         }
     });
 }
 
+/// `CAMWATCH_FRAME_LOG=FILE`: one JSON line per frame drawn, with where each image
+/// went and the bytes written to the terminal since the frame before; for tests that
+/// look at the pixels of a real terminal, and for measuring what crosses the wire.
+struct FrameLog {
+    file: Option<std::fs::File>,
+    graphics: graphics::Graphics,
+    written: u64,
+}
+
+impl FrameLog {
+    fn from_env(choice: &probe::Choice) -> FrameLog {
+        let file = std::env::var_os("CAMWATCH_FRAME_LOG").and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
+        FrameLog {
+            file,
+            graphics: choice.graphics,
+            written: 0,
+        }
+    }
+
+    fn frame(
+        &mut self,
+        app: &App,
+        size: ratatui::layout::Size,
+        panes: &[(Pane, Rect)],
+        written: u64,
+    ) {
+        let Some(file) = &mut self.file else { return };
+        let images: Vec<_> = panes
+            .iter()
+            .map(|(pane, at)| {
+                serde_json::json!({
+                    "pane": format!("{pane:?}"),
+                    "at": [at.x, at.y, at.width, at.height],
+                })
+            })
+            .collect();
+        let line = serde_json::json!({
+            "protocol": self.graphics.protocol.name(),
+            "cell": [self.graphics.cell.0, self.graphics.cell.1],
+            "size": [size.width, size.height],
+            "bytes": written - self.written,
+            "sample": app.sample,
+            "epoch": app.current().map(App::epoch_label),
+            "epochs": app.epochs().len(),
+            "help": app.help,
+            "grid": app.grid,
+            "working": app.working.is_some(),
+            "images": images,
+        });
+        self.written = written;
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// Stdout, counting what it writes.
+struct Counted {
+    out: Stdout,
+    written: Arc<AtomicU64>,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Raw mode, the alternate screen and mouse capture, undone on drop and on panic.
 struct TerminalGuard {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
+    terminal: Terminal<CrosstermBackend<Counted>>,
+    written: Arc<AtomicU64>,
 }
 
 impl TerminalGuard {
+    /// Bytes written to the terminal so far.
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
     fn enter() -> std::io::Result<TerminalGuard> {
         terminal::enable_raw_mode()?;
         crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
@@ -285,8 +392,13 @@ impl TerminalGuard {
             }
             previous(info);
         }));
-        match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
-            Ok(terminal) => Ok(TerminalGuard { terminal }),
+        let written = Arc::new(AtomicU64::new(0));
+        let out = Counted {
+            out: std::io::stdout(),
+            written: Arc::clone(&written),
+        };
+        match Terminal::new(CrosstermBackend::new(out)) {
+            Ok(terminal) => Ok(TerminalGuard { terminal, written }),
             Err(e) => {
                 restore();
                 Err(e)

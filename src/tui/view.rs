@@ -1,18 +1,25 @@
-//! Drawing: a layout computed from the state, the images each area needs, and widgets
-//! that only read the state and the image cache (nothing here waits or writes).
+//! Drawing: a plan computed once per frame from the state (where everything goes and
+//! which image each pane shows), and widgets that only read the state, the plan and
+//! the encoded images (nothing here waits or writes to the terminal).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Sparkline};
+use ratatui::widgets::canvas::{self, Canvas};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui_image::Image;
 
 use super::app::{App, ClickMap};
-use super::images::{ImageCache, ImageKey, ImageRequest, View};
-use crate::cam::{Layer, Method, Target};
+use super::graphics::{self, Body, Encoded};
+use super::images::{ImageKey, ImageRequest, Picture};
+use super::keymap::{KEYMAP, MOUSE};
+use crate::cam::Target;
 use crate::monitor::CheckpointReport;
 use crate::monitor::history::Status;
+use crate::monitor::maps::MapId;
+use crate::monitor::timeline::SampleFigures;
 
 /// Where everything goes on a screen of a given size.
 #[derive(Clone, Debug, Default)]
@@ -29,20 +36,35 @@ pub struct Areas {
     /// Thumbnails (image area, epoch index); labels go on the row below each.
     pub timeline: Vec<(Rect, usize)>,
     pub timeline_title: Rect,
+    /// Index of the first epoch in the timeline.
+    pub timeline_first: usize,
+    /// Charts: names on the left, plots under the timeline, values on the right.
     pub charts: Rect,
     pub status: Rect,
 }
 
 const LIST_WIDTH: u16 = 24;
 const THUMB: (u16, u16) = (10, 4);
+/// The charts' names to the left of the timeline and the plots.
+const GUTTER: u16 = 11;
+/// The charts' values at the shown epoch, right of the plots.
+const VALUES: u16 = 12;
 
 pub fn layout(area: Rect, app: &App) -> Areas {
     let roomy = area.height >= 20;
+    let rows = chart_rows(app).len() as u16;
+    let chart_height = if !roomy {
+        0
+    } else if area.height >= 44 {
+        2 * rows
+    } else {
+        rows
+    };
     let [header, main, timeline, charts, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(6),
         Constraint::Length(if roomy { THUMB.1 + 2 } else { 0 }),
-        Constraint::Length(if roomy { 4 } else { 0 }),
+        Constraint::Length(chart_height),
         Constraint::Length(1),
     ])
     .areas(area);
@@ -75,12 +97,18 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         let [title, strip] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(timeline);
         areas.timeline_title = title;
+        let strip = plot_columns(strip);
         let fit = (strip.width / (THUMB.0 + 1)).max(1) as usize;
         let epochs = app.epochs().len();
         let current = app.epoch_index().unwrap_or(0);
-        let first = current
-            .saturating_sub(fit / 2)
-            .min(epochs.saturating_sub(fit));
+        // The window stays put while the shown epoch is inside it, and re-centres when
+        // it leaves: moved thumbnails cost a sixel terminal all their bytes again.
+        let mut first = app.timeline_first;
+        if current < first || current >= first + fit {
+            first = current.saturating_sub(fit / 2);
+        }
+        let first = first.min(epochs.saturating_sub(fit));
+        areas.timeline_first = first;
         for (slot, index) in (first..epochs.min(first + fit)).enumerate() {
             let x = strip.x + slot as u16 * (THUMB.0 + 1);
             areas
@@ -89,6 +117,17 @@ pub fn layout(area: Rect, app: &App) -> Areas {
         }
     }
     areas
+}
+
+/// The columns the timeline and the plots share, between names and values.
+fn plot_columns(area: Rect) -> Rect {
+    let gutter = if area.width >= 60 { GUTTER } else { 0 };
+    let values = if area.width >= 60 { VALUES } else { 0 };
+    Rect {
+        x: area.x + gutter,
+        width: area.width.saturating_sub(gutter + values),
+        ..area
+    }
 }
 
 /// Square-ish cells (a cell is about twice as tall as wide) for `count` samples.
@@ -137,27 +176,109 @@ impl Areas {
     }
 }
 
-fn key(app: &App, sample: usize, view: View, checkpoint: Option<&CheckpointReport>) -> ImageKey {
-    let with_box = app.show_box && app.samples.get(sample).is_some_and(|s| s.has_box);
-    match (view, checkpoint) {
-        (View::Image, _) | (_, None) => ImageKey {
-            sample,
-            view: View::Image,
-            hash: String::new(),
-            method: Method::GradCam,
-            layer: Layer::LAST,
-            target: Target::Predicted,
-            with_box,
-        },
-        (view, Some(c)) => ImageKey {
-            sample,
-            view,
-            hash: c.hash.clone(),
-            method: app.method,
-            layer: app.layer,
-            target: app.target,
-            with_box: with_box && view == View::Overlay,
-        },
+/// Which pane an image goes in: what keeps its previous image while a new one is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pane {
+    Image,
+    Overlay,
+    /// A grid cell, by sample.
+    Grid(usize),
+    /// A timeline thumbnail, by position from the left.
+    Thumb(usize),
+}
+
+/// One image of the frame.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub pane: Pane,
+    pub area: Rect,
+    pub request: ImageRequest,
+}
+
+/// A frame, decided once: the layout and its images, most important first. The loop
+/// asks the encoder for the images, and draws the same plan.
+pub struct Plan {
+    pub areas: Areas,
+    pub slots: Vec<Slot>,
+}
+
+impl Plan {
+    pub fn new(app: &App, screen: Rect) -> Plan {
+        let areas = layout(screen, app);
+        let current = app.current();
+        let mut slots = Vec::new();
+        let mut add = |pane, area: Rect, key| {
+            if area.width > 0 && area.height > 0 {
+                slots.push(Slot {
+                    pane,
+                    area,
+                    request: ImageRequest {
+                        key,
+                        cells: (area.width, area.height),
+                    },
+                });
+            }
+        };
+        if !app.grid {
+            if let Some(c) = current {
+                add(
+                    Pane::Overlay,
+                    areas.overlay,
+                    overlay_key(app, app.sample, c),
+                );
+            }
+            add(
+                Pane::Image,
+                areas.image,
+                ImageKey {
+                    picture: Picture::Image(app.sample),
+                    with_box: with_box(app, app.sample),
+                },
+            );
+        }
+        if let Some(c) = current {
+            for (cell, sample) in &areas.grid {
+                add(
+                    Pane::Grid(*sample),
+                    cell_image(*cell),
+                    overlay_key(app, *sample, c),
+                );
+            }
+        }
+        let epochs = app.epochs();
+        for (position, (rect, index)) in areas.timeline.iter().enumerate() {
+            let key = ImageKey {
+                picture: Picture::Heat(map_id(app, app.sample, epochs[*index])),
+                with_box: false,
+            };
+            add(Pane::Thumb(position), *rect, key);
+        }
+        Plan { areas, slots }
+    }
+
+    pub fn requests(&self) -> Vec<&ImageRequest> {
+        self.slots.iter().map(|s| &s.request).collect()
+    }
+}
+
+fn with_box(app: &App, sample: usize) -> bool {
+    app.show_box && app.samples.get(sample).is_some_and(|s| s.has_box)
+}
+
+fn map_id(app: &App, sample: usize, checkpoint: &CheckpointReport) -> MapId {
+    MapId {
+        sample,
+        hash: checkpoint.hash.clone(),
+        method: app.method,
+        layer: app.layer,
+        target: app.target,
+    }
+}
+
+fn overlay_key(app: &App, sample: usize, checkpoint: &CheckpointReport) -> ImageKey {
+    ImageKey {
+        picture: Picture::Overlay(map_id(app, sample, checkpoint), app.blend),
+        with_box: with_box(app, sample),
     }
 }
 
@@ -169,122 +290,104 @@ fn cell_image(cell: Rect) -> Rect {
     }
 }
 
-/// The images the frame shows, most important first.
-pub fn wanted(app: &App, areas: &Areas) -> Vec<ImageRequest> {
-    let current = app.current();
-    let mut out = Vec::new();
-    if !app.grid {
-        if let Some(c) = current {
-            out.push(request_for(
-                app,
-                app.sample,
-                View::Overlay,
-                Some(c),
-                areas.overlay,
-            ));
-        }
-        out.push(request_for(app, app.sample, View::Image, None, areas.image));
+/// Draws the frame: `pictures` holds, for each slot of the plan, the image to show
+/// (`None`: not made yet, or no map). Returns where the graphics images go (their
+/// cells are reserved, and the caller sends them after ratatui has drawn the text),
+/// and where each pane's image went.
+pub fn draw<'a>(
+    frame: &mut Frame,
+    app: &App,
+    plan: &Plan,
+    pictures: &[Option<&'a Encoded>],
+) -> (Vec<graphics::Place<'a>>, Vec<(Pane, Rect)>) {
+    let areas = &plan.areas;
+    let mut places = Vec::new();
+    let mut drawn = Vec::with_capacity(plan.slots.len());
+    for (slot, picture) in plan.slots.iter().zip(pictures) {
+        drawn.push(draw_image(frame, *picture, slot.area, &mut places));
     }
-    if let Some(c) = current {
-        for (cell, sample) in &areas.grid {
-            out.push(request_for(
-                app,
-                *sample,
-                View::Overlay,
-                Some(c),
-                cell_image(*cell),
-            ));
-        }
-    }
-    let epochs = app.epochs();
-    for (rect, index) in &areas.timeline {
-        out.push(request_for(
-            app,
-            app.sample,
-            View::Heat,
-            Some(epochs[*index]),
-            *rect,
-        ));
-    }
-    out.retain(|r| r.cells.0 > 0 && r.cells.1 > 0);
-    out
-}
-
-pub fn draw(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
+    let drawn_in = |pane: Pane| {
+        plan.slots
+            .iter()
+            .zip(&drawn)
+            .find(|(s, _)| s.pane == pane)
+            .and_then(|(_, d)| *d)
+    };
     frame.render_widget(
         Paragraph::new(header(app, areas.header.width)).reversed(),
         areas.header,
     );
     if app.grid {
-        draw_grid(frame, app, areas, images);
+        draw_grid_names(frame, app, areas, &drawn_in);
     } else {
         draw_list(frame, app, areas);
-        let current = app.current();
-        draw_image(
-            frame,
-            images,
-            &request_for(app, app.sample, View::Image, None, areas.image),
-            areas.image,
-        );
-        match current {
-            Some(c) => {
-                let request = request_for(app, app.sample, View::Overlay, Some(c), areas.overlay);
-                draw_image(frame, images, &request, areas.overlay);
+        let placeholder = |pane, area: Rect, text: String| {
+            if drawn_in(pane).is_none() && area.height > 0 {
+                Some((Paragraph::new(text).dark_gray(), area))
+            } else {
+                None
             }
-            None => frame.render_widget(Paragraph::new(waiting(app)).dark_gray(), areas.overlay),
+        };
+        let overlay_text = match app.current() {
+            None => waiting(app),
+            Some(_) => "…".into(),
+        };
+        for (paragraph, area) in [
+            placeholder(Pane::Image, areas.image, "…".into()),
+            placeholder(Pane::Overlay, areas.overlay, overlay_text),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            frame.render_widget(paragraph, area);
         }
         frame.render_widget(Paragraph::new(info(app)), areas.info);
     }
-    draw_timeline(frame, app, areas, images);
-    draw_charts(frame, app, areas.charts);
+    draw_timeline(frame, app, areas);
+    draw_charts(frame, app, areas);
     frame.render_widget(Paragraph::new(status(app)), areas.status);
     if app.help {
-        draw_help(frame);
+        draw_help(frame, app);
     }
+    let panes = plan
+        .slots
+        .iter()
+        .zip(drawn)
+        .filter_map(|(slot, at)| Some((slot.pane, at?)))
+        .collect();
+    (places, panes)
 }
 
-fn request_for(
-    app: &App,
-    sample: usize,
-    view: View,
-    checkpoint: Option<&CheckpointReport>,
-    area: Rect,
-) -> ImageRequest {
-    ImageRequest {
-        key: key(app, sample, view, checkpoint),
-        cells: (area.width, area.height),
-    }
-}
-
-/// Draws a cached image centred in `area`, or a placeholder while it is being made;
-/// returns where the image went.
-fn draw_image(
+/// Draws an encoded image centred in `area` (halfblocks as text; graphics by reserving
+/// their cells and adding them to `places`); returns where it went.
+fn draw_image<'a>(
     frame: &mut Frame,
-    images: &ImageCache,
-    request: &ImageRequest,
+    picture: Option<&'a Encoded>,
     area: Rect,
+    places: &mut Vec<graphics::Place<'a>>,
 ) -> Option<Rect> {
-    if area.width == 0 || area.height == 0 {
+    let picture = picture?;
+    let (w, h) = (
+        picture.size.width.min(area.width),
+        picture.size.height.min(area.height),
+    );
+    if w == 0 || h == 0 {
         return None;
     }
-    match images.get(request) {
-        Some(protocol) => {
-            let size = protocol.size();
-            let (w, h) = (size.width.min(area.width), size.height.min(area.height));
-            let centred = Rect::new(
-                area.x + (area.width - w) / 2,
-                area.y + (area.height - h) / 2,
-                w,
-                h,
-            );
-            frame.render_widget(Image::new(protocol), centred);
-            Some(centred)
-        }
-        None => {
-            frame.render_widget(Paragraph::new("…").dark_gray(), area);
-            None
+    let at = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    match &picture.body {
+        Body::Cells(cells) => frame.render_widget(Image::new(cells), at),
+        Body::Escape(_) | Body::Kitty { .. } => {
+            graphics::reserve(frame.buffer_mut(), at);
+            places.push(graphics::Place { at, image: picture });
         }
     }
+    Some(at)
 }
 
 fn waiting(app: &App) -> String {
@@ -412,18 +515,14 @@ fn info(app: &App) -> Vec<Line<'static>> {
     vec![Line::from(first), Line::from(second).dark_gray()]
 }
 
-fn draw_grid(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
-    let current = app.current();
+fn draw_grid_names(
+    frame: &mut Frame,
+    app: &App,
+    areas: &Areas,
+    drawn_in: &dyn Fn(Pane) -> Option<Rect>,
+) {
     for (cell, sample) in &areas.grid {
         let image = cell_image(*cell);
-        let drawn = current.and_then(|c| {
-            draw_image(
-                frame,
-                images,
-                &request_for(app, *sample, View::Overlay, Some(c), image),
-                image,
-            )
-        });
         let name = &app.samples[*sample].name;
         let style = if *sample == app.sample {
             Style::new().reversed()
@@ -431,7 +530,8 @@ fn draw_grid(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
             Style::new().dark_gray()
         };
         // Right under the image (images keep their proportions, so may not fill).
-        let below = drawn.map_or(image.y + image.height, |d| d.y + d.height);
+        let below =
+            drawn_in(Pane::Grid(*sample)).map_or(image.y + image.height, |d| d.y + d.height);
         let label = Rect {
             y: below.min(cell.y + cell.height.saturating_sub(1)),
             height: 1,
@@ -441,7 +541,7 @@ fn draw_grid(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
     }
 }
 
-fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCache) {
+fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas) {
     if areas.timeline_title.height == 0 {
         return;
     }
@@ -450,21 +550,20 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCach
         .iter()
         .filter(|c| c.status == Status::Error)
         .count();
-    let mut title = format!("epochs ({})", app.epochs().len());
+    let mut title = vec![Span::raw(format!("epochs ({})", app.epochs().len())).bold()];
     if errors > 0 {
-        title.push_str(&format!(" · {errors} unreadable"));
+        title.push(Span::raw(format!(" · {errors} unreadable")).red());
     }
-    frame.render_widget(Paragraph::new(title).bold(), areas.timeline_title);
+    if areas.charts.height > 0 {
+        title.push(Span::raw("   charts: ").dark_gray());
+        title.push(Span::raw("━ run mean").fg(RUN_COLOUR));
+        title.push(Span::raw("  ━ this sample").fg(SAMPLE_COLOUR));
+    }
+    frame.render_widget(Paragraph::new(Line::from(title)), areas.timeline_title);
     let epochs = app.epochs();
     let current = app.epoch_index();
     for (rect, index) in &areas.timeline {
         let checkpoint = epochs[*index];
-        draw_image(
-            frame,
-            images,
-            &request_for(app, app.sample, View::Heat, Some(checkpoint), *rect),
-            *rect,
-        );
         let style = if Some(*index) == current {
             Style::new().reversed()
         } else {
@@ -480,91 +579,194 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas, images: &ImageCach
     }
 }
 
-fn draw_charts(frame: &mut Frame, app: &App, area: Rect) {
-    if area.height < 4 {
+const RUN_COLOUR: Color = Color::LightCyan;
+const SAMPLE_COLOUR: Color = Color::Yellow;
+
+/// One chart: a name, its values per epoch for the run and for the sample shown, and
+/// the top of its scale.
+struct ChartRow {
+    name: &'static str,
+    run: fn(&App, &CheckpointReport) -> Option<f32>,
+    sample: fn(&App, &SampleFigures) -> Option<f32>,
+    max: f32,
+}
+
+/// Per epoch, over every sample: the mean of `value` where it has one.
+fn mean(
+    app: &App,
+    c: &CheckpointReport,
+    value: impl Fn(&App, &SampleFigures) -> Option<f32>,
+) -> Option<f32> {
+    let values: Vec<f32> = c.samples.iter().filter_map(|f| value(app, f)).collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
+}
+
+fn target_prob(_: &App, f: &SampleFigures) -> Option<f32> {
+    Some(f.target_prob)
+}
+
+fn box_energy(app: &App, f: &SampleFigures) -> Option<f32> {
+    f.box_energy.as_ref()?.get(app.method.name()).copied()
+}
+
+fn pointing(app: &App, f: &SampleFigures) -> Option<f32> {
+    f.pointing_hit
+        .as_ref()?
+        .get(app.method.name())
+        .map(|hit| f32::from(u8::from(*hit)))
+}
+
+fn right(app: &App, f: &SampleFigures) -> Option<f32> {
+    let label = app.samples.iter().find(|s| s.name == f.name)?.label?;
+    Some(f32::from(u8::from(f.predicted == label)))
+}
+
+fn drift(app: &App, f: &SampleFigures) -> Option<f32> {
+    Some(f.drift.as_ref()?.get(app.method.name())?.one_minus_corr)
+}
+
+/// The charts this run has data for: box figures only with boxes, "right" only with
+/// labels.
+fn chart_rows(app: &App) -> Vec<ChartRow> {
+    let boxes = app.samples.iter().any(|s| s.has_box);
+    let labels = app.samples.iter().any(|s| s.label.is_some());
+    let mut rows = vec![ChartRow {
+        name: "p(target)",
+        run: |app, c| mean(app, c, target_prob),
+        sample: target_prob,
+        max: 1.0,
+    }];
+    if boxes {
+        rows.push(ChartRow {
+            name: "box energy",
+            run: |app, c| mean(app, c, box_energy),
+            sample: box_energy,
+            max: 1.0,
+        });
+        rows.push(ChartRow {
+            name: "pointing",
+            run: |app, c| mean(app, c, pointing),
+            sample: pointing,
+            max: 1.0,
+        });
+    }
+    if labels {
+        rows.push(ChartRow {
+            name: "right",
+            run: |app, c| mean(app, c, right),
+            sample: right,
+            max: 1.0,
+        });
+    }
+    rows.push(ChartRow {
+        name: "drift",
+        run: |app, c| mean(app, c, drift),
+        sample: drift,
+        // 1 − correlation: 0 (the same map) to 2 (its negative).
+        max: 2.0,
+    });
+    rows
+}
+
+/// Line charts under the timeline, each epoch at its thumbnail's centre: the run's mean
+/// and the shown sample's value, with both values at the shown epoch on the right.
+fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
+    let area = areas.charts;
+    let rows = chart_rows(app);
+    if area.height < rows.len() as u16 || rows.is_empty() {
         return;
     }
+    let height = area.height / rows.len() as u16;
+    let plot = plot_columns(area);
     let epochs = app.epochs();
-    let method = app.method.name();
-    let series = |f: &dyn Fn(&crate::monitor::timeline::SampleFigures) -> Option<f32>| {
-        epochs
-            .iter()
-            .map(|c| app.figures(c).and_then(f))
-            .collect::<Vec<Option<f32>>>()
-    };
-    let has_box = app.samples.get(app.sample).is_some_and(|s| s.has_box);
-    let mut rows: Vec<(&str, Vec<Option<f32>>, f32, Color)> = vec![(
-        "p(target)",
-        series(&|f| Some(f.target_prob)),
-        1.0,
-        Color::Green,
-    )];
-    if has_box {
-        rows.push((
-            "box energy",
-            series(&|f| f.box_energy.as_ref()?.get(method).copied()),
-            1.0,
-            Color::Yellow,
-        ));
-    }
-    rows.push((
-        "drift",
-        series(&|f| Some(f.drift.as_ref()?.get(method)?.one_minus_corr)),
-        2.0,
-        Color::Magenta,
-    ));
-    const LABEL: u16 = 11;
-    const VALUE: u16 = 6;
-    let width = area.width.saturating_sub(LABEL + VALUE) as usize;
-    let first = epochs.len().saturating_sub(width);
     let current = app.epoch_index();
-    for (row, (label, values, max, colour)) in rows.iter().enumerate() {
-        let y = area.y + row as u16;
-        let [name, spark, value] = Layout::horizontal([
-            Constraint::Length(LABEL),
-            Constraint::Min(1),
-            Constraint::Length(VALUE),
-        ])
-        .areas(Rect::new(area.x, y, area.width, 1));
-        frame.render_widget(Paragraph::new(*label).dark_gray(), name);
-        let data: Vec<u64> = values[first..]
-            .iter()
-            .map(|v| v.map_or(0, |v| (v / max * 100.0).round().clamp(0.0, 100.0) as u64))
-            .collect();
+    // Epochs shown and where: the timeline's, at its thumbnails' centres.
+    let columns: Vec<(usize, f64)> = areas
+        .timeline
+        .iter()
+        .map(|(rect, index)| {
+            (
+                *index,
+                f64::from(rect.x - plot.x) + f64::from(THUMB.0) / 2.0,
+            )
+        })
+        .collect();
+    for (row, chart) in rows.iter().enumerate() {
+        let y = area.y + row as u16 * height;
+        let line = Rect::new(area.x, y, area.width, height);
+        let name = Rect::new(area.x, y, plot.x - area.x, 1);
+        frame.render_widget(Paragraph::new(chart.name).dark_gray(), name);
+        let at = |f: &dyn Fn(&CheckpointReport) -> Option<f32>| -> Vec<Option<(f64, f64)>> {
+            columns
+                .iter()
+                .map(|(i, x)| f(epochs[*i]).map(|v| (*x, f64::from(v.min(chart.max)))))
+                .collect()
+        };
+        let run = at(&|c| (chart.run)(app, c));
+        let sample = at(&|c| app.figures(c).and_then(|f| (chart.sample)(app, f)));
+        let cursor = current
+            .and_then(|i| columns.iter().find(|(index, _)| *index == i))
+            .map(|(_, x)| *x);
+        let max = f64::from(chart.max);
+        let width = f64::from(plot.width);
         frame.render_widget(
-            Sparkline::default()
-                .data(&data)
-                .max(100)
-                .style(Style::new().fg(*colour)),
-            spark,
+            Canvas::default()
+                .marker(Marker::Braille)
+                .x_bounds([0.0, width])
+                .y_bounds([0.0, max])
+                .paint(|ctx| {
+                    if let Some(x) = cursor {
+                        ctx.draw(&canvas::Line::new(x, 0.0, x, max, Color::DarkGray));
+                    }
+                    for (series, colour) in [(&sample, SAMPLE_COLOUR), (&run, RUN_COLOUR)] {
+                        plot_series(ctx, series, colour);
+                    }
+                }),
+            Rect {
+                height,
+                ..Rect::new(plot.x, y, plot.width, height)
+            },
         );
-        let shown = current.and_then(|i| values.get(i).copied().flatten());
-        frame.render_widget(
-            Paragraph::new(shown.map_or("-".into(), |v| format!("{v:>5.2}"))),
-            value,
+        let value = |v: Option<f32>| v.map_or("  - ".to_string(), |v| format!("{v:>4.2}"));
+        let shown = current.map(|i| epochs[i]);
+        let values = Line::from(vec![
+            Span::raw(value(shown.and_then(|c| (chart.run)(app, c)))).fg(RUN_COLOUR),
+            Span::raw(" "),
+            Span::raw(value(
+                shown
+                    .and_then(|c| app.figures(c))
+                    .and_then(|f| (chart.sample)(app, f)),
+            ))
+            .fg(SAMPLE_COLOUR),
+        ]);
+        let right = Rect::new(
+            plot.x + plot.width + 1,
+            y,
+            (line.x + line.width).saturating_sub(plot.x + plot.width + 1),
+            1,
         );
+        frame.render_widget(Paragraph::new(values), right);
     }
-    // A caret under the shown epoch.
-    if let Some(i) = current.filter(|i| *i >= first) {
-        let x = area.x + LABEL + (i - first) as u16;
-        if x < area.x + area.width {
-            frame.render_widget(
-                Paragraph::new("▲").cyan(),
-                Rect::new(x, area.y + area.height - 1, 1, 1),
-            );
+}
+
+/// Joins neighbouring points; a lone point is a dot.
+fn plot_series(ctx: &mut canvas::Context, series: &[Option<(f64, f64)>], colour: Color) {
+    for (i, point) in series.iter().enumerate() {
+        let Some((x, y)) = *point else { continue };
+        match series.get(i + 1).copied().flatten() {
+            Some((x2, y2)) => ctx.draw(&canvas::Line::new(x, y, x2, y2, colour)),
+            None => ctx.draw(&canvas::Points {
+                coords: &[(x, y)],
+                color: colour,
+            }),
         }
     }
 }
 
+/// What happens now (computing, a notice or an error) first, where a narrow terminal
+/// keeps it; then the device, the graphics, the run.
 fn status(app: &App) -> Line<'static> {
-    let mut parts = vec![Span::raw(format!(
-        " {} · {} ",
-        app.device,
-        app.dir.display()
-    ))];
-    if let Some(latest) = app.epochs().last() {
-        parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));
-    }
+    let mut parts = vec![Span::raw(" ")];
     if let Some(w) = &app.working {
         let name = w
             .path
@@ -575,57 +777,60 @@ fn status(app: &App) -> Line<'static> {
         } else {
             String::new()
         };
-        let progress = format!("· computing {name} {}/{}{more} ", w.done, w.total);
+        let progress = format!("computing {name} {}/{}{more} · ", w.done, w.total);
         parts.push(Span::raw(progress).yellow());
     }
     if let Some(notice) = &app.notice {
-        parts.push(Span::raw(format!("· {notice} ")).cyan());
+        parts.push(Span::raw(format!("{notice} · ")).cyan());
     } else if let Some(error) = &app.last_error {
-        parts.push(Span::raw(format!("· {error} ")).red());
+        parts.push(Span::raw(format!("{error} · ")).red());
+    }
+    parts.push(Span::raw(format!(
+        "{} · {} · {} ",
+        app.device,
+        app.graphics,
+        app.dir.display()
+    )));
+    if let Some(latest) = app.epochs().last() {
+        parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));
     }
     parts.push(Span::raw("· ? help").dark_gray());
     Line::from(parts)
 }
 
-pub const HELP: [(&str, &str); 17] = [
-    ("← → h l", "previous / next sample"),
-    ("↑ ↓ k j [ ]", "next / previous epoch"),
-    ("Home End", "first / latest epoch"),
-    ("f", "follow the latest epoch"),
-    ("m", "next CAM method"),
-    ("y", "next layer (stage1…stage4)"),
-    ("t", "target: predicted, label, each class"),
-    ("g", "grid of all samples"),
-    ("b", "object box on/off"),
-    ("s", "snapshot PNGs: overlay, side by side, timeline"),
-    ("a", "animated GIF across epochs"),
-    ("click", "select a sample or an epoch"),
-    ("wheel", "scrub epochs"),
-    ("?", "this help"),
-    ("Esc", "close the help or the grid; else quit"),
-    ("q", "quit"),
-    ("", "maps are computed in the background"),
-];
+/// The help's lines: every key binding and mouse action, then how images are drawn.
+pub fn help_lines(app: &App) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = KEYMAP
+        .iter()
+        .map(|b| (b.label.to_string(), b.help.to_string()))
+        .collect();
+    lines.extend(MOUSE.iter().map(|(k, h)| (k.to_string(), h.to_string())));
+    lines.push((String::new(), String::new()));
+    lines.push(("images".into(), app.graphics.clone()));
+    lines.push((String::new(), "maps are computed in the background".into()));
+    lines
+}
 
-fn draw_help(frame: &mut Frame) {
+fn draw_help(frame: &mut Frame, app: &App) {
+    let lines = help_lines(app);
     let area = frame.area();
     let width = 62.min(area.width);
-    let height = (HELP.len() as u16 + 2).min(area.height);
+    let height = (lines.len() as u16 + 2).min(area.height);
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
         width,
         height,
     );
-    let lines: Vec<Line> = HELP
-        .iter()
+    let lines: Vec<Line> = lines
+        .into_iter()
         .map(|(keys, what)| {
             Line::from(vec![
                 Span::styled(
-                    format!(" {keys:<13}"),
+                    format!(" {keys:<12}"),
                     Style::new().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(*what),
+                Span::raw(what),
             ])
         })
         .collect();
@@ -641,29 +846,36 @@ mod tests {
     use super::*;
     use crate::tui::app::tests::app_with;
     use crate::tui::app::{Intent, Message};
-    use crate::tui::images::encode;
+    use crate::tui::graphics::{Graphics, Protocol};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
-    use ratatui_image::picker::Picker;
 
     /// Renders the app at a size, with made-up images encoded as halfblocks (so the
     /// output is deterministic), and returns the screen's text.
     fn screen(app: &mut App, width: u16, height: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-        let areas = layout(Rect::new(0, 0, width, height), app);
-        app.clicks = areas.clicks();
-        let mut cache = ImageCache::default();
-        let picker = Picker::halfblocks();
-        for request in wanted(app, &areas) {
-            let shade = (request.key.sample * 60 % 255) as u8;
-            let image = image::RgbImage::from_fn(16, 16, |x, y| {
-                image::Rgb([shade, (x * 16) as u8, (y * 16) as u8])
-            });
-            let protocol = encode(&picker, image, None, request.cells).unwrap();
-            cache.insert(request, protocol);
-        }
+        let plan = Plan::new(app, Rect::new(0, 0, width, height));
+        app.clicks = plan.areas.clicks();
+        let graphics = Graphics {
+            protocol: Protocol::Halfblocks,
+            cell: (10, 20),
+        };
+        let pictures: Vec<_> = plan
+            .slots
+            .iter()
+            .map(|slot| {
+                let shade = (slot.request.key.sample() * 60 % 255) as u8;
+                let image = image::RgbImage::from_fn(16, 16, |x, y| {
+                    image::Rgb([shade, (x * 16) as u8, (y * 16) as u8])
+                });
+                graphics.encode(&image, None, slot.request.cells)
+            })
+            .collect();
+        let refs: Vec<_> = pictures.iter().map(Option::as_ref).collect();
         terminal
-            .draw(|frame| draw(frame, app, &areas, &cache))
+            .draw(|frame| {
+                draw(frame, app, &plan, &refs);
+            })
             .unwrap();
         let buffer = terminal.backend().buffer();
         let mut text = String::new();
@@ -713,7 +925,7 @@ mod tests {
             text.lines()
                 .last()
                 .unwrap()
-                .contains("cpu · run · latest 6")
+                .contains("cpu · halfblocks · run · latest 6")
         );
         assert_snapshot("main_80x24", &text);
     }
