@@ -25,12 +25,12 @@ pub const HOLD: Duration = Duration::from_millis(700);
 /// graphics on screen, and a frame held back while its images are made.
 #[derive(Default)]
 pub struct Frames {
-    pub cache: ImageCache,
+    cache: ImageCache,
     /// Images without a map (yet): drawn as placeholders, not waited for.
-    pub unavailable: HashSet<ImageRequest>,
+    unavailable: HashSet<ImageRequest>,
     /// What each pane showed last, shown again while its new image is made.
     last: HashMap<Pane, ImageRequest>,
-    pub screen: graphics::Screen,
+    screen: graphics::Screen,
     size: Option<(u16, u16)>,
     /// Since when the frame waits for its images.
     waiting: Option<Instant>,
@@ -48,6 +48,11 @@ impl Frames {
             }
             Encoding::Unavailable(request) => Ok(self.unavailable.insert(request)),
         }
+    }
+
+    /// The history changed: images that had no map may have one now.
+    pub fn maps_changed(&mut self) {
+        self.unavailable.clear();
     }
 
     /// The plan's images to make: neither cached nor known to lack a map.

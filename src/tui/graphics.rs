@@ -20,7 +20,7 @@ use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::{Rect, Size};
 use ratatui_image::protocol::Protocol as CellImage;
 use ratatui_image::protocol::halfblocks::Halfblocks;
-use ratatui_image::protocol::{iterm2::Iterm2, sixel::Sixel};
+use ratatui_image::protocol::sixel::Sixel;
 
 use crate::cam::image_ops;
 use crate::cam::samples::BoundingBox;
@@ -131,7 +131,15 @@ impl Graphics {
         if cells.0 == 0 || cells.1 == 0 || image.width() == 0 || image.height() == 0 {
             return None;
         }
-        let ((w, h), size) = self.fit(image.dimensions(), cells);
+        let ((shown_w, shown_h), size) = self.fit(image.dimensions(), cells);
+        // kitty and iTerm2 scale images themselves: pixels beyond the picture's own
+        // would only cost bytes on the wire.
+        let scales = matches!(self.protocol, Protocol::Kitty | Protocol::Iterm2);
+        let (w, h) = if scales && shown_w > image.width() {
+            image.dimensions()
+        } else {
+            (shown_w, shown_h)
+        };
         let mut scaled = imageops::resize(image, w, h, imageops::FilterType::Triangle);
         if let Some(b) = bbox {
             let (sx, sy) = (
@@ -162,17 +170,53 @@ impl Graphics {
                 ))
             }
             Protocol::Sixel => Body::Escape(Sixel::new(picture, size, false).ok()?.data),
-            Protocol::Iterm2 => Body::Escape(Iterm2::new(picture, size, false).ok()?.data),
+            Protocol::Iterm2 => Body::Escape(iterm2(&picture, size)?),
             Protocol::Kitty => {
+                // kitty stretches an image over the cells it is placed on: padded
+                // (transparent) to their proportions, it keeps its own.
+                let ratio = f64::from(w) / f64::from(shown_w.max(1));
+                let canvas = (
+                    ((f64::from(size.width) * f64::from(self.cell.0) * ratio).round() as u32)
+                        .max(w),
+                    ((f64::from(size.height) * f64::from(self.cell.1) * ratio).round() as u32)
+                        .max(h),
+                );
+                let mut padded = image::RgbaImage::new(canvas.0, canvas.1);
+                imageops::replace(&mut padded, &picture.to_rgba8(), 0, 0);
                 let id = kitty_id(serial);
                 Body::Kitty {
                     id,
-                    transmit: kitty_transmission(id, &picture)?,
+                    transmit: kitty_transmission(id, &DynamicImage::ImageRgba8(padded))?,
                 }
             }
         };
         Some(Encoded { serial, size, body })
     }
+}
+
+/// iTerm2's inline image (PNG), fitted by the terminal into `size` cells with its
+/// proportions kept, after clearing those cells; the cursor stays.
+fn iterm2(picture: &DynamicImage, size: Size) -> Option<String> {
+    let mut png = Vec::new();
+    picture
+        .write_to(&mut io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .ok()?;
+    let mut out = String::new();
+    for _ in 0..size.height {
+        write!(out, "\x1b[{}X\x1b[1B", size.width).ok()?;
+    }
+    write!(
+        out,
+        "\x1b[{}A\x1b]1337;File=inline=1;size={};width={};height={};preserveAspectRatio=1;doNotMoveCursor=1:",
+        size.height,
+        png.len(),
+        size.width,
+        size.height
+    )
+    .ok()?;
+    base64::engine::general_purpose::STANDARD.encode_string(&png, &mut out);
+    out.push('\x07');
+    Some(out)
 }
 
 /// `a=t`: store the image as PNG under `id` without showing it, quietly (`q=2`), in
@@ -231,8 +275,6 @@ pub struct Screen {
     shown: Vec<Shown>,
     /// kitty images the terminal holds.
     transmitted: HashSet<u32>,
-    /// Bytes of graphics written (for `--wire-log` style measurements and tests).
-    pub written: u64,
 }
 
 impl Screen {
@@ -240,7 +282,7 @@ impl Screen {
     /// stored; their placements are deleted.
     pub fn cleared(&mut self, out: &mut impl Write) -> io::Result<()> {
         if self.shown.iter().any(|s| s.kitty.is_some()) {
-            self.send(out, b"\x1b_Ga=d,d=a,q=2\x1b\\")?;
+            out.write_all(b"\x1b_Ga=d,d=a,q=2\x1b\\")?;
         }
         self.shown.clear();
         Ok(())
@@ -265,10 +307,7 @@ impl Screen {
                 && old.whole
                 && let Some(id) = old.kitty
             {
-                self.send(
-                    out,
-                    format!("\x1b_Ga=d,d=i,i={id},p=1,q=2\x1b\\").as_bytes(),
-                )?;
+                out.write_all(format!("\x1b_Ga=d,d=i,i={id},p=1,q=2\x1b\\").as_bytes())?;
             }
         }
         for place in places {
@@ -284,10 +323,7 @@ impl Screen {
             let whole = before.is_some_and(|s| s.whole);
             if covered {
                 if whole && let Some(id) = kitty {
-                    self.send(
-                        out,
-                        format!("\x1b_Ga=d,d=i,i={id},p=1,q=2\x1b\\").as_bytes(),
-                    )?;
+                    out.write_all(format!("\x1b_Ga=d,d=i,i={id},p=1,q=2\x1b\\").as_bytes())?;
                 }
             } else if !whole {
                 self.show(out, place)?;
@@ -306,7 +342,7 @@ impl Screen {
     pub fn forget(&mut self, out: &mut impl Write, ids: &[u32]) -> io::Result<()> {
         for id in ids {
             if self.transmitted.remove(id) {
-                self.send(out, format!("\x1b_Ga=d,d=I,i={id},q=2\x1b\\").as_bytes())?;
+                out.write_all(format!("\x1b_Ga=d,d=I,i={id},q=2\x1b\\").as_bytes())?;
             }
         }
         Ok(())
@@ -334,18 +370,15 @@ impl Screen {
                 }
                 let _ = write!(
                     bytes,
-                    "\x1b[{};{}H\x1b_Ga=p,i={id},p=1,q=2,C=1\x1b\\",
+                    "\x1b[{};{}H\x1b_Ga=p,i={id},p=1,q=2,C=1,c={},r={}\x1b\\",
                     at.y + 1,
-                    at.x + 1
+                    at.x + 1,
+                    place.image.size.width,
+                    place.image.size.height
                 );
             }
         }
-        self.send(out, bytes.as_bytes())
-    }
-
-    fn send(&mut self, out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-        self.written += bytes.len() as u64;
-        out.write_all(bytes)
+        out.write_all(bytes.as_bytes())
     }
 }
 
@@ -396,7 +429,11 @@ pub fn print_inline(out: &mut impl Write, image: &Encoded) -> io::Result<()> {
         Body::Kitty { id, transmit } => {
             write!(out, "{}\x1b[{rows}A\x1b7", "\n".repeat(rows.into()))?;
             out.write_all(transmit.as_bytes())?;
-            write!(out, "\x1b_Ga=p,i={id},q=2,C=1\x1b\\\x1b8\x1b[{rows}B\r")?;
+            let columns = image.size.width;
+            write!(
+                out,
+                "\x1b_Ga=p,i={id},q=2,C=1,c={columns},r={rows}\x1b\\\x1b8\x1b[{rows}B\r"
+            )?;
         }
     }
     out.flush()

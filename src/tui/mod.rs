@@ -116,7 +116,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 Event::App(message) => {
                     if matches!(message, Message::Monitor { .. }) {
                         // A new checkpoint may bring maps that were missing.
-                        frames.unavailable.clear();
+                        frames.maps_changed();
                     }
                     effects.extend(app.update(message));
                     dirty = true;
