@@ -196,6 +196,69 @@ fn show_prints_an_overlay() {
         "{stdout}"
     );
     assert!(stdout.contains("\x1b["), "no colour blocks printed");
+    // Not a terminal: halfblocks with cells of 1:2, so a square image is 20 columns by
+    // 10 rows.
+    let rows: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 10, "{stdout}");
+    for row in rows {
+        // One background colour a cell.
+        assert_eq!(row.matches("\x1b[48;2;").count(), 20, "{row:?}");
+    }
+}
+
+/// Bare `camwatch` is `watch` and takes its flags.
+#[test]
+fn bare_camwatch_takes_the_ui_flags() {
+    let help = camwatch(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--protocol", "--headless", "--overlay", "--snapshots"] {
+        assert!(help.contains(flag), "{flag} in\n{help}");
+    }
+    let wrong = camwatch(&["--protocol", "pictures"]);
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success()
+            && stderr.contains("expected auto, kitty, sixel, iterm2 or halfblocks"),
+        "{stderr}"
+    );
+    // A flag of the UI, without a terminal: the UI's own refusal, not clap's.
+    let ui = camwatch(&[
+        "--protocol",
+        "halfblocks",
+        "--samples",
+        "samples",
+        "checkpoints",
+    ]);
+    let stderr = String::from_utf8_lossy(&ui.stderr);
+    assert!(stderr.contains("stdout is not a terminal"), "{stderr}");
+}
+
+/// Each overlay style draws differently; `--image-weight` implies gradcam.
+#[test]
+fn overlay_styles_differ() {
+    let samples = sample_dir("styles", "");
+    let mut pixels = Vec::new();
+    for style in [
+        &["--overlay", "alpha"][..],
+        &["--overlay", "writeup"],
+        &["--image-weight", "0.3"],
+    ] {
+        let out = samples
+            .parent()
+            .unwrap()
+            .join(format!("styles-{}", style[1]));
+        let mut args = render_args(&samples, &out);
+        args.extend(style.iter().map(|s| s.to_string()));
+        let output = camwatch(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let png = out.join("a.gradcam.png");
+        pixels.push(image::open(png).unwrap().to_rgb8().into_raw());
+    }
+    assert!(pixels[0] != pixels[1] && pixels[1] != pixels[2] && pixels[0] != pixels[2]);
 }
 
 /// A failed render's single stderr line.

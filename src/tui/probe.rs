@@ -66,6 +66,8 @@ pub struct Env {
     pub term_program: Option<String>,
     /// `LC_TERMINAL` (iTerm2 sets it, and SSH forwards `LC_*`).
     pub lc_terminal: Option<String>,
+    /// `TERM`, to name a terminal that does not name itself.
+    pub term: Option<String>,
 }
 
 impl Env {
@@ -75,6 +77,7 @@ impl Env {
             tmux: var("TMUX").is_some(),
             term_program: var("TERM_PROGRAM"),
             lc_terminal: var("LC_TERMINAL"),
+            term: var("TERM"),
         }
     }
 }
@@ -203,6 +206,8 @@ pub fn choose(
         version.clone()
     } else if !program.is_empty() {
         program.to_string()
+    } else if let Some(term) = &env.term {
+        format!("TERM={term}")
     } else if replies.attributes.is_some() {
         "a terminal without XTVERSION".to_string()
     } else {
@@ -240,6 +245,8 @@ pub fn choose(
     } else {
         let why = if replies.attributes.is_none() {
             "no reply to the terminal queries".to_string()
+        } else if is("xterm") {
+            format!("{terminal} has no sixel here (xterm -ti vt340 has)")
         } else {
             format!("{terminal} offers no kitty, sixel or iTerm2 images")
         };
@@ -298,6 +305,7 @@ mod tests {
             tmux,
             term_program: term_program.map(String::from),
             lc_terminal: lc_terminal.map(String::from),
+            term: None,
         }
     }
 
