@@ -5,7 +5,9 @@
 //!
 //! Needs Xvfb, xterm, xdotool and ImageMagick (`scripts/test` installs them).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,14 +188,8 @@ fn cell_size(display: &Display, window: &str, frame: &Value) -> (u32, u32) {
 #[test]
 fn xterm_sixel_shows_images_and_keeps_them_whole() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("xterm-sixel");
-    let _ = std::fs::remove_dir_all(&work);
+    let work = common::demo_epochs("xterm-sixel", 4);
     let run = work.join("checkpoints");
-    std::fs::create_dir_all(&run).unwrap();
-    for epoch in 1..=4 {
-        let name = format!("epoch_{epoch}.pdparams");
-        std::fs::copy(root.join("checkpoints").join(&name), run.join(&name)).unwrap();
-    }
     let log = work.join("frames.jsonl");
     let exit = work.join("exit");
     let display = Display::start();

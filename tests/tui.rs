@@ -63,14 +63,8 @@ fn start(name: &str) -> (Session, PathBuf) {
 /// [`start`] with more flags for `camwatch watch`.
 fn start_with(name: &str, flags: &str) -> (Session, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&work);
+    let work = common::demo_epochs(name, 4);
     let run = work.join("checkpoints");
-    std::fs::create_dir_all(&run).unwrap();
-    for epoch in 1..=4 {
-        let name = format!("epoch_{epoch}.pdparams");
-        std::fs::copy(root.join("checkpoints").join(&name), run.join(&name)).unwrap();
-    }
     let snapshots = work.join("snapshots");
     let command = format!(
         "{} watch {} --samples {} --protocol halfblocks --device cpu --snapshots {} {flags}; \

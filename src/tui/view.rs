@@ -582,90 +582,92 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas) {
 const RUN_COLOUR: Color = Color::LightCyan;
 const SAMPLE_COLOUR: Color = Color::Yellow;
 
-/// One chart: a name, its values per epoch for the run and for the sample shown, and
-/// the top of its scale.
-struct ChartRow {
+/// One chart: a name, a sample's value at a checkpoint (the run's is its mean over
+/// samples), the top of its scale, and what the samples need for it.
+struct Chart {
     name: &'static str,
-    run: fn(&App, &CheckpointReport) -> Option<f32>,
-    sample: fn(&App, &SampleFigures) -> Option<f32>,
+    value: fn(&App, &SampleFigures) -> Option<f32>,
     max: f32,
+    needs: Needs,
 }
 
-/// Per epoch, over every sample: the mean of `value` where it has one.
-fn mean(
-    app: &App,
-    c: &CheckpointReport,
-    value: impl Fn(&App, &SampleFigures) -> Option<f32>,
-) -> Option<f32> {
-    let values: Vec<f32> = c.samples.iter().filter_map(|f| value(app, f)).collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
+#[derive(PartialEq)]
+enum Needs {
+    Nothing,
+    Boxes,
+    Labels,
 }
 
-fn target_prob(_: &App, f: &SampleFigures) -> Option<f32> {
-    Some(f.target_prob)
-}
+const CHARTS: [Chart; 5] = [
+    Chart {
+        name: "p(target)",
+        value: |_, f| Some(f.target_prob),
+        max: 1.0,
+        needs: Needs::Nothing,
+    },
+    Chart {
+        name: "box energy",
+        value: |app, f| f.box_energy.as_ref()?.get(app.method.name()).copied(),
+        max: 1.0,
+        needs: Needs::Boxes,
+    },
+    Chart {
+        name: "pointing",
+        value: |app, f| {
+            let hit = f.pointing_hit.as_ref()?.get(app.method.name())?;
+            Some(f32::from(u8::from(*hit)))
+        },
+        max: 1.0,
+        needs: Needs::Boxes,
+    },
+    Chart {
+        name: "right",
+        value: |app, f| {
+            let label = app.samples.iter().find(|s| s.name == f.name)?.label?;
+            Some(f32::from(u8::from(f.predicted == label)))
+        },
+        max: 1.0,
+        needs: Needs::Labels,
+    },
+    Chart {
+        name: "drift",
+        value: |app, f| Some(f.drift.as_ref()?.get(app.method.name())?.one_minus_corr),
+        // 1 − correlation: 0 (the same map) to 2 (its negative).
+        max: 2.0,
+        needs: Needs::Nothing,
+    },
+];
 
-fn box_energy(app: &App, f: &SampleFigures) -> Option<f32> {
-    f.box_energy.as_ref()?.get(app.method.name()).copied()
-}
+impl Chart {
+    /// The run's value at a checkpoint: the mean over the samples that have one.
+    fn run(&self, app: &App, c: &CheckpointReport) -> Option<f32> {
+        let values: Vec<f32> = c
+            .samples
+            .iter()
+            .filter_map(|f| (self.value)(app, f))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
+    }
 
-fn pointing(app: &App, f: &SampleFigures) -> Option<f32> {
-    f.pointing_hit
-        .as_ref()?
-        .get(app.method.name())
-        .map(|hit| f32::from(u8::from(*hit)))
-}
-
-fn right(app: &App, f: &SampleFigures) -> Option<f32> {
-    let label = app.samples.iter().find(|s| s.name == f.name)?.label?;
-    Some(f32::from(u8::from(f.predicted == label)))
-}
-
-fn drift(app: &App, f: &SampleFigures) -> Option<f32> {
-    Some(f.drift.as_ref()?.get(app.method.name())?.one_minus_corr)
+    /// The shown sample's value at a checkpoint.
+    fn sample(&self, app: &App, c: &CheckpointReport) -> Option<f32> {
+        (self.value)(app, app.figures(c)?)
+    }
 }
 
 /// The charts this run has data for: box figures only with boxes, "right" only with
 /// labels.
-fn chart_rows(app: &App) -> Vec<ChartRow> {
+fn chart_rows(app: &App) -> Vec<&'static Chart> {
     let boxes = app.samples.iter().any(|s| s.has_box);
     let labels = app.samples.iter().any(|s| s.label.is_some());
-    let mut rows = vec![ChartRow {
-        name: "p(target)",
-        run: |app, c| mean(app, c, target_prob),
-        sample: target_prob,
-        max: 1.0,
-    }];
-    if boxes {
-        rows.push(ChartRow {
-            name: "box energy",
-            run: |app, c| mean(app, c, box_energy),
-            sample: box_energy,
-            max: 1.0,
-        });
-        rows.push(ChartRow {
-            name: "pointing",
-            run: |app, c| mean(app, c, pointing),
-            sample: pointing,
-            max: 1.0,
-        });
-    }
-    if labels {
-        rows.push(ChartRow {
-            name: "right",
-            run: |app, c| mean(app, c, right),
-            sample: right,
-            max: 1.0,
-        });
-    }
-    rows.push(ChartRow {
-        name: "drift",
-        run: |app, c| mean(app, c, drift),
-        sample: drift,
-        // 1 − correlation: 0 (the same map) to 2 (its negative).
-        max: 2.0,
-    });
-    rows
+    CHARTS
+        .iter()
+        .filter(|c| match c.needs {
+            Needs::Nothing => true,
+            Needs::Boxes => boxes,
+            Needs::Labels => labels,
+        })
+        .collect()
 }
 
 /// Line charts under the timeline, each epoch at its thumbnail's centre: the run's mean
@@ -702,8 +704,8 @@ fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
                 .map(|(i, x)| f(epochs[*i]).map(|v| (*x, f64::from(v.min(chart.max)))))
                 .collect()
         };
-        let run = at(&|c| (chart.run)(app, c));
-        let sample = at(&|c| app.figures(c).and_then(|f| (chart.sample)(app, f)));
+        let run = at(&|c| chart.run(app, c));
+        let sample = at(&|c| chart.sample(app, c));
         let cursor = current
             .and_then(|i| columns.iter().find(|(index, _)| *index == i))
             .map(|(_, x)| *x);
@@ -730,14 +732,9 @@ fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
         let value = |v: Option<f32>| v.map_or("  - ".to_string(), |v| format!("{v:>4.2}"));
         let shown = current.map(|i| epochs[i]);
         let values = Line::from(vec![
-            Span::raw(value(shown.and_then(|c| (chart.run)(app, c)))).fg(RUN_COLOUR),
+            Span::raw(value(shown.and_then(|c| chart.run(app, c)))).fg(RUN_COLOUR),
             Span::raw(" "),
-            Span::raw(value(
-                shown
-                    .and_then(|c| app.figures(c))
-                    .and_then(|f| (chart.sample)(app, f)),
-            ))
-            .fg(SAMPLE_COLOUR),
+            Span::raw(value(shown.and_then(|c| chart.sample(app, c)))).fg(SAMPLE_COLOUR),
         ]);
         let right = Rect::new(
             plot.x + plot.width + 1,

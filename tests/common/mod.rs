@@ -9,6 +9,21 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use camwatch::checkpoint::{self, WeightTensor};
 
+/// A fresh folder `name` for a test, with the demo run's first `epochs` checkpoints in
+/// its `checkpoints/`; returns the folder.
+pub fn demo_epochs(name: &str, epochs: u32) -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&work);
+    let run = work.join("checkpoints");
+    std::fs::create_dir_all(&run).unwrap();
+    for epoch in 1..=epochs {
+        let name = format!("epoch_{epoch}.pdparams");
+        std::fs::copy(root.join("checkpoints").join(&name), run.join(&name)).unwrap();
+    }
+    work
+}
+
 /// Where `tools/make_fixtures.py` wrote the checkpoints and their references
 /// (`scripts/test` runs it when they are missing).
 pub fn fixtures() -> PathBuf {
