@@ -76,7 +76,7 @@ impl Frames {
         app: &App,
         plan: &Plan,
     ) -> io::Result<Option<Vec<(Pane, Rect)>>> {
-        let size = terminal.size()?;
+        let size = plan.screen;
         let resized = self.size != Some((size.width, size.height));
         let ready = plan
             .slots
@@ -130,5 +130,98 @@ impl Frames {
             };
         }
         Ok(Some(drawn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::app::tests::app_with;
+    use crate::tui::graphics::{Graphics, Protocol};
+    use crate::tui::{Intent, Picture};
+    use ratatui::{TerminalOptions, Viewport};
+
+    fn terminal() -> Terminal<CrosstermBackend<Vec<u8>>> {
+        Terminal::with_options(
+            CrosstermBackend::new(Vec::new()),
+            TerminalOptions {
+                viewport: Viewport::Fixed(Rect::new(0, 0, 100, 30)),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Encodes the plan's images (as the encoder thread would), but not `except`.
+    fn make(frames: &mut Frames, plan: &Plan, except: impl Fn(&ImageRequest) -> bool) {
+        let graphics = Graphics {
+            protocol: Protocol::Sixel,
+            cell: (10, 20),
+        };
+        for request in frames.missing(plan) {
+            if except(&request) {
+                continue;
+            }
+            let shade = request.key.sample() as u8 * 70;
+            let image =
+                image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([shade, x as u8, y as u8]));
+            let encoded = graphics.encode(&image, None, request.cells).unwrap();
+            frames
+                .received(Encoding::Done(request, Box::new(encoded)), &mut io::sink())
+                .unwrap();
+        }
+    }
+
+    fn overlay(request: &ImageRequest) -> bool {
+        matches!(request.key.picture, Picture::Overlay(..))
+    }
+
+    #[test]
+    fn a_frame_waits_for_its_images_then_panes_keep_theirs() {
+        let mut app = app_with(3);
+        let mut terminal = terminal();
+        let mut frames = Frames::default();
+        let screen = Rect::new(0, 0, 100, 30);
+        let plan = Plan::new(&app, screen);
+        make(&mut frames, &plan, |_| false);
+        let first = frames
+            .draw(&mut terminal, &app, &plan)
+            .unwrap()
+            .expect("drawn");
+        let overlay_at = first.iter().find(|(p, _)| *p == Pane::Overlay).unwrap().1;
+
+        // The next sample's overlay is not made yet: the last frame stays.
+        app.apply(Intent::NextSample);
+        let plan = Plan::new(&app, screen);
+        make(&mut frames, &plan, overlay);
+        assert!(frames.draw(&mut terminal, &app, &plan).unwrap().is_none());
+        assert!(frames.holding());
+
+        // Past the hold, the frame is drawn; the overlay pane keeps its last image.
+        std::thread::sleep(HOLD + Duration::from_millis(50));
+        let drawn = frames
+            .draw(&mut terminal, &app, &plan)
+            .unwrap()
+            .expect("drawn");
+        assert_eq!(
+            drawn.iter().find(|(p, _)| *p == Pane::Overlay).map(|d| d.1),
+            Some(overlay_at)
+        );
+
+        // A map the history lacks is not waited for, and its pane shows no old image.
+        app.apply(Intent::NextSample);
+        let plan = Plan::new(&app, screen);
+        make(&mut frames, &plan, overlay);
+        let missing = plan.slots.iter().find(|s| s.pane == Pane::Overlay).unwrap();
+        frames
+            .received(
+                Encoding::Unavailable(missing.request.clone()),
+                &mut io::sink(),
+            )
+            .unwrap();
+        let drawn = frames
+            .draw(&mut terminal, &app, &plan)
+            .unwrap()
+            .expect("not held");
+        assert!(drawn.iter().all(|(p, _)| *p != Pane::Overlay));
     }
 }

@@ -348,9 +348,12 @@ mod tests {
                 (10, 22),
                 false,
             ),
-            // tmux 3.3a answers for the terminal behind it, the same in front of each.
+            // tmux 3.3a answers for the terminal behind it, the same in front of each
+            // (recorded in xterm, xterm -ti vt340, kitty 0.26.5 and mlterm).
             case("tmux in xterm", in_tmux(), tmux, Protocol::Halfblocks, (10, 20), true),
+            case("tmux in xterm -ti vt340", in_tmux(), tmux, Protocol::Halfblocks, (10, 20), true),
             case("tmux in kitty", in_tmux(), tmux, Protocol::Halfblocks, (10, 20), true),
+            case("tmux in mlterm", in_tmux(), tmux, Protocol::Halfblocks, (10, 20), true),
             // Written from sources and documentation.
             case(
                 "tmux 3.4 built with sixel",
@@ -409,6 +412,22 @@ mod tests {
                 false,
             ),
             case("tmux in foot", in_tmux(), tmux, Protocol::Halfblocks, (10, 20), true),
+            case(
+                "tmux in WezTerm",
+                in_tmux(),
+                tmux,
+                Protocol::Halfblocks,
+                (10, 20),
+                true,
+            ),
+            case(
+                "tmux in iTerm2",
+                env(true, Some("tmux"), Some("iTerm2")),
+                tmux,
+                Protocol::Halfblocks,
+                (10, 20),
+                true,
+            ),
             case("no reply", Env::default(), b"", Protocol::Halfblocks, (10, 20), true),
         ]
     }

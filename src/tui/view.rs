@@ -198,6 +198,8 @@ pub struct Slot {
 /// A frame, decided once: the layout and its images, most important first. The loop
 /// asks the encoder for the images, and draws the same plan.
 pub struct Plan {
+    /// The whole screen.
+    pub screen: Rect,
     pub areas: Areas,
     pub slots: Vec<Slot>,
 }
@@ -253,7 +255,11 @@ impl Plan {
             };
             add(Pane::Thumb(position), *rect, key);
         }
-        Plan { areas, slots }
+        Plan {
+            screen,
+            areas,
+            slots,
+        }
     }
 
     pub fn requests(&self) -> Vec<&ImageRequest> {
