@@ -35,6 +35,38 @@ fn assert_ok_with_maps(v: &Value) {
     }
 }
 
+/// A file its writer has closed, or renamed into place, is read at once: not after
+/// `--settle`, which stays for polling and network file systems.
+#[test]
+fn a_closed_checkpoint_is_read_without_the_settling_time() {
+    let dir = run_dir("watch-closed");
+    let watch = Watch::start(&dir, &["--settle", "60"]);
+    let started = Instant::now();
+    while !watch.stderr.lock().unwrap().contains("watching") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "camwatch did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The file-system watch is set up right after that line.
+    std::thread::sleep(Duration::from_secs(2));
+    let written = Instant::now();
+    std::fs::write(dir.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    assert_ok_with_maps(&watch.next());
+    let renamed = Instant::now();
+    std::fs::write(dir.join("epoch_2.tmp"), demo_checkpoint(2)).unwrap();
+    std::fs::rename(dir.join("epoch_2.tmp"), dir.join("epoch_2.pdparams")).unwrap();
+    let line = watch.next();
+    assert_eq!(line["epoch"], 2);
+    let (first, second) = (renamed - written, renamed.elapsed());
+    assert!(
+        first < Duration::from_secs(20) && second < Duration::from_secs(20),
+        "{first:?} and {second:?}: waited for --settle 60"
+    );
+    assert!(watch.interrupt().success());
+}
+
 #[test]
 fn follows_checkpoints_once_and_restarts_from_history() {
     let dir = run_dir("watch-follow");

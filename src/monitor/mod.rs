@@ -152,7 +152,11 @@ pub enum MonitorEvent {
 /// To the scanner thread.
 #[derive(Debug)]
 pub enum ScanMessage {
+    /// Something happened to these paths (created, written, renamed, deleted).
     Paths(Vec<PathBuf>),
+    /// These files were closed after writing, or renamed into place: their writer is
+    /// done with them, so they are read without waiting for `--settle`.
+    Written(Vec<PathBuf>),
     Rescan,
     /// Look at this file again from scratch.
     Recheck(PathBuf),

@@ -100,6 +100,17 @@ impl Tracker {
         );
     }
 
+    /// Its writer closed `path` (or renamed it into place): it is due now, without the
+    /// settling time; the end-marker check still decides whether it is whole.
+    pub fn written(&mut self, path: &Path, fingerprint: Option<Fingerprint>, now: Instant) {
+        self.observe(path, fingerprint, now);
+        if let Some(tracked) = self.files.get_mut(path)
+            && let State::Waiting { check_at, .. } = &mut tracked.state
+        {
+            *check_at = now;
+        }
+    }
+
     /// Forgets `path`: the next observation treats it as new.
     pub fn forget(&mut self, path: &Path) {
         self.files.remove(path);
@@ -196,6 +207,28 @@ mod tests {
         // Rewritten in place (latest.pdparams): due again.
         tracker.observe(path, Some(fp(20, 3)), ready);
         assert_eq!(tracker.due(ready + TIMING.settle).len(), 1);
+    }
+
+    #[test]
+    fn a_closed_file_is_due_at_once_but_a_settled_one_stays_settled() {
+        let t0 = Instant::now();
+        let path = Path::new("epoch_2.pdparams");
+        let mut tracker = Tracker::new(TIMING);
+        tracker.observe(path, Some(fp(10, 1)), t0);
+        let closed = t0 + Duration::from_millis(100);
+        tracker.written(path, Some(fp(20, 2)), closed);
+        assert_eq!(tracker.due(closed), vec![(path.to_path_buf(), fp(20, 2))]);
+        tracker.settled(path);
+        // The same bytes closed again (a reader that opened it for writing): nothing.
+        tracker.written(path, Some(fp(20, 2)), closed);
+        assert!(tracker.due(closed + TIMING.give_up).is_empty());
+        // Incomplete at the close: the usual back-off, until the next close.
+        tracker.written(path, Some(fp(30, 3)), closed);
+        assert_eq!(tracker.incomplete(path, closed), Incomplete::Retry);
+        assert!(tracker.due(closed + Duration::from_millis(10)).is_empty());
+        let again = closed + Duration::from_millis(20);
+        tracker.written(path, Some(fp(40, 4)), again);
+        assert_eq!(tracker.due(again).len(), 1);
     }
 
     #[test]

@@ -47,12 +47,14 @@ impl Scanner {
             };
             // Drain, then act once: a burst of write events becomes one look at the file.
             let mut paths = HashSet::new();
+            let mut written = HashSet::new();
             let mut rescan = false;
             for message in first.into_iter().chain(self.messages.try_iter()) {
                 match message {
                     ScanMessage::Stop => return,
                     ScanMessage::Rescan => rescan = true,
                     ScanMessage::Paths(p) => paths.extend(p),
+                    ScanMessage::Written(p) => written.extend(p),
                     ScanMessage::Recheck(p) => {
                         self.tracker.forget(&p);
                         paths.insert(p);
@@ -66,6 +68,13 @@ impl Scanner {
             } else {
                 for path in paths {
                     self.observe(path, now);
+                }
+            }
+            // After the rescan too: it does not know who closed what.
+            for path in written {
+                if !path.starts_with(&self.skip) && scan::is_checkpoint_name(&path) {
+                    let fingerprint = Fingerprint::of(&path);
+                    self.tracker.written(&path, fingerprint, now);
                 }
             }
             for (path, fingerprint) in self.tracker.due(Instant::now()) {
@@ -172,14 +181,26 @@ pub fn watch_events(
         let message = match event {
             Ok(event) if event.need_rescan() => ScanMessage::Rescan,
             Ok(event) => {
-                use notify::event::{AccessKind, AccessMode, EventKind};
-                // Opens and reads (ours included) change nothing; a close after writing does.
-                if matches!(event.kind, EventKind::Access(kind)
-                    if kind != AccessKind::Close(AccessMode::Write))
-                {
-                    return;
+                use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+                match event.kind {
+                    // The writer is done: a close after writing, or a rename into place.
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                    | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                        ScanMessage::Written(event.paths)
+                    }
+                    // Both ends of a rename: the old name is gone, the new one is whole.
+                    EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                        let mut paths = event.paths;
+                        let to = paths.pop();
+                        if !paths.is_empty() {
+                            let _ = messages.send(ScanMessage::Paths(paths));
+                        }
+                        ScanMessage::Written(to.into_iter().collect())
+                    }
+                    // Opens and reads (ours included) change nothing.
+                    EventKind::Access(_) => return,
+                    _ => ScanMessage::Paths(event.paths),
                 }
-                ScanMessage::Paths(event.paths)
             }
             // Overflow or a watch that went away: look at everything again.
             Err(_) => ScanMessage::Rescan,

@@ -55,7 +55,12 @@ impl Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_camwatch"))
             .arg("watch")
             .arg(dir)
-            .args(["--headless", "--device", "cpu", "--settle", "0.2"])
+            .args(["--headless", "--device", "cpu"])
+            .args(if extra.contains(&"--settle") {
+                &[][..]
+            } else {
+                &["--settle", "0.2"][..]
+            })
             .arg("--samples")
             .arg(root().join("samples"))
             .args(extra)
