@@ -1,14 +1,15 @@
 //! Time per checkpoint in a warm process, as the monitor sees it and as pytorch-grad-cam
 //! is measured: the median of N runs of open file → every map (after one untimed run).
 //!
-//! Usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N]
-//!        (METHODS comma-separated, LAYER stage1..stage4)
+//! Usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N] [PRECISION]
+//!        (METHODS comma-separated, LAYER stage1..stage4, PRECISION fp32 or bf16)
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use camwatch::cam::{CamRequest, Method, Normalize, SampleSet, Target};
 use camwatch::device::{DeviceChoice, select};
+use camwatch::precision::{self, Precision};
 use camwatch::{loader, render};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N]".into());
     };
     let n: usize = rest.first().map_or(Ok(5), |n| n.parse())?;
+    let precision = match rest.get(1).map(String::as_str) {
+        None | Some("fp32") => Precision::Fp32,
+        Some("bf16") => Precision::Bf16,
+        Some(other) => return Err(format!("{other:?}: expected fp32 or bf16").into()),
+    };
     let device = select(DeviceChoice::Cpu)?.device;
     let request = CamRequest {
         methods: Method::parse_list(methods)?,
@@ -29,14 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let set = SampleSet::load(&PathBuf::from(samples))?;
         let loaded = loader::load(&PathBuf::from(checkpoint), &device)?;
-        render::compute_all(
-            &loaded.model,
-            &set,
-            &request,
-            Normalize::Imagenet,
-            224,
-            &device,
-        )?;
+        let model = precision::cast(loaded.model, precision, request.layer);
+        render::compute_all(&model, &set, &request, Normalize::Imagenet, 224, &device)?;
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };
     run()?;

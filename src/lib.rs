@@ -13,6 +13,7 @@ pub mod loader;
 pub mod model;
 pub mod monitor;
 pub mod paths;
+pub mod precision;
 pub mod render;
 pub mod tui;
 pub mod untrusted;

@@ -14,6 +14,7 @@ use crate::cam::{
     Timings, measures, npy,
 };
 use crate::model::{Res2Net, Res2NetConfig};
+use crate::precision::Precision;
 
 /// What to compute and how to prepare the images for it.
 #[derive(Clone, Debug)]
@@ -21,6 +22,8 @@ pub struct CamSettings {
     pub request: CamRequest,
     pub normalize: Normalize,
     pub input_size: usize,
+    /// The forward pass's; results of different precisions are kept apart.
+    pub precision: Precision,
 }
 
 /// Runs `request` over the whole sample set, `batch` images per forward pass.
@@ -37,6 +40,7 @@ pub fn compute_all(
         request: request.clone(),
         normalize,
         input_size,
+        precision: Precision::of(model),
     };
     compute_samples(model, &samples, &set.dir, &settings, device, &mut |_| {})
 }
@@ -318,6 +322,7 @@ pub struct Summary {
     pub target: String,
     pub normalize: Normalize,
     pub input_size: usize,
+    pub precision: Precision,
     pub timings_ms: TimingsMs,
     pub samples: Vec<SampleSummary>,
 }

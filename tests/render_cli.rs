@@ -206,6 +206,43 @@ fn show_prints_an_overlay() {
     }
 }
 
+fn npy_values(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// `--precision bf16` runs the forward pass in bf16, says so in summary.json, and
+/// gives maps that correlate with fp32's.
+#[test]
+fn bf16_renders_like_fp32_and_says_so() {
+    let samples = sample_dir("precision", "");
+    let mut maps = Vec::new();
+    for precision in ["fp32", "bf16"] {
+        let out = samples
+            .parent()
+            .unwrap()
+            .join(format!("precision-{precision}"));
+        let mut args = render_args(&samples, &out);
+        args.extend(["--precision".to_string(), precision.to_string()]);
+        let output = camwatch(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["precision"], precision);
+        maps.push(npy_values(&out.join("a.gradcam.npy")));
+    }
+    let r = camwatch::cam::measures::pearson(&maps[0], &maps[1]);
+    assert!(r > 0.99, "correlation {r}");
+}
+
 /// Bare `camwatch` is `watch` and takes its flags.
 #[test]
 fn bare_camwatch_takes_the_ui_flags() {

@@ -122,7 +122,7 @@ def scale(camwatch, work, count, sample_count):
     print(f"  restart: the whole history reported in {restart:.2f} s (sources: {sources})")
 
 
-def delay(camwatch, work):
+def delay(camwatch, work, precision):
     fixtures = os.path.join(ROOT, "tests", "fixtures", "generated")
     directory = os.path.join(work, "delay")
     shutil.rmtree(directory, ignore_errors=True)
@@ -134,8 +134,8 @@ def delay(camwatch, work):
     for name in names[:8]:
         shutil.copy(os.path.join(ROOT, "samples", name), samples)
     print("delay: Res2Net50 (26w_4s, 4 classes), 8 samples 224², Grad-CAM stage 4, "
-          "libtorch CPU, default --settle 0.5 s")
-    watch = Watch(camwatch, directory, samples)
+          f"libtorch CPU, default --settle 0.5 s, --precision {precision}")
+    watch = Watch(camwatch, directory, samples, ["--precision", precision])
     time.sleep(3)
     for i, name in enumerate(["paddle_r50.p4.pdparams", "paddle_r50.p2.pdparams",
                               "timm_r50.pth"]):
@@ -160,9 +160,10 @@ def main():
     parser.add_argument("--checkpoints", type=int, default=300)
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or auto")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    delay(args.camwatch, args.work)
+    delay(args.camwatch, args.work, args.precision)
     if not args.skip_scale:
         scale(args.camwatch, args.work, args.checkpoints, args.samples)
 

@@ -122,6 +122,8 @@ pub fn compute(
     }
     request.cancel.check()?;
     let start = Instant::now();
+    // Each stage runs in its weights' precision (see `precision::cast`); the maps are
+    // made in fp32.
     let mut activations = model.forward_stem(input.clone());
     for s in &model.stages[..=stage] {
         activations = s.forward(activations);

@@ -36,6 +36,7 @@ pub struct RunDefaults {
     pub methods: Option<Vec<Method>>,
     pub layer: Option<Layer>,
     pub target: Option<Target>,
+    pub precision: Option<crate::precision::PrecisionChoice>,
 }
 
 #[derive(Clone)]

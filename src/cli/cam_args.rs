@@ -13,6 +13,7 @@ use camwatch::cam::{
 };
 use camwatch::device::{self, DeviceChoice, SelectedDevice};
 use camwatch::loader::{self, LoadedModel};
+use camwatch::precision::{self, PrecisionChoice};
 use camwatch::render::{self, CamSettings, OverlayStyle};
 
 use super::CliResult;
@@ -49,6 +50,10 @@ pub struct CamOptions {
     /// auto, cpu, cuda[:N] or flex
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// The forward pass: fp32, bf16, or auto (bf16 where it is fast and gives fp32's
+    /// maps: stage4, methods other than scorecam and eigencam) [default: fp32]
+    #[arg(long)]
+    pub precision: Option<PrecisionChoice>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
@@ -95,10 +100,11 @@ impl CamArgs {
     /// Loads the samples and the checkpoint and computes every map asked for.
     pub fn compute(&self, samples: &Path) -> CliResult<Computed> {
         let set = SampleSet::load(samples)?;
-        let resolved = self.options.resolve(&set.defaults);
         let device = device::select(self.options.device)?;
+        let resolved = self.options.resolve(&set.defaults, &device);
         let start = Instant::now();
-        let loaded = loader::load(&self.checkpoint, &device.device)?;
+        let mut loaded = loader::load(&self.checkpoint, &device.device)?;
+        loaded.model = precision::cast(loaded.model, resolved.precision, resolved.request.layer);
         let (results, timings) = render::compute_all(
             &loaded.model,
             &set,
@@ -124,7 +130,7 @@ impl CamArgs {
 }
 
 impl CamOptions {
-    pub fn resolve(&self, defaults: &RunDefaults) -> CamSettings {
+    pub fn resolve(&self, defaults: &RunDefaults, device: &SelectedDevice) -> CamSettings {
         let mut methods = if self.methods.is_empty() {
             defaults
                 .methods
@@ -135,10 +141,14 @@ impl CamOptions {
         };
         let mut seen = std::collections::HashSet::new();
         methods.retain(|m| seen.insert(*m));
+        let layer = self.layer.or(defaults.layer).unwrap_or(Layer::LAST);
+        let precision = self
+            .precision_choice(defaults)
+            .resolve(device, &methods, layer);
         CamSettings {
             request: CamRequest {
                 methods,
-                layer: self.layer.or(defaults.layer).unwrap_or(Layer::LAST),
+                layer,
                 target: self.target.or(defaults.target).unwrap_or(Target::Predicted),
                 batch: self.batch.max(1),
                 cancel: Default::default(),
@@ -148,7 +158,15 @@ impl CamOptions {
                 .or(defaults.normalize)
                 .unwrap_or(Normalize::Imagenet),
             input_size: self.input_size.or(defaults.input_size).unwrap_or(224),
+            precision,
         }
+    }
+
+    /// `--precision`, else `precision` in camwatch.toml, else fp32.
+    pub fn precision_choice(&self, defaults: &RunDefaults) -> PrecisionChoice {
+        self.precision
+            .or(defaults.precision)
+            .unwrap_or(PrecisionChoice::Fp32)
     }
 
     pub fn style(&self, side_by_side: bool) -> OverlayStyle {

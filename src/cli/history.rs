@@ -39,7 +39,9 @@ pub fn run(args: HistoryArgs) -> CliResult {
         )
         .into());
     }
-    let (samples, settings) = args.run.load()?;
+    // The device decides what `--precision auto` means, and so which rows are read.
+    let device = camwatch::device::select(args.run.cam.device)?;
+    let (samples, settings) = args.run.load(&device)?;
     let history = History::open(&file, &args.run.dir)?;
     let reports = monitor::read_history(&history, &samples, &settings)?;
     if args.json {

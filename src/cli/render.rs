@@ -50,6 +50,7 @@ pub fn run(args: RenderArgs) -> CliResult {
         target: resolved.request.target.to_string(),
         normalize: resolved.normalize,
         input_size: resolved.input_size,
+        precision: resolved.precision,
         timings_ms: TimingsMs {
             load: ms(computed.loaded.load_time),
             forward: ms(computed.timings.forward),

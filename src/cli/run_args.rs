@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use camwatch::cam::{SampleSet, Target};
+use camwatch::device::SelectedDevice;
 use camwatch::monitor;
 use camwatch::render::CamSettings;
 
@@ -31,10 +32,11 @@ impl RunArgs {
         monitor::history_file(&self.dir, self.history.as_deref())
     }
 
-    /// The sample set and what to compute for it, checked against each other.
-    pub fn load(&self) -> CliResult<(SampleSet, CamSettings)> {
+    /// The sample set and what to compute for it on `device`, checked against each
+    /// other.
+    pub fn load(&self, device: &SelectedDevice) -> CliResult<(SampleSet, CamSettings)> {
         let set = SampleSet::load(&self.samples)?;
-        let settings = self.cam.resolve(&set.defaults);
+        let settings = self.cam.resolve(&set.defaults, device);
         if settings.request.target == Target::Label
             && let Some(s) = set.samples.iter().find(|s| s.label.is_none())
         {

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+use camwatch::precision::Precision;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
@@ -73,6 +74,7 @@ struct Line<'a> {
     report: &'a CheckpointReport,
     source: Source,
     ms: f64,
+    precision: Precision,
 }
 
 pub fn run(args: WatchArgs) -> CliResult {
@@ -101,9 +103,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         }
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    let (samples, settings) = args.run.load()?;
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
+    let (samples, settings) = args.run.load(&device)?;
     let config = MonitorConfig {
         dir: args.run.dir.clone(),
         history: args.run.history_file(),
@@ -121,15 +123,18 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             return Err("stdout is not a terminal: use --headless for JSON lines".into());
         }
         let style = args.run.cam.style(false);
+        let precision = args.run.cam.precision_choice(&config.samples.defaults);
         return tui::run(TuiOptions {
             monitor: config,
             protocol: args.protocol,
             snapshots: args.snapshots.clone(),
             colormap: style.colormap,
             blend: style.blend,
+            precision,
             signalled: stop,
         });
     }
+    let precision = config.settings.precision;
     let request = &config.settings.request;
     let methods: Vec<&str> = request.methods.iter().map(|m| m.name()).collect();
     eprintln!(
@@ -161,6 +166,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     report: &report,
                     source,
                     ms,
+                    precision,
                 };
                 // Serialised whole before anything is written: a line is never cut.
                 let mut text = match serde_json::to_vec(&line) {

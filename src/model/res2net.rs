@@ -113,6 +113,7 @@ impl Res2Net {
 
     /// `[B, 3, H, W]` → `[B, 2w, H/4, W/4]`
     pub fn forward_stem(&self, images: Tensor<4>) -> Tensor<4> {
+        let images = images.cast(self.stem[0].conv.weight.val().dtype());
         let x = self.stem.iter().fold(images, |x, conv| conv.forward(x));
         self.stem_pool.forward(x)
     }
@@ -130,12 +131,14 @@ impl Res2Net {
     pub fn head(&self, features: Tensor<4>) -> Tensor<2> {
         let [batch, channels, _, _] = features.dims();
         let pooled = features.mean_dims(&[2, 3]).reshape([batch, channels]);
-        self.fc.forward(pooled)
+        self.fc.forward(pooled.cast(self.fc.weight.val().dtype()))
     }
 }
 
 impl Stage {
+    /// Runs the blocks in the precision of their weights (a network may mix them).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = x.cast(self.blocks[0].conv0.conv.weight.val().dtype());
         self.blocks.iter().fold(x, |x, block| block.forward(x))
     }
 }

@@ -177,8 +177,13 @@ pub fn sample_keys(set: &SampleSet, target: Target) -> Vec<String> {
 
 /// What the history keys results by, besides weights and sample.
 pub fn setting(settings: &CamSettings) -> Setting {
+    // fp32 rows keep the key they had before precisions existed.
+    let precision = match settings.precision {
+        crate::precision::Precision::Fp32 => String::new(),
+        other => format!("@{other}"),
+    };
     Setting {
-        prep: format!("{}@{}", settings.normalize, settings.input_size),
+        prep: format!("{}@{}{precision}", settings.normalize, settings.input_size),
         layer: settings.request.layer.to_string(),
         target: settings.request.target.to_string(),
     }

@@ -307,7 +307,11 @@ impl Worker {
             if content_hash(data) != hash {
                 return Ok(None);
             }
-            loader::from_bytes(path, data, &self.device.device).map(Some)
+            loader::from_bytes(path, data, &self.device.device).map(|mut loaded| {
+                let (precision, layer) = (self.settings.precision, self.settings.request.layer);
+                loaded.model = crate::precision::cast(loaded.model, precision, layer);
+                Some(loaded)
+            })
         })
         .and_then(|r| r);
         let loaded = match loaded {

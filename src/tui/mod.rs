@@ -52,6 +52,8 @@ pub struct TuiOptions {
     pub snapshots: PathBuf,
     pub colormap: Colormap,
     pub blend: Blend,
+    /// What `--precision` asked for: `auto` decides again for each method and layer.
+    pub precision: crate::precision::PrecisionChoice,
     /// Set by SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT, which
     /// end the UI the way `q` does; registered by the caller before anything slow.
     pub signalled: Arc<AtomicBool>,
@@ -89,7 +91,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     app.blend = options.blend;
     app.graphics = choice.label();
     app.notice = choice.notice.clone();
-    let mut monitor = start_monitor(config, &app, tx.clone())?;
+    let mut monitor = start_monitor(config, options.precision, &mut app, tx.clone())?;
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();
     let mut log = FrameLog::from_env(&choice);
@@ -130,7 +132,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                     app.checkpoints.clear();
                     app.replayed = false;
                     app.working = None;
-                    match start_monitor(config, &app, tx.clone()) {
+                    match start_monitor(config, options.precision, &mut app, tx.clone()) {
                         Ok(new) => {
                             let old = std::mem::replace(&mut monitor, new);
                             // Stopping waits for the forward pass under way: not here.
@@ -210,9 +212,11 @@ fn probe_terminal(choice: ProtocolChoice) -> probe::Choice {
 }
 
 /// Starts the monitor with the method, layer and target the app shows.
+/// Also says in the app's device label which precision it runs in.
 fn start_monitor(
     config: &MonitorConfig,
-    app: &App,
+    precision: crate::precision::PrecisionChoice,
+    app: &mut App,
     tx: Sender<Event>,
 ) -> Result<Monitor, Box<dyn std::error::Error>> {
     let mut config = config.clone();
@@ -223,6 +227,9 @@ fn start_monitor(
     if app.target == Target::Label && config.samples.samples.iter().any(|s| s.label.is_none()) {
         request.target = Target::Predicted;
     }
+    config.settings.precision =
+        precision.resolve(&config.device, &config.settings.request.methods, app.layer);
+    app.device = format!("{} {}", config.device.label(), config.settings.precision);
     let (monitor, events) = Monitor::start(config)?;
     let generation = app.generation;
     std::thread::spawn(move || {
