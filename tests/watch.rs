@@ -26,6 +26,7 @@ fn write_slowly(path: &Path, data: &[u8], pieces: usize, pause: Duration) {
 
 fn assert_ok_with_maps(v: &Value) {
     assert_eq!(str_of(v, "status"), "ok", "{v}");
+    assert_eq!(str_of(v, "precision"), "fp32", "{v}");
     let samples = v["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 12);
     for s in samples {
