@@ -1,6 +1,7 @@
 //! The precision of the network's forward pass: fp32, or bf16 where the hardware runs
-//! it fast (CUDA; CPUs with AVX-512 BF16 or AMX). Maps are always computed from the
-//! activations in fp32; only the forward pass (nearly all of the cost) changes.
+//! it fast (CUDA; CPUs with AVX-512 BF16 or AMX). The maps are always made in fp32,
+//! from the activations and gradients cast up; only the forward pass (nearly all of
+//! the cost) changes. libtorch only: the pure-Rust backend computes in fp32.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};
@@ -76,6 +77,7 @@ impl PrecisionChoice {
     /// ScoreCAM and EigenCAM stay fp32 there (see README, Precision).
     pub fn resolve(self, device: &SelectedDevice, methods: &[Method], layer: Layer) -> Precision {
         match self {
+            _ if device.chosen == DeviceChoice::Flex => Precision::Fp32,
             PrecisionChoice::Fp32 => Precision::Fp32,
             PrecisionChoice::Bf16 => Precision::Bf16,
             PrecisionChoice::Auto => {
@@ -84,10 +86,7 @@ impl PrecisionChoice {
                     DeviceChoice::Cpu => cpu_has_fast_bf16(),
                     _ => false,
                 };
-                let exact = layer == Layer::LAST
-                    && methods
-                        .iter()
-                        .all(|m| !matches!(m, Method::ScoreCam | Method::EigenCam));
+                let exact = layer == Layer::LAST && methods.iter().all(|m| m.info().bf16_exact);
                 if fast && exact {
                     Precision::Bf16
                 } else {

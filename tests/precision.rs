@@ -133,10 +133,15 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
         d.chosen = DeviceChoice::Flex;
         d
     });
-    assert_eq!(
-        auto.resolve(&flex_like.unwrap(), &[Method::GradCam], Layer::LAST),
-        Precision::Fp32
-    );
+    let flex_like = flex_like.unwrap();
+    for choice in [auto, PrecisionChoice::Bf16] {
+        let resolved = choice.resolve(&flex_like, &[Method::GradCam], Layer::LAST);
+        assert_eq!(
+            resolved,
+            Precision::Fp32,
+            "the pure-Rust backend computes in fp32"
+        );
+    }
     let cpu = select(DeviceChoice::Cpu).unwrap();
     let expected = if precision::cpu_has_fast_bf16() {
         Precision::Bf16

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use super::eigen;
 use super::options::{Layer, Method, Target};
@@ -92,8 +92,10 @@ pub struct Timings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
-    #[error("method `cam` uses the classifier's weights and needs --layer stage4 (got {0})")]
-    CamNeedsLastLayer(Layer),
+    #[error(
+        "method `{method}` uses the classifier's weights and needs --layer stage4 (got {layer})"
+    )]
+    NeedsLastLayer { method: Method, layer: Layer },
     #[error("--target label: sample {0} has no label in labels.csv")]
     NoLabel(usize),
     #[error("target class {class} does not exist: the network has {classes} classes")]
@@ -117,8 +119,11 @@ pub fn compute(
     if stage > last {
         return Err(CamError::NoSuchLayer(request.layer));
     }
-    if request.methods.contains(&Method::Cam) && stage != last {
-        return Err(CamError::CamNeedsLastLayer(request.layer));
+    if let Some(&method) = request.methods.iter().find(|m| !m.supports(request.layer)) {
+        return Err(CamError::NeedsLastLayer {
+            method,
+            layer: request.layer,
+        });
     }
     request.cancel.check()?;
     let start = Instant::now();
@@ -183,7 +188,7 @@ pub fn compute(
         let one_hot: Tensor<2> = targets.clone().one_hot(classes).float();
         let score = (logits_tracked * one_hot).sum();
         let grads = score.backward();
-        leaf.grad(&grads)
+        leaf.grad(&grads).map(|g| g.cast(DType::F32))
     } else {
         None
     };
@@ -196,7 +201,7 @@ pub fn compute(
                 .expand([batch, channels, height, width]),
         }
     };
-    let a = activations.clone();
+    let a = activations.clone().cast(DType::F32);
     let weighted_sum = |weights: Tensor<4>| (weights * a.clone()).sum_dim(1);
     let spatial_sum = |t: Tensor<4>| t.sum_dims(&[2, 3]);
 

@@ -5,6 +5,102 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// What a method needs and where it works: the one table the engine, the command
+/// line (its help and errors), the UI and `--precision auto` read, so that adding a
+/// method touches one place.
+pub struct MethodInfo {
+    pub method: Method,
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Needs ∂score/∂A (free at the last stage, by autodiff before it).
+    pub gradient: bool,
+    /// Reads the classifier's weights, so works on the last stage only.
+    pub last_stage_only: bool,
+    /// bf16's forward pass gives fp32's maps (tests/precision.rs): `--precision auto`
+    /// uses bf16 only for such methods.
+    pub bf16_exact: bool,
+}
+
+/// In the order of [`Method`]'s variants.
+const METHODS: [MethodInfo; 8] = [
+    MethodInfo {
+        method: Method::Cam,
+        name: "cam",
+        about: "the classifier's weights for the target (stage4 only)",
+        gradient: false,
+        last_stage_only: true,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::GradCam,
+        name: "gradcam",
+        about: "channels weighted by their mean gradient",
+        gradient: true,
+        last_stage_only: false,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::HiResCam,
+        name: "hirescam",
+        about: "gradient times activation, summed over channels (the write-up's)",
+        gradient: true,
+        last_stage_only: false,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::GradCamPlusPlus,
+        name: "gradcam++",
+        about: "channels weighted by positive gradients and pytorch-grad-cam's alphas",
+        gradient: true,
+        last_stage_only: false,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::XGradCam,
+        name: "xgradcam",
+        about: "channels weighted by gradients normalised by the activations",
+        gradient: true,
+        last_stage_only: false,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::LayerCam,
+        name: "layercam",
+        about: "positive gradient times activation, summed over channels",
+        gradient: true,
+        last_stage_only: false,
+        bf16_exact: true,
+    },
+    MethodInfo {
+        method: Method::EigenCam,
+        name: "eigencam",
+        about: "the activations' first principal component (no gradient)",
+        gradient: false,
+        last_stage_only: false,
+        bf16_exact: false,
+    },
+    MethodInfo {
+        method: Method::ScoreCam,
+        name: "scorecam",
+        about: "channels weighted by the scores of inputs they mask (slow)",
+        gradient: false,
+        last_stage_only: false,
+        bf16_exact: false,
+    },
+];
+
+impl clap::ValueEnum for Method {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Method::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let info = self.info();
+        Some(clap::builder::PossibleValue::new(info.name).help(info.about))
+    }
+}
+
 /// One way of turning activations (and their gradients) into a map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -36,29 +132,30 @@ impl Method {
         Method::ScoreCam,
     ];
 
+    /// What the method needs and where it works.
+    pub fn info(self) -> &'static MethodInfo {
+        &METHODS[self as usize]
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Method::Cam => "cam",
-            Method::GradCam => "gradcam",
-            Method::HiResCam => "hirescam",
-            Method::GradCamPlusPlus => "gradcam++",
-            Method::XGradCam => "xgradcam",
-            Method::LayerCam => "layercam",
-            Method::EigenCam => "eigencam",
-            Method::ScoreCam => "scorecam",
-        }
+        self.info().name
     }
 
     /// Whether the method needs ∂score/∂A.
     pub fn needs_gradient(self) -> bool {
-        matches!(
-            self,
-            Method::GradCam
-                | Method::HiResCam
-                | Method::GradCamPlusPlus
-                | Method::XGradCam
-                | Method::LayerCam
-        )
+        self.info().gradient
+    }
+
+    /// Whether the method works on `layer`.
+    pub fn supports(self, layer: Layer) -> bool {
+        !self.info().last_stage_only || layer == Layer::LAST
+    }
+
+    /// Every method's name, for messages: `cam, gradcam, … or scorecam`.
+    pub fn names() -> String {
+        let names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+        format!("{} or {last}", rest.join(", "))
     }
 
     /// Parses a comma-separated list, as `--method` and `camwatch.toml` take it.
@@ -220,9 +317,7 @@ serde_as_string!(Method, Layer, Target, Normalize);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionError {
-    #[error(
-        "unknown method {0:?}: expected cam, gradcam, hirescam, gradcam++, xgradcam, layercam, eigencam or scorecam"
-    )]
+    #[error("unknown method {0:?}: expected {names}", names = Method::names())]
     Method(String),
     #[error("unknown layer {0:?}: expected stage1, stage2, stage3 or stage4")]
     Layer(String),
@@ -240,6 +335,7 @@ mod tests {
     fn names_round_trip() {
         for m in Method::ALL {
             assert_eq!(m.name().parse::<Method>().unwrap(), m);
+            assert_eq!(m.info().method, m, "METHODS is in the variants' order");
         }
         assert_eq!(
             Method::parse_list("gradcam, gradcam++").unwrap(),

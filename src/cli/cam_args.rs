@@ -31,8 +31,7 @@ pub struct CamArgs {
 /// What to compute and how to draw it: `render`, `show`, `watch` and `history`.
 #[derive(Args, Debug)]
 pub struct CamOptions {
-    /// CAM method(s), repeatable or comma-separated: cam gradcam hirescam gradcam++
-    /// xgradcam layercam eigencam scorecam [default: gradcam]
+    /// CAM method(s), repeatable or comma-separated [default: gradcam]
     #[arg(long = "method", value_delimiter = ',')]
     pub methods: Vec<Method>,
     /// Feature map: stage1 … stage4 [default: stage4]

@@ -178,9 +178,7 @@ impl App {
         if !methods.contains(&self.method) {
             methods.push(self.method);
         }
-        if self.layer != Layer::LAST {
-            methods.retain(|m| *m != Method::Cam);
-        }
+        methods.retain(|m| m.supports(self.layer));
         methods
     }
 
@@ -367,7 +365,7 @@ impl App {
             }
             Intent::NextLayer => {
                 self.layer = Layer((self.layer.0 + 1) % 4);
-                if self.layer != Layer::LAST && self.method == Method::Cam {
+                if !self.method.supports(self.layer) {
                     self.method = Method::GradCam;
                 }
                 return vec![Effect::Restart];
@@ -426,7 +424,7 @@ impl App {
         };
         let cycle: Vec<Method> = cycle
             .into_iter()
-            .filter(|m| *m != Method::Cam || self.layer == Layer::LAST)
+            .filter(|m| m.supports(self.layer))
             .collect();
         let at = cycle.iter().position(|m| *m == self.method);
         cycle[at.map_or(0, |i| (i + 1) % cycle.len())]
