@@ -15,15 +15,14 @@ use common::fixtures;
 
 const MIN_CORRELATION: f32 = 0.99;
 
-/// The methods `auto` computes in bf16 at the last stage.
-const AUTO_BF16: [Method; 6] = [
-    Method::Cam,
-    Method::GradCam,
-    Method::HiResCam,
-    Method::GradCamPlusPlus,
-    Method::XGradCam,
-    Method::LayerCam,
-];
+/// The methods the method table marks bf16-exact: `auto` computes them in bf16 at the
+/// last stage, so this test checks the table's claim.
+fn bf16_exact() -> Vec<Method> {
+    Method::ALL
+        .into_iter()
+        .filter(|m| m.info().bf16_exact)
+        .collect()
+}
 
 fn run(
     checkpoint: &std::path::Path,
@@ -35,7 +34,7 @@ fn run(
     let loaded = loader::load(checkpoint, &device).unwrap();
     let model = precision::cast(loaded.model, precision, layer);
     let set = SampleSet::load(samples).unwrap();
-    let methods = AUTO_BF16.to_vec();
+    let methods = bf16_exact();
     let request = CamRequest {
         methods,
         layer,
@@ -115,7 +114,7 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
     cuda.chosen = DeviceChoice::Cuda(0);
     let auto = PrecisionChoice::Auto;
     assert_eq!(
-        auto.resolve(&cuda, &AUTO_BF16, Layer::LAST),
+        auto.resolve(&cuda, &bf16_exact(), Layer::LAST),
         Precision::Bf16
     );
     for (methods, layer) in [
