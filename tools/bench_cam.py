@@ -3,8 +3,10 @@
 timm res2net50d weights: pytorch-grad-cam in this process (torch.load, model,
 load_state_dict, image preprocessing, one CAM object per method), warm, after a first
 untimed run; camwatch warm in one process as well (examples/bench_cam.rs: reading the
-images, loading, every map); and `camwatch render` in a fresh process (its summary's
-timings_ms.total: load and maps, writing excluded). Medians of N runs.
+images, loading, every map), in fp32 and with the forward pass in bf16; `camwatch render`
+in a fresh process (its summary's timings_ms.total: load and maps, writing excluded);
+and the floor: PyTorch's own torch.load + load_state_dict + no_grad forward of the same
+batch, in fp32 and in bf16. Medians of N runs.
 
 Usage: bench_cam.py CAMWATCH BENCH_CAM FIXTURE_DIR [N]    (scripts/bench-cam runs it)
 """
@@ -47,6 +49,23 @@ def grad_cam_run(fixtures, methods, layer):
     return (time.perf_counter() - start) * 1e3
 
 
+def torch_floor(fixtures, bf16):
+    """torch.load, model, load_state_dict and a no_grad forward: no CAM at all."""
+    import timm
+    import torch
+    start = time.perf_counter()
+    state = torch.load(os.path.join(fixtures, "timm_r50.pth"))
+    net = timm.create_model("res2net50d", num_classes=4)
+    net.load_state_dict(state)
+    net.eval()
+    x = torch.randn(6, 3, 224, 224)
+    if bf16:
+        net, x = net.to(torch.bfloat16), x.to(torch.bfloat16)
+    with torch.no_grad():
+        net(x)
+    return (time.perf_counter() - start) * 1e3
+
+
 def camwatch_run(camwatch, fixtures, methods, stage):
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([camwatch, "render", "--checkpoint", os.path.join(fixtures, "timm_r50.pth"),
@@ -57,9 +76,10 @@ def camwatch_run(camwatch, fixtures, methods, stage):
             return json.load(f)["timings_ms"]["total"]
 
 
-def camwatch_warm(bench_cam, fixtures, methods, stage, n):
+def camwatch_warm(bench_cam, fixtures, methods, stage, n, precision="fp32"):
     out = subprocess.run([bench_cam, os.path.join(fixtures, "timm_r50.pth"),
-                          os.path.join(fixtures, "cam_samples"), ",".join(methods), stage, str(n)],
+                          os.path.join(fixtures, "cam_samples"), ",".join(methods), stage, str(n),
+                          precision],
                          check=True, capture_output=True, text=True).stdout
     return float(out)
 
@@ -69,17 +89,25 @@ def main():
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     import torch
     print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
-    print("| layer | methods | pytorch-grad-cam ms | camwatch warm ms | ratio | camwatch fresh process ms | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    floor = {bf16: (torch_floor(fixtures, bf16),
+                    statistics.median(torch_floor(fixtures, bf16) for _ in range(n)))[1]
+             for bf16 in (False, True)}
+    print(f"PyTorch's own load + forward (the floor): fp32 {floor[False]:.0f} ms, "
+          f"bf16 {floor[True]:.0f} ms")
+    print("| layer | methods | pytorch-grad-cam ms | camwatch fp32 ms | ratio | vs floor | "
+          "camwatch bf16 ms | ratio | vs bf16 floor | camwatch fresh process fp32 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for layer, stage in [("layer4", "stage4"), ("layer3", "stage3")]:
         for methods in (["gradcam"], GRADIENT_METHODS):
             grad_cam_run(fixtures, methods, layer)
             theirs = statistics.median(grad_cam_run(fixtures, methods, layer) for _ in range(n))
             warm = camwatch_warm(bench_cam, fixtures, methods, stage, n)
+            bf16 = camwatch_warm(bench_cam, fixtures, methods, stage, n, "bf16")
             fresh = statistics.median(camwatch_run(camwatch, fixtures, methods, stage) for _ in range(n))
             label = methods[0] if len(methods) == 1 else f"{len(methods)} gradient methods"
             print(f"| {stage} | {label} | {theirs:.0f} | {warm:.0f} | {warm / theirs:.2f} | "
-                  f"{fresh:.0f} | {fresh / theirs:.2f} |", flush=True)
+                  f"{warm / floor[False]:.2f} | {bf16:.0f} | {bf16 / theirs:.2f} | "
+                  f"{bf16 / floor[True]:.2f} | {fresh:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
