@@ -128,6 +128,13 @@ fn follows_checkpoints_once_and_restarts_from_history() {
         .map(|c| c["epoch"].as_u64().unwrap())
         .collect();
     assert_eq!(epochs, [1, 2, 3]);
+    assert_eq!(dump["precision"], "fp32");
+    // bf16 rows are kept apart: none were computed, so none are read.
+    let bf16 = history_json(&dir, &["--precision", "bf16", "--device", "cpu"]);
+    assert_eq!(bf16["precision"], "bf16");
+    for c in bf16["checkpoints"].as_array().unwrap() {
+        assert_eq!(c["samples"].as_array().map(Vec::len), Some(0), "{c}");
+    }
     for c in checkpoints {
         assert_eq!(c["hash"].as_str().unwrap().len(), 64);
         assert!(c["time"].as_str().unwrap().ends_with('Z'));

@@ -26,6 +26,8 @@ struct Dump<'a> {
     dir: &'a std::path::Path,
     #[serde(serialize_with = "paths::serialize")]
     history: &'a std::path::Path,
+    /// The forward pass of the rows read (`--precision`).
+    precision: camwatch::precision::Precision,
     checkpoints: &'a [CheckpointReport],
 }
 
@@ -48,6 +50,7 @@ pub fn run(args: HistoryArgs) -> CliResult {
         let dump = Dump {
             dir: &args.run.dir,
             history: &file,
+            precision: settings.precision,
             checkpoints: &reports,
         };
         println!("{}", serde_json::to_string(&dump)?);
