@@ -6,13 +6,15 @@ untimed run; camwatch warm in one process as well (examples/bench_cam.rs: readin
 images, loading, every map), in fp32 and with the forward pass in bf16; `camwatch render`
 in a fresh process (its summary's timings_ms.total: load and maps, writing excluded);
 and the floor: PyTorch's own torch.load + load_state_dict + no_grad forward of the same
-batch, in fp32 and in bf16. Medians of N runs.
+batch, in fp32 and in bf16. Also 64 images (the six, copied) at stage 4. Medians of N
+runs.
 
 Usage: bench_cam.py CAMWATCH BENCH_CAM FIXTURE_DIR [N]    (scripts/bench-cam runs it)
 """
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import numpy as np
 GRADIENT_METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 
 
-def grad_cam_run(fixtures, methods, layer):
+def grad_cam_run(fixtures, samples, methods, layer):
     import timm
     import torch
     from PIL import Image
@@ -36,7 +38,7 @@ def grad_cam_run(fixtures, methods, layer):
     net = timm.create_model("res2net50d", num_classes=4)
     net.load_state_dict(state)
     net.eval()
-    folder = os.path.join(fixtures, "cam_samples")
+    folder = samples
     images = []
     for name in sorted(n for n in os.listdir(folder) if n.endswith(".png")):
         img = Image.open(os.path.join(folder, name)).convert("RGB").resize((224, 224), Image.BILINEAR)
@@ -49,7 +51,7 @@ def grad_cam_run(fixtures, methods, layer):
     return (time.perf_counter() - start) * 1e3
 
 
-def torch_floor(fixtures, bf16):
+def torch_floor(fixtures, count, bf16):
     """torch.load, model, load_state_dict and a no_grad forward: no CAM at all."""
     import timm
     import torch
@@ -58,7 +60,7 @@ def torch_floor(fixtures, bf16):
     net = timm.create_model("res2net50d", num_classes=4)
     net.load_state_dict(state)
     net.eval()
-    x = torch.randn(6, 3, 224, 224)
+    x = torch.randn(count, 3, 224, 224)
     if bf16:
         net, x = net.to(torch.bfloat16), x.to(torch.bfloat16)
     with torch.no_grad():
@@ -66,19 +68,19 @@ def torch_floor(fixtures, bf16):
     return (time.perf_counter() - start) * 1e3
 
 
-def camwatch_run(camwatch, fixtures, methods, stage):
+def camwatch_run(camwatch, fixtures, samples, methods, stage):
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([camwatch, "render", "--checkpoint", os.path.join(fixtures, "timm_r50.pth"),
-                        "--samples", os.path.join(fixtures, "cam_samples"), "--out", out,
+                        "--samples", samples, "--out", out,
                         "--method", ",".join(methods), "--layer", stage, "--device", "cpu"],
                        check=True, capture_output=True)
         with open(os.path.join(out, "summary.json")) as f:
             return json.load(f)["timings_ms"]["total"]
 
 
-def camwatch_warm(bench_cam, fixtures, methods, stage, n, precision="fp32"):
+def camwatch_warm(bench_cam, fixtures, samples, methods, stage, n, precision="fp32"):
     out = subprocess.run([bench_cam, os.path.join(fixtures, "timm_r50.pth"),
-                          os.path.join(fixtures, "cam_samples"), ",".join(methods), stage, str(n),
+                          samples, ",".join(methods), stage, str(n),
                           precision],
                          check=True, capture_output=True, text=True).stdout
     return float(out)
@@ -89,25 +91,38 @@ def main():
     n = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     import torch
     print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
-    floor = {bf16: (torch_floor(fixtures, bf16),
-                    statistics.median(torch_floor(fixtures, bf16) for _ in range(n)))[1]
-             for bf16 in (False, True)}
-    print(f"PyTorch's own load + forward (the floor): fp32 {floor[False]:.0f} ms, "
-          f"bf16 {floor[True]:.0f} ms")
-    print("| layer | methods | pytorch-grad-cam ms | camwatch fp32 ms | ratio | vs floor | "
-          "camwatch bf16 ms | ratio | vs bf16 floor | camwatch fresh process fp32 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for layer, stage in [("layer4", "stage4"), ("layer3", "stage3")]:
-        for methods in (["gradcam"], GRADIENT_METHODS):
-            grad_cam_run(fixtures, methods, layer)
-            theirs = statistics.median(grad_cam_run(fixtures, methods, layer) for _ in range(n))
-            warm = camwatch_warm(bench_cam, fixtures, methods, stage, n)
-            bf16 = camwatch_warm(bench_cam, fixtures, methods, stage, n, "bf16")
-            fresh = statistics.median(camwatch_run(camwatch, fixtures, methods, stage) for _ in range(n))
-            label = methods[0] if len(methods) == 1 else f"{len(methods)} gradient methods"
-            print(f"| {stage} | {label} | {theirs:.0f} | {warm:.0f} | {warm / theirs:.2f} | "
-                  f"{warm / floor[False]:.2f} | {bf16:.0f} | {bf16 / theirs:.2f} | "
-                  f"{bf16 / floor[True]:.2f} | {fresh:.0f} |", flush=True)
+    six = os.path.join(fixtures, "cam_samples")
+    # 64 images: the six, again and again, under other names.
+    many = tempfile.mkdtemp(prefix="camwatch-bench-64-")
+    names = sorted(n for n in os.listdir(six) if n.endswith(".png"))
+    for i in range(64):
+        shutil.copy(os.path.join(six, names[i % len(names)]), os.path.join(many, f"s{i:02}.png"))
+    print("| images | layer | methods | pytorch-grad-cam ms | PyTorch load + forward fp32 / bf16 ms "
+          "| camwatch fp32 ms | ratio | vs floor | camwatch bf16 ms | ratio | vs bf16 floor "
+          "| camwatch fresh process fp32 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    cases = [(6, six, "layer4", "stage4", ["gradcam"]),
+             (6, six, "layer4", "stage4", GRADIENT_METHODS),
+             (6, six, "layer3", "stage3", ["gradcam"]),
+             (6, six, "layer3", "stage3", GRADIENT_METHODS),
+             (64, many, "layer4", "stage4", ["gradcam"])]
+    floors = {}
+    for count, samples, layer, stage, methods in cases:
+        if count not in floors:
+            floors[count] = {bf16: (torch_floor(fixtures, count, bf16), statistics.median(
+                torch_floor(fixtures, count, bf16) for _ in range(n)))[1] for bf16 in (False, True)}
+        floor = floors[count]
+        grad_cam_run(fixtures, samples, methods, layer)
+        theirs = statistics.median(grad_cam_run(fixtures, samples, methods, layer) for _ in range(n))
+        warm = camwatch_warm(bench_cam, fixtures, samples, methods, stage, n)
+        bf16 = camwatch_warm(bench_cam, fixtures, samples, methods, stage, n, "bf16")
+        fresh = statistics.median(
+            camwatch_run(camwatch, fixtures, samples, methods, stage) for _ in range(n))
+        label = methods[0] if len(methods) == 1 else f"{len(methods)} gradient methods"
+        print(f"| {count} | {stage} | {label} | {theirs:.0f} | {floor[False]:.0f} / {floor[True]:.0f} "
+              f"| {warm:.0f} | {warm / theirs:.2f} | {warm / floor[False]:.2f} | {bf16:.0f} "
+              f"| {bf16 / theirs:.2f} | {bf16 / floor[True]:.2f} | {fresh:.0f} |", flush=True)
+    shutil.rmtree(many)
 
 
 if __name__ == "__main__":
