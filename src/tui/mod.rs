@@ -114,11 +114,13 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 Event::Image(encoding) => {
                     dirty |= frames.received(encoding, guard.terminal.backend_mut())?
                 }
-                Event::App(Message::Tick) => encoder.retry(),
+                Event::App(Message::Tick) => {}
                 Event::App(message) => {
                     if matches!(message, Message::Monitor { .. }) {
-                        // A new checkpoint may bring maps that were missing.
+                        // A new checkpoint may bring maps that were missing: ask for
+                        // them again, even if the same images were asked for before.
                         frames.maps_changed();
+                        encoder.retry();
                     }
                     effects.extend(app.update(message));
                     dirty = true;
@@ -247,27 +249,14 @@ fn start_monitor(
 
 fn export_job(app: &App, painter: &Painter, out: &std::path::Path) -> Option<export::ExportJob> {
     let current = app.epoch_index()?;
-    let with_box = app.show_box && app.samples.get(app.sample)?.has_box;
     let epochs = app
         .epochs()
         .into_iter()
-        .map(|c| {
-            let id = crate::monitor::maps::MapId {
-                sample: app.sample,
-                hash: c.hash.clone(),
-                method: app.method,
-                layer: app.layer,
-                target: app.target,
-            };
-            let figures = app.figures(c);
-            export::EpochFrame {
-                key: ImageKey {
-                    picture: Picture::Overlay(id, app.blend),
-                    with_box,
-                },
-                label: App::epoch_label(c),
-                caption: export::caption(app, c, figures),
-            }
+        .map(|c| export::EpochFrame {
+            // The overlay the UI shows for this sample at that epoch.
+            key: view::overlay_key(app, app.sample, c),
+            label: App::epoch_label(c),
+            caption: export::caption(app, c, app.figures(c)),
         })
         .collect();
     Some(export::ExportJob {

@@ -281,7 +281,8 @@ fn map_id(app: &App, sample: usize, checkpoint: &CheckpointReport) -> MapId {
     }
 }
 
-fn overlay_key(app: &App, sample: usize, checkpoint: &CheckpointReport) -> ImageKey {
+/// A sample's overlay at a checkpoint, as the UI draws it (and exports it).
+pub(super) fn overlay_key(app: &App, sample: usize, checkpoint: &CheckpointReport) -> ImageKey {
     ImageKey {
         picture: Picture::Overlay(map_id(app, sample, checkpoint), app.blend),
         with_box: with_box(app, sample),
