@@ -15,5 +15,6 @@ pub mod monitor;
 pub mod paths;
 pub mod precision;
 pub mod render;
+pub mod rng;
 pub mod tui;
 pub mod untrusted;

@@ -114,6 +114,28 @@ pub fn compute(
     request: &CamRequest,
     timings: &mut Timings,
 ) -> Result<Vec<SampleMaps>, CamError> {
+    compute_maps(model, input, labels, request, timings, true)
+}
+
+/// As [`compute`], without each method's final ReLU: where the map counts against the
+/// class too. The sanity checks compare these, since a ReLU'd map is often all zero for
+/// an untrained network or an unlikely class, and all-zero maps cannot be compared.
+pub fn compute_signed(
+    model: &Res2Net,
+    input: Tensor<4>,
+    request: &CamRequest,
+) -> Result<Vec<SampleMaps>, CamError> {
+    compute_maps(model, input, &[], request, &mut Timings::default(), false)
+}
+
+fn compute_maps(
+    model: &Res2Net,
+    input: Tensor<4>,
+    labels: &[Option<usize>],
+    request: &CamRequest,
+    timings: &mut Timings,
+    rectify: bool,
+) -> Result<Vec<SampleMaps>, CamError> {
     let stage = request.layer.0;
     let last = model.stages.len() - 1;
     if stage > last {
@@ -228,7 +250,7 @@ pub fn compute(
             Method::EigenCam => eigen_cam(&a),
             Method::ScoreCam => score_cam(model, &input, &a, stage, &results, request)?,
         };
-        let values = to_vec(relu(map));
+        let values = to_vec(if rectify { relu(map) } else { map });
         let plane = height * width;
         for (b, result) in results.iter_mut().enumerate() {
             let map = Map {
@@ -310,7 +332,7 @@ fn score_cam(
     Ok(Tensor::cat(maps, 0).reshape([batch, 1, height, width]))
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     // After `convert::<f32>` the data is f32, so reading it as f32 cannot fail.
     t.into_data()
         .convert::<f32>()

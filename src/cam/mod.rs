@@ -7,9 +7,11 @@ mod eigen;
 pub mod engine;
 pub mod image_ops;
 pub mod measures;
+pub mod metrics;
 pub mod npy;
 pub mod options;
 pub mod samples;
+pub mod trust;
 
 pub use colormap::Colormap;
 pub use engine::{CamError, CamRequest, Map, SampleMaps, Timings, compute};

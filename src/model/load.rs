@@ -22,6 +22,66 @@ impl Res2NetConfig {
             Err(never) => match never {},
         }
     }
+
+    /// A network with random weights that are the same for the same seed everywhere
+    /// (He-normal convolutions with zero bias, a normal classifier): the untrained
+    /// network the model-randomisation sanity check compares maps with.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Res2Net {
+        let mut source = SeededInit {
+            device,
+            normal: crate::rng::Normal::new(seed),
+        };
+        match Res2Net::build(self, &mut source) {
+            Ok(model) => model,
+            Err(never) => match never {},
+        }
+    }
+}
+
+struct SeededInit<'a> {
+    device: &'a Device,
+    normal: crate::rng::Normal,
+}
+
+impl SeededInit<'_> {
+    fn draw(&mut self, n: usize, std: f32) -> Vec<f32> {
+        (0..n).map(|_| self.normal.sample() * std).collect()
+    }
+}
+
+impl LayerSource for SeededInit<'_> {
+    type Error = std::convert::Infallible;
+
+    fn conv_bn(&mut self, _: ConvSlot, spec: ConvSpec, relu: bool) -> Result<ConvBn, Self::Error> {
+        let shape = spec.weight_shape();
+        let fan_in = shape[1] * shape[2] * shape[3];
+        let values = self.draw(shape.iter().product(), (2.0 / fan_in as f32).sqrt());
+        let weight = Tensor::<4>::from_data(TensorData::new(values, shape), self.device);
+        let bias = Tensor::<1>::zeros([spec.channels_out], self.device);
+        Ok(ConvBn {
+            pool: None,
+            conv: Conv2d {
+                weight: Param::from_tensor(weight),
+                bias: Some(Param::from_tensor(bias)),
+                stride: [spec.stride, spec.stride],
+                kernel_size: [spec.kernel, spec.kernel],
+                dilation: [1, 1],
+                groups: 1,
+                padding: spec.padding(),
+            },
+            relu,
+        })
+    }
+
+    fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error> {
+        let values = self.draw(features * classes, (1.0 / features as f32).sqrt());
+        let weight =
+            Tensor::<2>::from_data(TensorData::new(values, [features, classes]), self.device);
+        Ok(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(Tensor::zeros([classes], self.device))),
+        })
+    }
 }
 
 impl Res2Net {

@@ -1,0 +1,634 @@
+//! Whether a map explains the network, not just whether it sits on the object: what
+//! happens to the target probability when the input is changed where the map points.
+//!
+//! Every metric here takes the preprocessed input of one image (`3 × H × W`), the map as
+//! shown (min–max scaled, bilinear to `H × W`) and the target probability of the
+//! unchanged input, builds perturbed inputs, and asks `score` for their target
+//! probabilities (softmax). The forward passes are the caller's, so it batches them.
+//!
+//! - **confidence change** (pytorch-grad-cam's `CamMultImageConfidenceChange`):
+//!   p(input · map) − p(input);
+//! - **deletion / insertion AUC** (Petsiuk et al. 2018): pixels ordered by the map,
+//!   highest first (ties by index); for i = 0…n the first ⌈i/n · H·W⌉ pixels (all
+//!   channels) are set to 0 (deletion) or restored into an all-zero input (insertion);
+//!   the area under p_i by the trapezoid rule over i/n. Low deletion and high insertion
+//!   mean the map found what the network uses;
+//! - **ROAD combined** (Rong et al. 2022, pytorch-grad-cam's `ROADCombined`): the mean
+//!   over percentiles 10…90 of (p after removing the least relevant pixels − p after
+//!   removing the most relevant), halved; removed pixels are filled by noisy linear
+//!   imputation from their neighbours, so the network never sees a hole's edges.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Normal;
+
+/// One faithfulness metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Metric {
+    Confidence,
+    Deletion,
+    Insertion,
+    Road,
+}
+
+/// A metric's names and cost: the one table `--metrics`, the history, the JSON and the
+/// UI read.
+pub struct MetricInfo {
+    pub metric: Metric,
+    /// As `--metrics` takes it.
+    pub name: &'static str,
+    /// As `summary.json`, the JSON lines and the history store it.
+    pub key: &'static str,
+    pub about: &'static str,
+    /// Whether a higher value means a more faithful map.
+    pub higher_is_better: bool,
+}
+
+/// In the order of [`Metric`]'s variants.
+const METRICS: [MetricInfo; 4] = [
+    MetricInfo {
+        metric: Metric::Confidence,
+        name: "confidence",
+        key: "confidence_change",
+        about: "p(input × map) − p(input): 1 forward pass",
+        higher_is_better: true,
+    },
+    MetricInfo {
+        metric: Metric::Deletion,
+        name: "deletion",
+        key: "deletion_auc",
+        about: "area under p while the most relevant pixels are zeroed: n forward passes",
+        higher_is_better: false,
+    },
+    MetricInfo {
+        metric: Metric::Insertion,
+        name: "insertion",
+        key: "insertion_auc",
+        about: "area under p while the most relevant pixels are restored: n forward passes",
+        higher_is_better: true,
+    },
+    MetricInfo {
+        metric: Metric::Road,
+        name: "road",
+        key: "road_combined",
+        about: "ROAD combined, 9 percentiles with noisy linear imputation: 18 forward passes",
+        higher_is_better: true,
+    },
+];
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [
+        Metric::Confidence,
+        Metric::Deletion,
+        Metric::Insertion,
+        Metric::Road,
+    ];
+
+    pub fn info(self) -> &'static MetricInfo {
+        &METRICS[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    pub fn key(self) -> &'static str {
+        self.info().key
+    }
+
+    /// The metric stored under `key`, if this camwatch knows it.
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.key() == key)
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+                format!(
+                    "unknown metric {s:?}: expected all, none or a list of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What to measure, and how finely.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSettings {
+    pub metrics: Vec<Metric>,
+    /// `n` of deletion and insertion.
+    pub steps: usize,
+    /// Standard deviation of the noise ROAD's imputation adds (pytorch-grad-cam: 0.01);
+    /// drawn from a generator seeded per image, so results repeat.
+    pub road_noise: f32,
+}
+
+pub const DEFAULT_STEPS: usize = 16;
+pub const ROAD_PERCENTILES: [f32; 9] = [10., 20., 30., 40., 50., 60., 70., 80., 90.];
+pub const ROAD_NOISE: f32 = 0.01;
+
+impl Default for MetricSettings {
+    fn default() -> Self {
+        MetricSettings {
+            metrics: Metric::ALL.to_vec(),
+            steps: DEFAULT_STEPS,
+            road_noise: ROAD_NOISE,
+        }
+    }
+}
+
+impl MetricSettings {
+    /// Parses `all`, `none` or a comma-separated list.
+    pub fn parse_list(s: &str) -> Result<Vec<Metric>, String> {
+        match s.trim() {
+            "all" => Ok(Metric::ALL.to_vec()),
+            "none" | "" => Ok(Vec::new()),
+            list => {
+                let mut metrics: Vec<Metric> = list
+                    .split(',')
+                    .map(|m| m.trim().parse())
+                    .collect::<Result<_, _>>()?;
+                metrics.sort();
+                metrics.dedup();
+                Ok(metrics)
+            }
+        }
+    }
+
+    /// Forward passes per map (each a perturbed copy of the image).
+    pub fn forwards(&self) -> usize {
+        self.metrics
+            .iter()
+            .map(|m| match m {
+                Metric::Confidence => 1,
+                Metric::Deletion | Metric::Insertion => self.steps,
+                Metric::Road => 2 * ROAD_PERCENTILES.len(),
+            })
+            .sum()
+    }
+}
+
+/// The figures of one map; a metric not asked for is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Faithfulness {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub confidence_change: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deletion_auc: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub insertion_auc: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub road_combined: Option<f32>,
+}
+
+impl Faithfulness {
+    pub fn get(&self, metric: Metric) -> Option<f32> {
+        match metric {
+            Metric::Confidence => self.confidence_change,
+            Metric::Deletion => self.deletion_auc,
+            Metric::Insertion => self.insertion_auc,
+            Metric::Road => self.road_combined,
+        }
+    }
+
+    pub fn set(&mut self, metric: Metric, value: f32) {
+        let slot = match metric {
+            Metric::Confidence => &mut self.confidence_change,
+            Metric::Deletion => &mut self.deletion_auc,
+            Metric::Insertion => &mut self.insertion_auc,
+            Metric::Road => &mut self.road_combined,
+        };
+        *slot = Some(value);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        Metric::ALL.iter().all(|&m| self.get(m).is_none())
+    }
+}
+
+/// One image, ready to be perturbed.
+pub struct Image<'a> {
+    /// Preprocessed, `3 × H × W`, channels first.
+    pub input: &'a [f32],
+    pub height: usize,
+    pub width: usize,
+    /// The map as shown: `H × W`, in [0, 1].
+    pub shown: &'a [f32],
+    /// The target probability of the unchanged input.
+    pub probability: f32,
+    /// Seeds ROAD's noise.
+    pub seed: u64,
+}
+
+/// Measures `image` with every metric of `settings`. `score` gets perturbed copies of
+/// the input and returns their target probabilities, in order.
+pub fn evaluate<E>(
+    image: &Image,
+    settings: &MetricSettings,
+    score: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<Vec<f32>, E>,
+) -> Result<Faithfulness, E> {
+    let plan = Plan::new(image, settings);
+    let probabilities = score(plan.inputs)?;
+    let mut next = probabilities.into_iter();
+    let mut take = |n: usize| -> Vec<f32> { next.by_ref().take(n).collect() };
+    let p0 = image.probability;
+    let mut out = Faithfulness::default();
+    for part in plan.parts {
+        match part {
+            Part::Confidence => {
+                let p = take(1);
+                out.set(Metric::Confidence, p.first().copied().unwrap_or(p0) - p0);
+            }
+            // Deletion's step 0 and insertion's step n are the unchanged input.
+            Part::Deletion => {
+                let mut p = vec![p0];
+                p.extend(take(settings.steps));
+                out.set(Metric::Deletion, trapezoid(&p));
+            }
+            Part::Insertion => {
+                let mut p = take(settings.steps);
+                p.push(p0);
+                out.set(Metric::Insertion, trapezoid(&p));
+            }
+            Part::Road => {
+                let n = ROAD_PERCENTILES.len();
+                let (most, least) = (take(n), take(n));
+                let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+                out.set(Metric::Road, ((mean(&least) - mean(&most)) / 2.0) as f32);
+            }
+        }
+    }
+    Ok(out)
+}
+
+enum Part {
+    Confidence,
+    Deletion,
+    Insertion,
+    Road,
+}
+
+/// The perturbed inputs of every metric asked for, in one list (one batched run).
+struct Plan {
+    inputs: Vec<Vec<f32>>,
+    parts: Vec<Part>,
+}
+
+impl Plan {
+    fn new(image: &Image, settings: &MetricSettings) -> Plan {
+        let mut plan = Plan {
+            inputs: Vec::with_capacity(settings.forwards()),
+            parts: Vec::new(),
+        };
+        let order = relevance_order(image.shown);
+        for &metric in &settings.metrics {
+            match metric {
+                Metric::Confidence => {
+                    plan.inputs.push(multiply(image));
+                    plan.parts.push(Part::Confidence);
+                }
+                Metric::Deletion => {
+                    plan.inputs.extend(
+                        (1..=settings.steps).map(|i| delete(image, &order, i, settings.steps)),
+                    );
+                    plan.parts.push(Part::Deletion);
+                }
+                Metric::Insertion => {
+                    plan.inputs.extend(
+                        (0..settings.steps).map(|i| insert(image, &order, i, settings.steps)),
+                    );
+                    plan.parts.push(Part::Insertion);
+                }
+                Metric::Road => {
+                    let mut noise = Normal::new(image.seed);
+                    let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
+                    for map in [image.shown, &inverted[..]] {
+                        for p in ROAD_PERCENTILES {
+                            // Kept: below the percentile; the rest is imputed.
+                            let threshold = percentile(map, p);
+                            let keep: Vec<bool> = map.iter().map(|&v| v < threshold).collect();
+                            plan.inputs
+                                .push(impute(image, &keep, settings.road_noise, &mut noise));
+                        }
+                    }
+                    plan.parts.push(Part::Road);
+                }
+            }
+        }
+        plan
+    }
+}
+
+fn multiply(image: &Image) -> Vec<f32> {
+    let plane = image.height * image.width;
+    image
+        .input
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x * image.shown[i % plane])
+        .collect()
+}
+
+/// Pixel indices, highest map value first, ties by index.
+fn relevance_order(shown: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..shown.len()).collect();
+    order.sort_by(|&a, &b| shown[b].total_cmp(&shown[a]).then(a.cmp(&b)));
+    order
+}
+
+/// How many pixels step `i` of `n` changes: ⌈i/n · pixels⌉.
+fn changed(i: usize, n: usize, pixels: usize) -> usize {
+    (i * pixels).div_ceil(n.max(1)).min(pixels)
+}
+
+fn delete(image: &Image, order: &[usize], i: usize, n: usize) -> Vec<f32> {
+    let plane = image.height * image.width;
+    let mut out = image.input.to_vec();
+    for &pixel in &order[..changed(i, n, plane)] {
+        for c in 0..3 {
+            out[c * plane + pixel] = 0.0;
+        }
+    }
+    out
+}
+
+fn insert(image: &Image, order: &[usize], i: usize, n: usize) -> Vec<f32> {
+    let plane = image.height * image.width;
+    let mut out = vec![0.0; image.input.len()];
+    for &pixel in &order[..changed(i, n, plane)] {
+        for c in 0..3 {
+            out[c * plane + pixel] = image.input[c * plane + pixel];
+        }
+    }
+    out
+}
+
+/// The area under `p` over [0, 1], `p` sampled at i/n for i = 0…n.
+fn trapezoid(p: &[f32]) -> f32 {
+    let n = p.len().saturating_sub(1).max(1) as f64;
+    let sum: f64 = p
+        .windows(2)
+        .map(|w| (w[0] as f64 + w[1] as f64) / 2.0)
+        .sum();
+    (sum / n) as f32
+}
+
+/// NumPy's default (linear) percentile.
+fn percentile(values: &[f32], p: f32) -> f32 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let Some(last) = sorted.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let position = p as f64 / 100.0 * last as f64;
+    let lo = position.floor() as usize;
+    let hi = (lo + 1).min(last);
+    let t = position - lo as f64;
+    let (a, b) = (sorted[lo] as f64, sorted[hi] as f64);
+    // NumPy's lerp: from the nearer end, so that t = 0 and t = 1 are exact.
+    let value = if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    };
+    value as f32
+}
+
+/// The neighbours linear imputation averages, with their weights (ROAD's).
+const NEIGHBOURS: [((isize, isize), f64); 8] = [
+    ((1, 1), 1. / 12.),
+    ((0, 1), 1. / 6.),
+    ((-1, 1), 1. / 12.),
+    ((1, -1), 1. / 12.),
+    ((0, -1), 1. / 6.),
+    ((-1, -1), 1. / 12.),
+    ((1, 0), 1. / 6.),
+    ((-1, 0), 1. / 6.),
+];
+
+/// ROAD's noisy linear imputation: every pixel not kept becomes the weighted mean of its
+/// neighbours (kept or imputed; the weights of neighbours outside the image are dropped),
+/// per channel, plus noise. The system is symmetric positive definite, solved by
+/// conjugate gradients to a relative residual of 1e-9.
+fn impute(image: &Image, keep: &[bool], noise: f32, normal: &mut Normal) -> Vec<f32> {
+    let (h, w) = (image.height, image.width);
+    let plane = h * w;
+    let unknown: Vec<usize> = (0..plane).filter(|&i| !keep[i]).collect();
+    let mut out = image.input.to_vec();
+    if unknown.is_empty() {
+        return out;
+    }
+    let mut index = vec![usize::MAX; plane];
+    for (u, &pixel) in unknown.iter().enumerate() {
+        index[pixel] = u;
+    }
+    // Row u of the matrix: diagonal[u] and the unknown neighbours; known neighbours go
+    // to the right-hand side.
+    let mut diagonal = vec![0f64; unknown.len()];
+    let mut links: Vec<(u32, f64)> = Vec::with_capacity(unknown.len() * 8);
+    let mut starts = Vec::with_capacity(unknown.len() + 1);
+    let mut known: Vec<Vec<(usize, f64)>> = vec![Vec::new(); unknown.len()];
+    for (u, &pixel) in unknown.iter().enumerate() {
+        starts.push(links.len());
+        let (y, x) = ((pixel / w) as isize, (pixel % w) as isize);
+        for ((dy, dx), weight) in NEIGHBOURS {
+            let (ny, nx) = (y + dy, x + dx);
+            if ny < 0 || nx < 0 || ny >= h as isize || nx >= w as isize {
+                continue;
+            }
+            diagonal[u] += weight;
+            let neighbour = ny as usize * w + nx as usize;
+            if keep[neighbour] {
+                known[u].push((neighbour, weight));
+            } else {
+                links.push((index[neighbour] as u32, weight));
+            }
+        }
+    }
+    starts.push(links.len());
+    let apply = |x: &[f64], y: &mut [f64]| {
+        for u in 0..x.len() {
+            let mut v = diagonal[u] * x[u];
+            for &(j, weight) in &links[starts[u]..starts[u + 1]] {
+                v -= weight * x[j as usize];
+            }
+            y[u] = v;
+        }
+    };
+    for c in 0..3 {
+        let channel = &image.input[c * plane..(c + 1) * plane];
+        let rhs: Vec<f64> = known
+            .iter()
+            .map(|k| k.iter().map(|&(j, wt)| wt * channel[j] as f64).sum())
+            .collect();
+        let solution = conjugate_gradient(&apply, &rhs, &diagonal);
+        for (u, &pixel) in unknown.iter().enumerate() {
+            out[c * plane + pixel] = solution[u] as f32 + noise * normal.sample();
+        }
+    }
+    out
+}
+
+/// Solves `A x = b` for a symmetric positive definite `A` given by `apply`, with the
+/// diagonal as preconditioner, starting from b / diagonal.
+fn conjugate_gradient(apply: &dyn Fn(&[f64], &mut [f64]), b: &[f64], diagonal: &[f64]) -> Vec<f64> {
+    let n = b.len();
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut x: Vec<f64> = b.iter().zip(diagonal).map(|(b, d)| b / d).collect();
+    let mut ax = vec![0.0; n];
+    apply(&x, &mut ax);
+    let mut r: Vec<f64> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
+    let mut z: Vec<f64> = r.iter().zip(diagonal).map(|(r, d)| r / d).collect();
+    let mut p = z.clone();
+    let mut rz = dot(&r, &z);
+    let tolerance = 1e-18 * dot(b, b).max(1e-30);
+    let mut ap = vec![0.0; n];
+    for _ in 0..20 * n.max(50) {
+        if dot(&r, &r) <= tolerance {
+            break;
+        }
+        apply(&p, &mut ap);
+        let alpha = rz / dot(&p, &ap);
+        for i in 0..n {
+            x[i] += alpha * p[i];
+            r[i] -= alpha * ap[i];
+            z[i] = r[i] / diagonal[i];
+        }
+        let next = dot(&r, &z);
+        let beta = next / rz;
+        rz = next;
+        for i in 0..n {
+            p[i] = z[i] + beta * p[i];
+        }
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image<'a>(input: &'a [f32], shown: &'a [f32], side: usize) -> Image<'a> {
+        Image {
+            input,
+            height: side,
+            width: side,
+            shown,
+            probability: 0.5,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn steps_change_the_most_relevant_pixels_first() {
+        let shown = [0.1, 0.9, 0.5, 0.9];
+        assert_eq!(relevance_order(&shown), [1, 3, 2, 0]);
+        let input: Vec<f32> = (1..=12).map(|v| v as f32).collect();
+        let img = image(&input, &shown, 2);
+        let order = relevance_order(&shown);
+        // ⌈1/4 · 4⌉ = 1 pixel, in all three channels.
+        let d = delete(&img, &order, 1, 4);
+        assert_eq!(d, [1., 0., 3., 4., 5., 0., 7., 8., 9., 0., 11., 12.]);
+        let i = insert(&img, &order, 2, 4);
+        assert_eq!(i, [0., 2., 0., 4., 0., 6., 0., 8., 0., 10., 0., 12.]);
+        assert_eq!(changed(3, 16, 10), 2);
+        assert_eq!(changed(16, 16, 10), 10);
+    }
+
+    #[test]
+    fn the_areas_follow_the_trapezoid_rule() {
+        assert!((trapezoid(&[1.0, 0.0]) - 0.5).abs() < 1e-7);
+        assert!((trapezoid(&[1.0, 1.0, 0.0]) - 0.75).abs() < 1e-7);
+        // A scorer that answers 1 for the unchanged input and 0 for everything else.
+        let input = vec![1.0f32; 3 * 16];
+        let shown: Vec<f32> = (0..16).map(|v| v as f32 / 15.0).collect();
+        let img = Image {
+            probability: 1.0,
+            ..image(&input, &shown, 4)
+        };
+        let settings = MetricSettings {
+            metrics: vec![Metric::Deletion, Metric::Insertion, Metric::Confidence],
+            steps: 4,
+            road_noise: 0.0,
+        };
+        let mut calls = 0;
+        let result = evaluate(&img, &settings, &mut |inputs: Vec<Vec<f32>>| {
+            calls += 1;
+            assert_eq!(inputs.len(), settings.forwards());
+            Ok::<_, ()>(
+                inputs
+                    .iter()
+                    .map(|x| if x == &input { 1.0 } else { 0.0 })
+                    .collect(),
+            )
+        })
+        .unwrap();
+        assert_eq!(calls, 1, "one batched call");
+        assert_eq!(result.deletion_auc, Some(0.125));
+        assert_eq!(result.insertion_auc, Some(0.125));
+        assert_eq!(result.confidence_change, Some(-1.0));
+        assert_eq!(result.road_combined, None);
+    }
+
+    #[test]
+    fn percentiles_are_numpys() {
+        let v = [3.0, 1.0, 4.0, 1.0, 5.0];
+        assert_eq!(percentile(&v, 50.0), 3.0);
+        assert!((percentile(&v, 10.0) - 1.0).abs() < 1e-7);
+        assert!((percentile(&v, 90.0) - 4.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn imputation_solves_the_neighbour_mean() {
+        // A linear ramp is its own neighbour mean inside the image: imputing the middle
+        // of a ramp gives the ramp back.
+        let side = 9;
+        let plane = side * side;
+        let input: Vec<f32> = (0..3 * plane)
+            .map(|i| ((i % plane) % side) as f32 * 0.5 + (i / plane) as f32)
+            .collect();
+        let shown = vec![0.0; plane];
+        let keep: Vec<bool> = (0..plane)
+            .map(|i| {
+                let (y, x) = (i / side, i % side);
+                !(2..7).contains(&y) || !(2..7).contains(&x)
+            })
+            .collect();
+        let img = image(&input, &shown, side);
+        let out = impute(&img, &keep, 0.0, &mut Normal::new(0));
+        for (a, b) in out.iter().zip(&input) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Noise is seeded: the same seed, the same image.
+        let noisy = impute(&img, &keep, 0.01, &mut Normal::new(7));
+        assert_eq!(noisy, impute(&img, &keep, 0.01, &mut Normal::new(7)));
+        assert_ne!(noisy, out);
+    }
+
+    #[test]
+    fn lists_parse() {
+        assert_eq!(MetricSettings::parse_list("all").unwrap(), Metric::ALL);
+        assert!(MetricSettings::parse_list("none").unwrap().is_empty());
+        assert_eq!(
+            MetricSettings::parse_list("road, deletion").unwrap(),
+            [Metric::Deletion, Metric::Road]
+        );
+        assert!(MetricSettings::parse_list("roads").is_err());
+        for m in Metric::ALL {
+            assert_eq!(m.info().metric, m);
+            assert_eq!(Metric::from_key(m.key()), Some(m));
+        }
+    }
+}

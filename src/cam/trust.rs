@@ -1,0 +1,243 @@
+//! Whether a checkpoint's maps can be trusted: the faithfulness metrics of
+//! [`metrics`](super::metrics) run through the network in batches, and two sanity checks
+//! (Adebayo et al. 2018):
+//!
+//! - **class sensitivity**: the correlation of the map for the target with the map for
+//!   the least probable class. A map that does not change with the class explains the
+//!   image, not the decision (EigenCAM never does: it has no class);
+//! - **model randomisation**: the absolute correlation with the map an untrained network
+//!   of the same architecture (seeded, so always the same one) gives for the same class.
+//!   A map that an untrained network draws too shows the architecture, not what was
+//!   learnt.
+//!
+//! Both are Pearson correlations of the maps before their final ReLU, at the feature
+//! map's resolution: after the ReLU, an untrained network's map or an unlikely class's is
+//! often all zero, and nothing can be read from comparing with nothing.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::engine::{self, CamError, CamRequest, Map, SampleMaps, to_vec};
+use super::metrics::{self, Faithfulness, MetricSettings};
+use super::options::{Method, Target};
+use super::{image_ops, measures};
+use crate::model::Res2Net;
+
+/// A map whose correlation with the map for another class is at least this ignores the
+/// class.
+pub const CLASS_CORR_FLAG: f32 = 0.9;
+/// A map whose correlation with an untrained network's is at least this looks like
+/// one.
+pub const RANDOM_CORR_FLAG: f32 = 0.7;
+/// The untrained network's seed.
+pub const RANDOM_SEED: u64 = 0x05EE_DCA3;
+
+/// The two sanity correlations of one map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sanity {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub class_corr: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub random_corr: Option<f32>,
+}
+
+impl Sanity {
+    /// What is wrong, if anything: `"ignores the class"`, `"like an untrained network's"`.
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.class_corr.is_some_and(|c| c >= CLASS_CORR_FLAG) {
+            flags.push("ignores the class");
+        }
+        if self.random_corr.is_some_and(|c| c >= RANDOM_CORR_FLAG) {
+            flags.push("like an untrained network's");
+        }
+        flags
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.class_corr.is_none() && self.random_corr.is_none()
+    }
+}
+
+/// Per image of a batch and method, the faithfulness figures of its map. `input` is the
+/// batch the maps were computed from; `seeds[b]` seeds image b's ROAD noise.
+pub fn faithfulness(
+    model: &Res2Net,
+    input: &Tensor<4>,
+    results: &[SampleMaps],
+    settings: &MetricSettings,
+    request: &CamRequest,
+    seeds: &[u64],
+) -> Result<Vec<BTreeMap<Method, Faithfulness>>, CamError> {
+    let [_, channels, height, width] = input.dims();
+    let values = to_vec(input.clone());
+    let per_image = channels * height * width;
+    let scorer = Scorer {
+        model,
+        request,
+        dims: [channels, height, width],
+        device: input.device(),
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for (b, result) in results.iter().enumerate() {
+        let mut figures = BTreeMap::new();
+        for (method, map) in &result.maps {
+            let shown = image_ops::resize_bilinear(
+                &image_ops::min_max(&map.values),
+                (map.height, map.width),
+                (height, width),
+            );
+            let image = metrics::Image {
+                input: &values[b * per_image..(b + 1) * per_image],
+                height,
+                width,
+                shown: &shown,
+                probability: result.probs[result.target],
+                seed: seeds.get(b).copied().unwrap_or(0) ^ ((*method as u64) << 56),
+            };
+            let mut score = |inputs| scorer.probabilities(inputs, result.target);
+            figures.insert(*method, metrics::evaluate(&image, settings, &mut score)?);
+        }
+        out.push(figures);
+    }
+    Ok(out)
+}
+
+/// Target probabilities of perturbed inputs, by batched forward passes.
+pub struct Scorer<'a> {
+    pub model: &'a Res2Net,
+    /// Its batch size and cancel token.
+    pub request: &'a CamRequest,
+    /// Of one input: `[3, H, W]`.
+    pub dims: [usize; 3],
+    pub device: Device,
+}
+
+impl Scorer<'_> {
+    /// The softmax probability of `target` for each input (`3 × H × W` values each).
+    pub fn probabilities(
+        &self,
+        inputs: Vec<Vec<f32>>,
+        target: usize,
+    ) -> Result<Vec<f32>, CamError> {
+        let [channels, height, width] = self.dims;
+        let mut probabilities = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(self.request.batch.max(1)) {
+            self.request.cancel.check()?;
+            let n = chunk.len();
+            let x = Tensor::<4>::from_data(
+                TensorData::new(chunk.concat(), [n, channels, height, width]),
+                &self.device,
+            );
+            let logits = self.model.forward(x).logits.cast(DType::F32);
+            let targets = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![target as i64; n], [n, 1]),
+                &self.device,
+            );
+            probabilities.extend(to_vec(softmax(logits, 1).gather(1, targets)));
+        }
+        Ok(probabilities)
+    }
+}
+
+/// Per image and method, the two sanity correlations; `random` is the untrained network
+/// of the same architecture (see [`RANDOM_SEED`]), when model randomisation is wanted.
+pub fn sanity(
+    model: &Res2Net,
+    random: Option<&Res2Net>,
+    input: &Tensor<4>,
+    results: &[SampleMaps],
+    request: &CamRequest,
+) -> Result<Vec<BTreeMap<Method, Sanity>>, CamError> {
+    let target = |r: &SampleMaps| Some(r.target);
+    let own = signed_maps(model, input, results, request, target)?;
+    let other = signed_maps(model, input, results, request, other_class)?;
+    let random = match random {
+        Some(random) => signed_maps(random, input, results, request, target)?,
+        None => vec![None; results.len()],
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for ((own, other), random) in own.into_iter().zip(other).zip(random) {
+        let mut figures = BTreeMap::new();
+        for (method, map) in own.iter().flatten() {
+            let with = |maps: &Option<MethodMaps>| {
+                maps.iter()
+                    .flatten()
+                    .find(|(m, _)| m == method)
+                    .map(|(_, other)| correlation(map, other))
+            };
+            figures.insert(
+                *method,
+                Sanity {
+                    class_corr: with(&other),
+                    // An untrained network's classifier has a random sign: a map it
+                    // draws inverted shows the same architecture.
+                    random_corr: with(&random).map(f32::abs),
+                },
+            );
+        }
+        out.push(figures);
+    }
+    Ok(out)
+}
+
+/// The class whose map the target's is compared with: the least probable one, the class
+/// the network is surest the image is not.
+pub fn other_class(result: &SampleMaps) -> Option<usize> {
+    (0..result.probs.len())
+        .filter(|&c| c != result.target)
+        .min_by(|&a, &b| result.probs[a].total_cmp(&result.probs[b]))
+}
+
+/// One image's maps, one per method.
+type MethodMaps = Vec<(Method, Map)>;
+
+/// Per image, `model`'s maps before their ReLU for the class `class_of` it; images that
+/// ask for the same class share a batch.
+fn signed_maps(
+    model: &Res2Net,
+    input: &Tensor<4>,
+    results: &[SampleMaps],
+    request: &CamRequest,
+    class_of: impl Fn(&SampleMaps) -> Option<usize>,
+) -> Result<Vec<Option<MethodMaps>>, CamError> {
+    let mut out = vec![None; results.len()];
+    let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (b, result) in results.iter().enumerate() {
+        if let Some(class) = class_of(result) {
+            by_class.entry(class).or_default().push(b);
+        }
+    }
+    let device = input.device();
+    for (class, images) in by_class {
+        for chunk in images.chunks(request.batch.max(1)) {
+            let indices = Tensor::<1, Int>::from_data(
+                TensorData::new(
+                    chunk.iter().map(|&b| b as i64).collect::<Vec<_>>(),
+                    [chunk.len()],
+                ),
+                &device,
+            );
+            let for_class = CamRequest {
+                target: Target::Class(class),
+                ..request.clone()
+            };
+            let maps = engine::compute_signed(model, input.clone().select(0, indices), &for_class)?;
+            for (&b, result) in chunk.iter().zip(maps) {
+                out[b] = Some(result.maps);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn correlation(a: &Map, b: &Map) -> f32 {
+    if (a.height, a.width) == (b.height, b.width) {
+        measures::pearson(&a.values, &b.values)
+    } else {
+        0.0
+    }
+}
