@@ -9,9 +9,11 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::cam::image_ops::{self, Blend};
+use crate::cam::metrics::{ConfidenceSummary, Faithfulness, MetricSettings};
+use crate::cam::trust::{self, Sanity};
 use crate::cam::{
-    self, CamError, CamRequest, Colormap, Map, Method, Normalize, Sample, SampleMaps, SampleSet,
-    Timings, measures, npy,
+    self, CamError, CamRequest, Colormap, Layer, Map, Method, Normalize, Sample, SampleMaps,
+    SampleSet, Timings, measures, npy,
 };
 use crate::model::{Res2Net, Res2NetConfig};
 use crate::precision::Precision;
@@ -74,6 +76,74 @@ pub fn compute_samples(
         progress(results.len());
     }
     Ok((results, timings))
+}
+
+/// A sample's trust figures, per method: how faithful its map is, and the sanity
+/// correlations (empty where not asked for).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleTrust {
+    pub metrics: BTreeMap<Method, Faithfulness>,
+    pub sanity: BTreeMap<Method, Sanity>,
+}
+
+/// The trust figures of `results` (the maps of `samples`, in order), `batch` images at a
+/// time, telling `progress` how many samples are done. `random` is the untrained network
+/// the sanity check compares with (see [`untrained_like`]).
+#[allow(clippy::too_many_arguments)]
+pub fn compute_trust(
+    model: &Res2Net,
+    random: Option<&Res2Net>,
+    samples: &[&Sample],
+    results: &[SampleMaps],
+    settings: &CamSettings,
+    metrics: &MetricSettings,
+    device: &Device,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<SampleTrust>, RenderError> {
+    let request = &settings.request;
+    let mut out = Vec::with_capacity(results.len());
+    let batch = request.batch.max(1);
+    for (chunk, maps) in samples.chunks(batch).zip(results.chunks(batch)) {
+        let images: Vec<&RgbImage> = chunk.iter().map(|s| &s.image).collect();
+        let input = image_ops::to_input(&images, settings.input_size, settings.normalize, device);
+        let seeds: Vec<u64> = chunk.iter().map(|s| seed_of(&s.digest)).collect();
+        let faithful = if metrics.metrics.is_empty() {
+            vec![BTreeMap::new(); chunk.len()]
+        } else {
+            trust::faithfulness(model, &input, maps, metrics, request, &seeds)?
+        };
+        let sanity = if metrics.sanity {
+            trust::sanity(model, random, &input, maps, request)?
+        } else {
+            vec![BTreeMap::new(); chunk.len()]
+        };
+        out.extend(
+            faithful
+                .into_iter()
+                .zip(sanity)
+                .map(|(metrics, sanity)| SampleTrust { metrics, sanity }),
+        );
+        progress(out.len());
+    }
+    Ok(out)
+}
+
+/// The untrained network the model-randomisation check compares with: `config`'s
+/// architecture, seeded, in `model`'s precision.
+pub fn untrained_like(
+    config: &Res2NetConfig,
+    model: &Res2Net,
+    layer: Layer,
+    device: &Device,
+) -> Res2Net {
+    let random = config.init_seeded(device, trust::RANDOM_SEED);
+    crate::precision::cast(random, Precision::of(model), layer)
+}
+
+/// ROAD's noise seed for a sample: from its content, so the same image gets the same
+/// noise in every run.
+fn seed_of(digest: &str) -> u64 {
+    u64::from_str_radix(digest.get(..16).unwrap_or(""), 16).unwrap_or(0)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +229,26 @@ pub struct SampleSummary {
     pub box_energy: Option<BTreeMap<String, f32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pointing_hit: Option<BTreeMap<String, bool>>,
+    /// Method → faithfulness figures, when metrics were computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, Faithfulness>>,
+    /// Method → sanity correlations, when the sanity checks ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<BTreeMap<String, Sanity>>,
+}
+
+impl SampleSummary {
+    /// Adds a sample's trust figures.
+    pub fn with_trust(mut self, trust: &SampleTrust) -> Self {
+        self.metrics = by_name(&trust.metrics);
+        self.sanity = by_name(&trust.sanity);
+        self
+    }
+}
+
+/// Keyed by method name, as the JSON has it; `None` when empty.
+pub fn by_name<T: Copy>(figures: &BTreeMap<Method, T>) -> Option<BTreeMap<String, T>> {
+    (!figures.is_empty()).then(|| figures.iter().map(|(k, v)| (k.to_string(), *v)).collect())
 }
 
 /// Writes `<stem>.<method>.npy` and `.png` (and `.side.png`) for every sample and
@@ -210,6 +300,8 @@ pub fn write_outputs(
             maps,
             box_energy: has_box.then_some(energy),
             pointing_hit: has_box.then_some(hits),
+            metrics: None,
+            sanity: None,
         });
     }
     Ok(summaries)
@@ -308,6 +400,9 @@ pub struct TimingsMs {
     pub cam: f64,
     /// From opening the checkpoint to having every map (writing excluded).
     pub total: f64,
+    /// The trust figures, after the maps (not in `total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -324,5 +419,9 @@ pub struct Summary {
     pub input_size: usize,
     pub precision: Precision,
     pub timings_ms: TimingsMs,
+    /// Method → Average Drop and Increase in Confidence over the samples, when the
+    /// confidence metric was computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<BTreeMap<String, ConfidenceSummary>>,
     pub samples: Vec<SampleSummary>,
 }

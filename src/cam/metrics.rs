@@ -117,7 +117,7 @@ impl std::str::FromStr for Metric {
             .ok_or_else(|| {
                 let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
                 format!(
-                    "unknown metric {s:?}: expected all, none or a list of {}",
+                    "unknown metric {s:?}: expected all, none or a list of {}, {SANITY}",
                     names.join(", ")
                 )
             })
@@ -128,6 +128,8 @@ impl std::str::FromStr for Metric {
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricSettings {
     pub metrics: Vec<Metric>,
+    /// Also the sanity checks (`trust.rs`): `sanity` in `--metrics`.
+    pub sanity: bool,
     /// `n` of deletion and insertion.
     pub steps: usize,
     /// Standard deviation of the noise ROAD's imputation adds (pytorch-grad-cam: 0.01);
@@ -136,6 +138,8 @@ pub struct MetricSettings {
 }
 
 pub const DEFAULT_STEPS: usize = 16;
+/// `--metrics`' name for the sanity checks.
+pub const SANITY: &str = "sanity";
 pub const ROAD_PERCENTILES: [f32; 9] = [10., 20., 30., 40., 50., 60., 70., 80., 90.];
 pub const ROAD_NOISE: f32 = 0.01;
 
@@ -143,6 +147,7 @@ impl Default for MetricSettings {
     fn default() -> Self {
         MetricSettings {
             metrics: Metric::ALL.to_vec(),
+            sanity: true,
             steps: DEFAULT_STEPS,
             road_noise: ROAD_NOISE,
         }
@@ -150,21 +155,34 @@ impl Default for MetricSettings {
 }
 
 impl MetricSettings {
-    /// Parses `all`, `none` or a comma-separated list.
-    pub fn parse_list(s: &str) -> Result<Vec<Metric>, String> {
-        match s.trim() {
-            "all" => Ok(Metric::ALL.to_vec()),
-            "none" | "" => Ok(Vec::new()),
+    /// Parses `--metrics`: `all`, `none`, or a comma-separated list of metric names and
+    /// `sanity`; the steps and noise are the defaults'.
+    pub fn parse(s: &str) -> Result<MetricSettings, String> {
+        let (metrics, sanity) = match s.trim() {
+            "all" => (Metric::ALL.to_vec(), true),
+            "none" | "" => (Vec::new(), false),
             list => {
-                let mut metrics: Vec<Metric> = list
-                    .split(',')
-                    .map(|m| m.trim().parse())
+                let names: Vec<&str> = list.split(',').map(str::trim).collect();
+                let mut metrics: Vec<Metric> = names
+                    .iter()
+                    .filter(|&&n| n != SANITY)
+                    .map(|m| m.parse())
                     .collect::<Result<_, _>>()?;
                 metrics.sort();
                 metrics.dedup();
-                Ok(metrics)
+                (metrics, names.contains(&SANITY))
             }
-        }
+        };
+        Ok(MetricSettings {
+            metrics,
+            sanity,
+            ..MetricSettings::default()
+        })
+    }
+
+    /// Nothing to compute.
+    pub fn is_off(&self) -> bool {
+        self.metrics.is_empty() && !self.sanity
     }
 
     /// Forward passes per map (each a perturbed copy of the image).
@@ -215,6 +233,36 @@ impl Faithfulness {
 
     pub fn is_empty(&self) -> bool {
         Metric::ALL.iter().all(|&m| self.get(m).is_none())
+    }
+}
+
+/// Over a set of images, what multiplying each by its map does to the target
+/// probability (Chattopadhay et al. 2018), in percent.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfidenceSummary {
+    /// Mean of max(0, p − p') / p: how much confidence the map alone loses.
+    pub average_drop: f32,
+    /// Share of images with p' > p: the map alone is more convincing than the image.
+    pub increase_in_confidence: f32,
+}
+
+impl ConfidenceSummary {
+    /// From each image's (p, p' − p); `None` for no images.
+    pub fn of(pairs: impl IntoIterator<Item = (f32, f32)>) -> Option<ConfidenceSummary> {
+        let (mut drop, mut increased, mut n) = (0f64, 0usize, 0usize);
+        for (p, change) in pairs {
+            drop += if p > 0.0 {
+                (-change).max(0.0) as f64 / p as f64
+            } else {
+                0.0
+            };
+            increased += usize::from(change > 0.0);
+            n += 1;
+        }
+        (n > 0).then(|| ConfidenceSummary {
+            average_drop: (100.0 * drop / n as f64) as f32,
+            increase_in_confidence: (100.0 * increased as f64 / n as f64) as f32,
+        })
     }
 }
 
@@ -560,6 +608,7 @@ mod tests {
         };
         let settings = MetricSettings {
             metrics: vec![Metric::Deletion, Metric::Insertion, Metric::Confidence],
+            sanity: false,
             steps: 4,
             road_noise: 0.0,
         };
@@ -580,6 +629,14 @@ mod tests {
         assert_eq!(result.insertion_auc, Some(0.125));
         assert_eq!(result.confidence_change, Some(-1.0));
         assert_eq!(result.road_combined, None);
+    }
+
+    #[test]
+    fn confidence_over_images() {
+        let s = ConfidenceSummary::of([(0.5, -0.25), (0.8, 0.1)]).unwrap();
+        assert!((s.average_drop - 25.0).abs() < 1e-4);
+        assert!((s.increase_in_confidence - 50.0).abs() < 1e-4);
+        assert_eq!(ConfidenceSummary::of([]), None);
     }
 
     #[test]
@@ -619,13 +676,17 @@ mod tests {
 
     #[test]
     fn lists_parse() {
-        assert_eq!(MetricSettings::parse_list("all").unwrap(), Metric::ALL);
-        assert!(MetricSettings::parse_list("none").unwrap().is_empty());
+        let all = MetricSettings::parse("all").unwrap();
         assert_eq!(
-            MetricSettings::parse_list("road, deletion").unwrap(),
-            [Metric::Deletion, Metric::Road]
+            (all.metrics.as_slice(), all.sanity),
+            (&Metric::ALL[..], true)
         );
-        assert!(MetricSettings::parse_list("roads").is_err());
+        assert!(MetricSettings::parse("none").unwrap().is_off());
+        let some = MetricSettings::parse("road, deletion,sanity").unwrap();
+        assert_eq!(some.metrics, [Metric::Deletion, Metric::Road]);
+        assert!(some.sanity);
+        assert!(!MetricSettings::parse("road").unwrap().sanity);
+        assert!(MetricSettings::parse("roads").is_err());
         for m in Metric::ALL {
             assert_eq!(m.info().metric, m);
             assert_eq!(Metric::from_key(m.key()), Some(m));

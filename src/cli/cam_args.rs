@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use camwatch::cam::image_ops::Blend;
+use camwatch::cam::metrics::{self, MetricSettings};
 use camwatch::cam::samples::RunDefaults;
 use camwatch::cam::{
-    CamRequest, Colormap, Layer, Method, Normalize, SampleMaps, SampleSet, Target, Timings,
+    CamRequest, Colormap, Layer, Method, Normalize, Sample, SampleMaps, SampleSet, Target, Timings,
 };
 use camwatch::device::{self, DeviceChoice, SelectedDevice};
 use camwatch::loader::{self, LoadedModel};
 use camwatch::precision::{self, PrecisionChoice};
-use camwatch::render::{self, CamSettings, OverlayStyle};
+use camwatch::render::{self, CamSettings, OverlayStyle, SampleTrust};
 
 use super::CliResult;
 
@@ -67,6 +68,14 @@ pub struct CamOptions {
     /// The image's weight W for `--overlay gradcam` (implies it) [default: 0.5]
     #[arg(long, value_name = "W", value_parser = parse_weight)]
     pub image_weight: Option<f32>,
+    /// Can the maps be trusted: all, none, or a list of confidence, deletion, insertion,
+    /// road and sanity [render, check: none; watch: all]
+    #[arg(long, value_name = "LIST", value_parser = MetricSettings::parse)]
+    pub metrics: Option<MetricSettings>,
+    /// Steps n of deletion and insertion: n forward passes per map each
+    #[arg(long, value_name = "N", default_value_t = metrics::DEFAULT_STEPS,
+          value_parser = parse_steps)]
+    pub metric_steps: usize,
 }
 
 fn parse_input_size(s: &str) -> Result<usize, String> {
@@ -74,6 +83,13 @@ fn parse_input_size(s: &str) -> Result<usize, String> {
         .parse::<usize>()
         .map_err(|_| format!("{s:?} is not a whole number"))?;
     camwatch::cam::options::check_input_size(n)
+}
+
+fn parse_steps(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a step count in 1..=1024")),
+    }
 }
 
 fn parse_weight(s: &str) -> Result<f32, String> {
@@ -128,6 +144,35 @@ impl CamArgs {
     }
 }
 
+impl Computed {
+    /// The trust figures of every sample's maps (none when `metrics` is off).
+    pub fn trust(&self, metrics: &MetricSettings) -> CliResult<Vec<SampleTrust>> {
+        if metrics.is_off() {
+            return Ok(vec![SampleTrust::default(); self.results.len()]);
+        }
+        let (model, request) = (&self.loaded.model, &self.resolved.request);
+        let random = metrics.sanity.then(|| {
+            render::untrained_like(
+                &self.loaded.config,
+                model,
+                request.layer,
+                &self.device.device,
+            )
+        });
+        let samples: Vec<&Sample> = self.set.samples.iter().collect();
+        Ok(render::compute_trust(
+            model,
+            random.as_ref(),
+            &samples,
+            &self.results,
+            &self.resolved,
+            metrics,
+            &self.device.device,
+            &mut |_| {},
+        )?)
+    }
+}
+
 impl CamOptions {
     pub fn resolve(&self, defaults: &RunDefaults, device: &SelectedDevice) -> CamSettings {
         let mut methods = if self.methods.is_empty() {
@@ -166,6 +211,16 @@ impl CamOptions {
         self.precision
             .or(defaults.precision)
             .unwrap_or(PrecisionChoice::Fp32)
+    }
+
+    /// `--metrics` and `--metric-steps`; `default` when `--metrics` is not given.
+    pub fn metric_settings(&self, default: &str) -> MetricSettings {
+        let mut settings = self
+            .metrics
+            .clone()
+            .unwrap_or_else(|| MetricSettings::parse(default).unwrap_or_default());
+        settings.steps = self.metric_steps;
+        settings
     }
 
     pub fn style(&self, side_by_side: bool) -> OverlayStyle {

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use std::collections::BTreeMap;
+
+use camwatch::cam::metrics::ConfidenceSummary;
 use camwatch::render::{self, ArchSummary, SampleSummary, Summary, TimingsMs};
 
 use super::CliResult;
@@ -38,7 +41,28 @@ pub fn run(args: RenderArgs) -> CliResult {
         }
         _ => {}
     }
-    let samples = render::write_outputs(&args.out, set, &computed.results, &style)?;
+    let metrics = args.cam.options.metric_settings("none");
+    let start = std::time::Instant::now();
+    let trust = computed.trust(&metrics)?;
+    let trust_time = start.elapsed();
+    let samples: Vec<SampleSummary> =
+        render::write_outputs(&args.out, set, &computed.results, &style)?
+            .into_iter()
+            .zip(&trust)
+            .map(|(summary, trust)| summary.with_trust(trust))
+            .collect();
+    let confidence = resolved
+        .request
+        .methods
+        .iter()
+        .filter_map(|&method| {
+            let pairs = computed.results.iter().zip(&trust).filter_map(|(r, t)| {
+                let change = t.metrics.get(&method)?.confidence_change?;
+                Some((r.probs[r.target], change))
+            });
+            Some((method.to_string(), ConfidenceSummary::of(pairs)?))
+        })
+        .collect::<BTreeMap<_, _>>();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let summary = Summary {
         checkpoint: args.cam.checkpoint.clone(),
@@ -56,7 +80,9 @@ pub fn run(args: RenderArgs) -> CliResult {
             forward: ms(computed.timings.forward),
             cam: ms(computed.timings.cam),
             total: ms(computed.total),
+            metrics: (!metrics.is_off()).then(|| ms(trust_time)),
         },
+        confidence: (!confidence.is_empty()).then_some(confidence),
         samples,
     };
     let written: std::collections::HashSet<String> =
