@@ -360,23 +360,48 @@ impl Plan {
                     plan.parts.push(Part::Insertion);
                 }
                 Metric::Road => {
-                    let mut noise = Normal::new(image.seed);
-                    let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
-                    for map in [image.shown, &inverted[..]] {
-                        for p in ROAD_PERCENTILES {
-                            // Kept: below the percentile; the rest is imputed.
-                            let threshold = percentile(map, p);
-                            let keep: Vec<bool> = map.iter().map(|&v| v < threshold).collect();
-                            plan.inputs
-                                .push(impute(image, &keep, settings.road_noise, &mut noise));
-                        }
-                    }
+                    plan.inputs.extend(road_inputs(image, settings.road_noise));
                     plan.parts.push(Part::Road);
                 }
             }
         }
         plan
     }
+}
+
+/// ROAD's imputed images: the most relevant pixels removed at each percentile, then the
+/// least relevant. The 18 solves are independent: they run on every core, each with its
+/// own noise seed, so the result does not depend on the number of cores.
+fn road_inputs(image: &Image, noise: f32) -> Vec<Vec<f32>> {
+    let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
+    let jobs: Vec<(usize, &[f32], f32)> = [image.shown, &inverted[..]]
+        .into_iter()
+        .flat_map(|map| ROAD_PERCENTILES.map(|p| (map, p)))
+        .enumerate()
+        .map(|(i, (map, p))| (i, map, p))
+        .collect();
+    let run = |&(i, map, p): &(usize, &[f32], f32)| {
+        // Kept: below the percentile; the rest is imputed.
+        let threshold = percentile(map, p);
+        let keep: Vec<bool> = map.iter().map(|&v| v < threshold).collect();
+        let mut normal = Normal::new(image.seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
+        impute(image, &keep, noise, &mut normal)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = jobs.len().div_ceil(threads.max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(run).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 fn multiply(image: &Image) -> Vec<f32> {
@@ -468,100 +493,197 @@ const NEIGHBOURS: [((isize, isize), f64); 8] = [
 
 /// ROAD's noisy linear imputation: every pixel not kept becomes the weighted mean of its
 /// neighbours (kept or imputed; the weights of neighbours outside the image are dropped),
-/// per channel, plus noise. The system is symmetric positive definite, solved by
-/// conjugate gradients to a relative residual of 1e-9.
+/// per channel, plus noise. The system is symmetric positive definite; see [`Laplace`].
 fn impute(image: &Image, keep: &[bool], noise: f32, normal: &mut Normal) -> Vec<f32> {
     let (h, w) = (image.height, image.width);
     let plane = h * w;
-    let unknown: Vec<usize> = (0..plane).filter(|&i| !keep[i]).collect();
     let mut out = image.input.to_vec();
-    if unknown.is_empty() {
+    let system = Laplace::new(keep, h, w);
+    if system.unknown.is_empty() {
         return out;
     }
-    let mut index = vec![usize::MAX; plane];
-    for (u, &pixel) in unknown.iter().enumerate() {
-        index[pixel] = u;
-    }
-    // Row u of the matrix: diagonal[u] and the unknown neighbours; known neighbours go
-    // to the right-hand side.
-    let mut diagonal = vec![0f64; unknown.len()];
-    let mut links: Vec<(u32, f64)> = Vec::with_capacity(unknown.len() * 8);
-    let mut starts = Vec::with_capacity(unknown.len() + 1);
-    let mut known: Vec<Vec<(usize, f64)>> = vec![Vec::new(); unknown.len()];
-    for (u, &pixel) in unknown.iter().enumerate() {
-        starts.push(links.len());
-        let (y, x) = ((pixel / w) as isize, (pixel % w) as isize);
-        for ((dy, dx), weight) in NEIGHBOURS {
-            let (ny, nx) = (y + dy, x + dx);
-            if ny < 0 || nx < 0 || ny >= h as isize || nx >= w as isize {
-                continue;
+    let channel = |c: usize| &image.input[c * plane..(c + 1) * plane];
+    let rhs: Vec<[f64; 3]> = system
+        .known
+        .iter()
+        .map(|k| {
+            let mut b = [0.0; 3];
+            for &(j, weight) in k {
+                for (c, b) in b.iter_mut().enumerate() {
+                    *b += weight * channel(c)[j as usize] as f64;
+                }
             }
-            diagonal[u] += weight;
-            let neighbour = ny as usize * w + nx as usize;
-            if keep[neighbour] {
-                known[u].push((neighbour, weight));
-            } else {
-                links.push((index[neighbour] as u32, weight));
-            }
-        }
-    }
-    starts.push(links.len());
-    let apply = |x: &[f64], y: &mut [f64]| {
-        for u in 0..x.len() {
-            let mut v = diagonal[u] * x[u];
-            for &(j, weight) in &links[starts[u]..starts[u + 1]] {
-                v -= weight * x[j as usize];
-            }
-            y[u] = v;
-        }
-    };
+            b
+        })
+        .collect();
+    let solution = system.solve(&rhs);
     for c in 0..3 {
-        let channel = &image.input[c * plane..(c + 1) * plane];
-        let rhs: Vec<f64> = known
-            .iter()
-            .map(|k| k.iter().map(|&(j, wt)| wt * channel[j] as f64).sum())
-            .collect();
-        let solution = conjugate_gradient(&apply, &rhs, &diagonal);
-        for (u, &pixel) in unknown.iter().enumerate() {
-            out[c * plane + pixel] = solution[u] as f32 + noise * normal.sample();
+        for (u, &pixel) in system.unknown.iter().enumerate() {
+            out[c * plane + pixel] = solution[u][c] as f32 + noise * normal.sample();
         }
     }
     out
 }
 
-/// Solves `A x = b` for a symmetric positive definite `A` given by `apply`, with the
-/// diagonal as preconditioner, starting from b / diagonal.
-fn conjugate_gradient(apply: &dyn Fn(&[f64], &mut [f64]), b: &[f64], diagonal: &[f64]) -> Vec<f64> {
-    let n = b.len();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-    let mut x: Vec<f64> = b.iter().zip(diagonal).map(|(b, d)| b / d).collect();
-    let mut ax = vec![0.0; n];
-    apply(&x, &mut ax);
-    let mut r: Vec<f64> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
-    let mut z: Vec<f64> = r.iter().zip(diagonal).map(|(r, d)| r / d).collect();
-    let mut p = z.clone();
-    let mut rz = dot(&r, &z);
-    let tolerance = 1e-18 * dot(b, b).max(1e-30);
-    let mut ap = vec![0.0; n];
-    for _ in 0..20 * n.max(50) {
-        if dot(&r, &r) <= tolerance {
-            break;
+/// The neighbour-mean equations of the pixels to impute: row u says
+/// `diagonal[u]·x_u − Σ weight·x_j (unknown neighbours j) = Σ weight·value (known ones)`.
+struct Laplace {
+    unknown: Vec<usize>,
+    diagonal: Vec<f64>,
+    /// Unknown neighbours of row u: `links[starts[u]..starts[u + 1]]`.
+    links: Vec<(u32, f64)>,
+    starts: Vec<usize>,
+    /// Known neighbours of row u, as pixel indices.
+    known: Vec<Vec<(u32, f64)>>,
+}
+
+/// SSOR's relaxation: near-optimal for the 8-neighbour Laplacian on these grids (200+
+/// iterations of plain CG become about 60).
+const SSOR_OMEGA: f64 = 1.8;
+/// Relative residual at which the solve stops: imputed values within ~1e-6 of the exact
+/// solution (scipy's direct solve), far below ROAD's own noise of 0.01.
+const TOLERANCE: f64 = 1e-8;
+
+impl Laplace {
+    fn new(keep: &[bool], h: usize, w: usize) -> Laplace {
+        let unknown: Vec<usize> = (0..h * w).filter(|&i| !keep[i]).collect();
+        let mut index = vec![u32::MAX; h * w];
+        for (u, &pixel) in unknown.iter().enumerate() {
+            index[pixel] = u as u32;
         }
-        apply(&p, &mut ap);
-        let alpha = rz / dot(&p, &ap);
-        for i in 0..n {
-            x[i] += alpha * p[i];
-            r[i] -= alpha * ap[i];
-            z[i] = r[i] / diagonal[i];
+        let mut system = Laplace {
+            diagonal: vec![0.0; unknown.len()],
+            links: Vec::with_capacity(unknown.len() * 8),
+            starts: Vec::with_capacity(unknown.len() + 1),
+            known: vec![Vec::new(); unknown.len()],
+            unknown,
+        };
+        for (u, &pixel) in system.unknown.iter().enumerate() {
+            system.starts.push(system.links.len());
+            let (y, x) = ((pixel / w) as isize, (pixel % w) as isize);
+            for ((dy, dx), weight) in NEIGHBOURS {
+                let (ny, nx) = (y + dy, x + dx);
+                if ny < 0 || nx < 0 || ny >= h as isize || nx >= w as isize {
+                    continue;
+                }
+                system.diagonal[u] += weight;
+                let neighbour = ny as usize * w + nx as usize;
+                if keep[neighbour] {
+                    system.known[u].push((neighbour as u32, weight));
+                } else {
+                    system.links.push((index[neighbour], weight));
+                }
+            }
         }
-        let next = dot(&r, &z);
-        let beta = next / rz;
-        rz = next;
-        for i in 0..n {
-            p[i] = z[i] + beta * p[i];
+        system.starts.push(system.links.len());
+        system
+    }
+
+    fn row(&self, u: usize) -> &[(u32, f64)] {
+        &self.links[self.starts[u]..self.starts[u + 1]]
+    }
+
+    fn apply(&self, x: &[[f64; 3]], y: &mut [[f64; 3]]) {
+        for (u, y) in y.iter_mut().enumerate() {
+            let mut v = x[u].map(|x| x * self.diagonal[u]);
+            for &(j, weight) in self.row(u) {
+                for c in 0..3 {
+                    v[c] -= weight * x[j as usize][c];
+                }
+            }
+            *y = v;
         }
     }
-    x
+
+    /// z = M⁻¹ r for SSOR's M = (D + ωL) D⁻¹ (D + ωU) / (ω(2 − ω)): a forward and a
+    /// backward sweep (unknowns are numbered in pixel order, so a neighbour with a
+    /// smaller number is in L).
+    fn precondition(&self, r: &[[f64; 3]], z: &mut [[f64; 3]]) {
+        let scale = SSOR_OMEGA * (2.0 - SSOR_OMEGA);
+        for u in 0..r.len() {
+            let mut v = r[u].map(|r| r * scale);
+            for &(j, weight) in self.row(u) {
+                if (j as usize) < u {
+                    for c in 0..3 {
+                        v[c] += SSOR_OMEGA * weight * z[j as usize][c];
+                    }
+                }
+            }
+            z[u] = v.map(|v| v / self.diagonal[u]);
+        }
+        for u in 0..r.len() {
+            z[u] = z[u].map(|z| z * self.diagonal[u]);
+        }
+        for u in (0..r.len()).rev() {
+            let mut v = z[u];
+            for &(j, weight) in self.row(u) {
+                if (j as usize) > u {
+                    for c in 0..3 {
+                        v[c] += SSOR_OMEGA * weight * z[j as usize][c];
+                    }
+                }
+            }
+            z[u] = v.map(|v| v / self.diagonal[u]);
+        }
+    }
+
+    /// Preconditioned conjugate gradients, each channel its own system (they share the
+    /// matrix, so one pass over it serves all three).
+    fn solve(&self, b: &[[f64; 3]]) -> Vec<[f64; 3]> {
+        let n = b.len();
+        let dot = |a: &[[f64; 3]], b: &[[f64; 3]]| {
+            let mut s = [0.0; 3];
+            for (a, b) in a.iter().zip(b) {
+                for c in 0..3 {
+                    s[c] += a[c] * b[c];
+                }
+            }
+            s
+        };
+        let mut x: Vec<[f64; 3]> = b
+            .iter()
+            .zip(&self.diagonal)
+            .map(|(b, d)| b.map(|b| b / d))
+            .collect();
+        let mut r = vec![[0.0; 3]; n];
+        self.apply(&x, &mut r);
+        for (r, b) in r.iter_mut().zip(b) {
+            *r = [b[0] - r[0], b[1] - r[1], b[2] - r[2]];
+        }
+        let mut z = vec![[0.0; 3]; n];
+        self.precondition(&r, &mut z);
+        let mut p = z.clone();
+        let mut rz = dot(&r, &z);
+        let limit = dot(b, b).map(|bb| TOLERANCE * TOLERANCE * bb.max(1e-30));
+        let mut ap = vec![[0.0; 3]; n];
+        for _ in 0..10 * n.max(50) {
+            let rr = dot(&r, &r);
+            if (0..3).all(|c| rr[c] <= limit[c]) {
+                break;
+            }
+            self.apply(&p, &mut ap);
+            let pap = dot(&p, &ap);
+            let alpha: [f64; 3] =
+                std::array::from_fn(|c| if pap[c] > 0.0 { rz[c] / pap[c] } else { 0.0 });
+            for i in 0..n {
+                for c in 0..3 {
+                    x[i][c] += alpha[c] * p[i][c];
+                    r[i][c] -= alpha[c] * ap[i][c];
+                }
+            }
+            self.precondition(&r, &mut z);
+            let next = dot(&r, &z);
+            let beta: [f64; 3] =
+                std::array::from_fn(|c| if rz[c] > 0.0 { next[c] / rz[c] } else { 0.0 });
+            rz = next;
+            for i in 0..n {
+                for c in 0..3 {
+                    p[i][c] = z[i][c] + beta[c] * p[i][c];
+                }
+            }
+        }
+        x
+    }
 }
 
 #[cfg(test)]
