@@ -161,3 +161,129 @@ fn an_untrained_network_is_flagged_and_the_trained_demo_is_not() {
         assert_eq!(eigencam.flags(), ["ignores the class"], "{eigencam:?}");
     }
 }
+
+fn camwatch(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("camwatch runs")
+}
+
+/// Three of the demo's samples, with their labels and boxes.
+fn three_demo_samples(name: &str) -> std::path::PathBuf {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = std::fs::read_to_string(demo.join("labels.csv")).unwrap();
+    let rows: Vec<&str> = labels.lines().take(4).collect();
+    std::fs::write(dir.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    for row in &rows[1..] {
+        let file = row.split(',').next().unwrap();
+        std::fs::copy(demo.join(file), dir.join(file)).unwrap();
+    }
+    for extra in ["classes.txt", "camwatch.toml"] {
+        std::fs::copy(demo.join(extra), dir.join(extra)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn render_writes_the_metrics_it_was_asked_for() {
+    let samples = three_demo_samples("trust-render-samples");
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("trust-render");
+    let render = |metrics: &str| {
+        let output = camwatch(&[
+            "render",
+            "--checkpoint",
+            "checkpoints/epoch_16.pdparams",
+            "--samples",
+            samples.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--method",
+            "gradcam,eigencam",
+            "--metrics",
+            metrics,
+            "--metric-steps",
+            "8",
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let all = render("all");
+    for sample in all["samples"].as_array().unwrap() {
+        for method in ["gradcam", "eigencam"] {
+            let m = &sample["metrics"][method];
+            for key in [
+                "confidence_change",
+                "deletion_auc",
+                "insertion_auc",
+                "road_combined",
+            ] {
+                let v = m[key].as_f64().unwrap_or(f64::NAN);
+                assert!(v.is_finite(), "{method} {key}: {m}");
+            }
+            assert!((0.0..=1.0).contains(&m["deletion_auc"].as_f64().unwrap()));
+            let s = &sample["sanity"][method];
+            assert!(s["class_corr"].is_f64() && s["random_corr"].is_f64(), "{s}");
+        }
+        // EigenCAM has no class: its map for the least likely class is the same.
+        assert!(sample["sanity"]["eigencam"]["class_corr"].as_f64().unwrap() > 0.99);
+    }
+    let drop = &all["confidence"]["gradcam"];
+    assert!(drop["average_drop"].is_f64() && drop["increase_in_confidence"].is_f64());
+    assert!(all["timings_ms"]["metrics"].is_f64());
+
+    let some = render("deletion");
+    let sample = &some["samples"][0];
+    assert!(sample["metrics"]["gradcam"]["deletion_auc"].is_f64());
+    assert!(sample["metrics"]["gradcam"].get("road_combined").is_none());
+    assert!(sample.get("sanity").is_none() && some.get("confidence").is_none());
+    let none = render("none");
+    assert!(none["samples"][0].get("metrics").is_none());
+}
+
+#[test]
+fn check_passes_the_last_demo_epoch_and_fails_the_first() {
+    let rules = [
+        "--min-box-energy",
+        "0.4",
+        "--min-pointing",
+        "0.6",
+        "--min-accuracy",
+        "0.75",
+        "--max-sanity-flags",
+        "0",
+        "--device",
+        "cpu",
+    ];
+    let check = |epoch: &str| {
+        let mut args = vec!["check", "checkpoints", "--epoch", epoch];
+        args.extend(rules);
+        camwatch(&args)
+    };
+    let last = check("latest");
+    let stdout = String::from_utf8_lossy(&last.stdout);
+    assert!(last.status.success(), "{last:?}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("pass")).count(), 4);
+    assert!(stdout.contains("epoch_16.pdparams"), "{stdout}");
+
+    let first = check("1");
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!first.status.success());
+    assert!(stdout.contains("FAIL  box energy"), "{stdout}");
+    assert!(stderr.contains("check(s) failed"), "{stderr}");
+
+    let missing = check("99");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(stderr.contains("no checkpoint of epoch 99"), "{stderr}");
+    let no_rules = camwatch(&["check", "checkpoints"]);
+    assert!(String::from_utf8_lossy(&no_rules.stderr).contains("no rules to check"));
+}

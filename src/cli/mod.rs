@@ -1,6 +1,7 @@
 //! The `camwatch` command line.
 
 mod cam_args;
+mod check;
 mod demo;
 mod history;
 mod info;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Print a run's recorded history: per checkpoint and sample, predictions, box
     /// figures and attention drift.
     History(history::HistoryArgs),
+    /// Check one checkpoint against rules (box energy, pointing, accuracy, faithfulness,
+    /// sanity): one line per rule, exit status non-zero when any fails.
+    Check(check::CheckArgs),
 }
 
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -73,5 +77,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Watch(args) => watch::run(args),
         Command::History(args) => history::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Check(args) => check::run(args),
     }
 }
