@@ -45,7 +45,7 @@ pub fn run(args: HistoryArgs) -> CliResult {
     let device = camwatch::device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
     let history = History::open(&file, &args.run.dir)?;
-    let reports = monitor::read_history(&history, &samples, &settings)?;
+    let reports = monitor::read_history(&history, &samples, &settings, args.run.cam.metric_steps)?;
     if args.json {
         let dump = Dump {
             dir: &args.run.dir,

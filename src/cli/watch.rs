@@ -117,6 +117,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             settle: args.settle,
             give_up: args.give_up,
         },
+        metrics: args.run.cam.metric_settings("all"),
     };
     if !args.headless {
         if !std::io::stdout().is_terminal() {
@@ -160,13 +161,23 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             }
         };
         match event {
-            MonitorEvent::Checkpoint { report, source, ms } => {
-                let line = Line {
-                    event: "checkpoint",
-                    report: &report,
-                    source,
-                    ms,
-                    precision,
+            MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
+                let line = match &event {
+                    MonitorEvent::Checkpoint { report, source, ms } => Line {
+                        event: "checkpoint",
+                        report,
+                        source: *source,
+                        ms: *ms,
+                        precision,
+                    },
+                    MonitorEvent::Measured(report) => Line {
+                        event: "metrics",
+                        report,
+                        source: Source::Measured,
+                        ms: 0.0,
+                        precision,
+                    },
+                    _ => continue,
                 };
                 // Serialised whole before anything is written: a line is never cut.
                 let mut text = match serde_json::to_vec(&line) {
@@ -182,7 +193,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     // The reader went away (a closed pipe): nobody is listening.
                     break;
                 }
-                lines += 1;
+                lines += usize::from(line.event == "checkpoint");
             }
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
                 eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");

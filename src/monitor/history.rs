@@ -9,7 +9,12 @@
 //!   predicted class;
 //! - `maps`: per (content hash, sample, preprocessing, layer, target, method): the raw
 //!   map (little-endian float32, `height × width`), the class it explains, and the box
-//!   figures with the box they were measured against.
+//!   figures with the box they were measured against;
+//! - `trust`: per map (the same key as `maps`) and figure (`confidence_change`,
+//!   `deletion_auc`, `insertion_auc`, `road_combined`, `class_corr`, `random_corr`), its
+//!   value; `steps` is deletion's and insertion's n (0 for the others). Written after the
+//!   maps, when the worker has time. (A table older camwatch builds do not read, so the
+//!   schema version stays.)
 //!
 //! Results hang off the content hash, so the same weights under two names (a hard link,
 //! `latest` beside `epoch_N`) are computed once.
@@ -19,7 +24,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::scan::Fingerprint;
+use crate::cam::metrics::Metric;
+use crate::cam::trust::Sanity;
 use crate::cam::{Map, Method};
+use crate::render::SampleTrust;
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -63,6 +71,18 @@ CREATE TABLE IF NOT EXISTS maps (
     box_energy REAL,
     pointing_hit INTEGER,
     PRIMARY KEY (hash, sample, prep, layer, target, method)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS trust (
+    hash TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    prep TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    target TEXT NOT NULL,
+    method TEXT NOT NULL,
+    figure TEXT NOT NULL,
+    steps INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (hash, sample, prep, layer, target, method, figure, steps)
 ) WITHOUT ROWID;
 ";
 
@@ -126,12 +146,14 @@ pub struct CheckpointRow {
 }
 
 /// What a sample's maps depend on besides the weights: the preprocessing
-/// (`imagenet@224`), the layer and the target mode.
+/// (`imagenet@224`), the layer and the target mode; and the steps of deletion and
+/// insertion, which their figures depend on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Setting {
     pub prep: String,
     pub layer: String,
     pub target: String,
+    pub steps: usize,
 }
 
 /// A sample's results under one setting.
@@ -139,6 +161,8 @@ pub struct Setting {
 pub struct StoredSample {
     pub prediction: Option<Prediction>,
     pub maps: Vec<StoredMap>,
+    /// Its maps' trust figures, as far as they were computed.
+    pub trust: SampleTrust,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -372,10 +396,30 @@ impl History {
                         ],
                     )?;
                 }
+                insert_trust(&tx, &row.hash, sample, setting, &stored.trust)?;
             }
             Ok(())
         })();
         result.map_err(wrap)?;
+        tx.commit().map_err(wrap)
+    }
+
+    /// Adds trust figures to samples already recorded for `hash`.
+    pub fn record_trust(
+        &mut self,
+        hash: &str,
+        setting: &Setting,
+        results: &[(String, SampleTrust)],
+    ) -> Result<(), HistoryError> {
+        let file = &self.file;
+        let wrap = |source: rusqlite::Error| HistoryError {
+            path: file.clone(),
+            source: source.into(),
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        for (sample, trust) in results {
+            insert_trust(&tx, hash, sample, setting, trust).map_err(wrap)?;
+        }
         tx.commit().map_err(wrap)
     }
 
@@ -399,6 +443,14 @@ impl History {
                 "SELECT method, class, height, width, map, box, box_energy, pointing_hit
                  FROM maps
                  WHERE hash = ?1 AND sample = ?2 AND prep = ?3 AND layer = ?4 AND target = ?5",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let mut trust = self
+            .conn
+            .prepare_cached(
+                "SELECT method, figure, value FROM trust
+                 WHERE hash = ?1 AND sample = ?2 AND prep = ?3 AND layer = ?4 AND target = ?5
+                   AND steps IN (0, ?6)",
             )
             .map_err(|e| self.wrap(e))?;
         let mut out = Vec::with_capacity(samples.len());
@@ -455,12 +507,103 @@ impl History {
                     });
                 }
             }
+            let rows = trust
+                .query_map(
+                    params![
+                        hash,
+                        sample,
+                        setting.prep,
+                        setting.layer,
+                        setting.target,
+                        setting.steps as i64
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)),
+                )
+                .map_err(|e| self.wrap(e))?;
+            let mut figures = SampleTrust::default();
+            for row in rows {
+                let (method, figure, value): (String, String, f64) =
+                    row.map_err(|e| self.wrap(e))?;
+                if let Ok(method) = method.parse::<Method>() {
+                    set_figure(&mut figures, method, &figure, value as f32);
+                }
+            }
             out.push(StoredSample {
                 prediction,
                 maps: stored,
+                trust: figures,
             });
         }
         Ok(out)
+    }
+}
+
+/// The trust table's rows of one sample: (method, figure, steps, value).
+fn trust_rows(trust: &SampleTrust, steps: usize) -> Vec<(Method, &'static str, usize, f32)> {
+    let mut rows = Vec::new();
+    for (&method, f) in &trust.metrics {
+        for metric in Metric::ALL {
+            let steps = match metric {
+                Metric::Deletion | Metric::Insertion => steps,
+                _ => 0,
+            };
+            if let Some(v) = f.get(metric) {
+                rows.push((method, metric.key(), steps, v));
+            }
+        }
+    }
+    for (&method, s) in &trust.sanity {
+        for (figure, value) in [("class_corr", s.class_corr), ("random_corr", s.random_corr)] {
+            if let Some(v) = value {
+                rows.push((method, figure, 0, v));
+            }
+        }
+    }
+    rows
+}
+
+fn insert_trust(
+    tx: &rusqlite::Transaction,
+    hash: &str,
+    sample: &str,
+    setting: &Setting,
+    trust: &SampleTrust,
+) -> Result<(), rusqlite::Error> {
+    for (method, figure, steps, value) in trust_rows(trust, setting.steps) {
+        tx.execute(
+            "INSERT OR REPLACE INTO trust
+                 (hash, sample, prep, layer, target, method, figure, steps, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                hash,
+                sample,
+                setting.prep,
+                setting.layer,
+                setting.target,
+                method.name(),
+                figure,
+                steps as i64,
+                value as f64
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Puts a stored figure back in its place; figures this camwatch does not know are
+/// left in the file, unread.
+fn set_figure(trust: &mut SampleTrust, method: Method, figure: &str, value: f32) {
+    fn sanity(trust: &mut SampleTrust, method: Method) -> &mut Sanity {
+        trust.sanity.entry(method).or_default()
+    }
+    match figure {
+        "class_corr" => sanity(trust, method).class_corr = Some(value),
+        "random_corr" => sanity(trust, method).random_corr = Some(value),
+        _ => {
+            if let Some(metric) = Metric::from_key(figure) {
+                trust.metrics.entry(method).or_default().set(metric, value);
+            }
+        }
     }
 }
 
@@ -506,6 +649,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    use crate::cam::metrics::Faithfulness;
+
     #[test]
     fn round_trip_and_reopen() {
         let dir = temp_dir("history");
@@ -514,6 +659,7 @@ mod tests {
             prep: "imagenet@224".into(),
             layer: "stage4".into(),
             target: "predicted".into(),
+            steps: 16,
         };
         let row = CheckpointRow {
             path: dir.join("epoch_1.pdparams"),
@@ -544,6 +690,7 @@ mod tests {
                 },
                 on_object: Some(("0,0,4,4".into(), 0.75, true)),
             }],
+            trust: SampleTrust::default(),
         };
         {
             let mut history = History::open(&db, &dir).unwrap();
@@ -563,12 +710,48 @@ mod tests {
         assert_eq!(stored, vec![sample, StoredSample::default()]);
         let other = Setting {
             layer: "stage3".into(),
-            ..setting
+            ..setting.clone()
         };
         assert!(
             history.results("abc", &other, &["s1".into()]).unwrap()[0]
                 .maps
                 .is_empty()
+        );
+
+        // Trust figures come later, and deletion's depend on its steps.
+        let mut history = History::open(&db, &dir).unwrap();
+        let mut trust = SampleTrust::default();
+        trust.metrics.insert(
+            Method::GradCam,
+            Faithfulness {
+                deletion_auc: Some(0.25),
+                road_combined: Some(-0.5),
+                ..Default::default()
+            },
+        );
+        trust.sanity.insert(
+            Method::GradCam,
+            Sanity {
+                class_corr: Some(0.1),
+                random_corr: None,
+            },
+        );
+        history
+            .record_trust("abc", &setting, &[("s1".into(), trust.clone())])
+            .unwrap();
+        let stored = history.results("abc", &setting, &["s1".into()]).unwrap();
+        assert_eq!(stored[0].trust, trust);
+        let fewer_steps = Setting {
+            steps: 8,
+            ..setting
+        };
+        let stored = history
+            .results("abc", &fewer_steps, &["s1".into()])
+            .unwrap();
+        assert_eq!(stored[0].trust.metrics[&Method::GradCam].deletion_auc, None);
+        assert_eq!(
+            stored[0].trust.metrics[&Method::GradCam].road_combined,
+            Some(-0.5)
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -79,7 +79,7 @@ impl MapReader {
         let stored = history
             .results(
                 &id.hash,
-                &setting(&settings),
+                &setting(&settings, crate::cam::metrics::DEFAULT_STEPS),
                 std::slice::from_ref(keys.get(id.sample)?),
             )
             .ok()?;

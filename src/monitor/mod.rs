@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cam::engine::Cancel;
+use crate::cam::metrics::MetricSettings;
 use crate::cam::{SampleSet, Target};
 use crate::device::SelectedDevice;
 use crate::render::CamSettings;
@@ -62,6 +63,8 @@ pub struct MonitorConfig {
     /// Poll every so often instead of waiting for file-system events.
     pub poll: Option<Duration>,
     pub timing: Timing,
+    /// The trust figures computed after each checkpoint's maps.
+    pub metrics: MetricSettings,
 }
 
 /// Where a report's maps came from.
@@ -70,6 +73,8 @@ pub struct MonitorConfig {
 pub enum Source {
     Computed,
     History,
+    /// Trust figures computed for maps already reported.
+    Measured,
 }
 
 /// One checkpoint content as the history holds it, with its samples' figures.
@@ -92,6 +97,8 @@ pub struct CheckpointReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<serde_json::Value>,
     pub samples: Vec<SampleFigures>,
+    /// The notable changes since the previous checkpoint, sample by sample.
+    pub events: Vec<timeline::Event>,
     /// The file's mtime in nanoseconds, which places an unnumbered checkpoint in
     /// training order.
     #[serde(skip)]
@@ -115,6 +122,7 @@ impl CheckpointReport {
                 .as_deref()
                 .and_then(|a| serde_json::from_str(a).ok()),
             samples,
+            events: Vec::new(),
             mtime_ns: entry.mtime_ns,
         }
     }
@@ -134,6 +142,9 @@ pub enum MonitorEvent {
     /// it, so its drift now has the right neighbour. (Not a new checkpoint: `watch
     /// --headless` prints nothing for it; `history` always has the final figures.)
     Revised(Box<CheckpointReport>),
+    /// New trust figures for a checkpoint already reported (a batch of its samples
+    /// measured; `watch --headless` prints them as an `"event": "metrics"` line).
+    Measured(Box<CheckpointReport>),
     /// The stored history has been reported; what follows is live.
     Replayed { checkpoints: usize },
     /// The worker is computing a checkpoint: `done` of `total` samples, with `queued`
@@ -176,7 +187,7 @@ pub fn sample_keys(set: &SampleSet, target: Target) -> Vec<String> {
 }
 
 /// What the history keys results by, besides weights and sample.
-pub fn setting(settings: &CamSettings) -> Setting {
+pub fn setting(settings: &CamSettings, steps: usize) -> Setting {
     // fp32 rows keep the key they had before precisions existed.
     let precision = match settings.precision {
         crate::precision::Precision::Fp32 => String::new(),
@@ -186,6 +197,7 @@ pub fn setting(settings: &CamSettings) -> Setting {
         prep: format!("{}@{}{precision}", settings.normalize, settings.input_size),
         layer: settings.request.layer.to_string(),
         target: settings.request.target.to_string(),
+        steps,
     }
 }
 
@@ -194,9 +206,10 @@ pub fn read_history(
     history: &History,
     samples: &SampleSet,
     settings: &CamSettings,
+    steps: usize,
 ) -> Result<Vec<CheckpointReport>, MonitorError> {
     let keys = sample_keys(samples, settings.request.target);
-    let setting = setting(settings);
+    let setting = setting(settings, steps);
     let mut walk = timeline::Walk::new(&samples.samples, &settings.request.methods);
     let mut reports = Vec::new();
     for entry in timeline::order(&history.checkpoints()?) {
@@ -287,7 +300,7 @@ impl Monitor {
         };
         let worker = worker::Worker {
             history,
-            setting: setting(&config.settings),
+            setting: setting(&config.settings, config.metrics.steps),
             samples: config.samples,
             sample_keys,
             settings: config.settings,
@@ -296,6 +309,9 @@ impl Monitor {
             events: event_tx,
             scanner: scan_tx.clone(),
             cancel: cancel.clone(),
+            metrics: config.metrics,
+            pending: Vec::new(),
+            random: None,
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use crate::cam::engine::Cancel;
+
 /// Position in the queue: larger is taken first.
 type Key = (bool, i64, PathBuf);
 
@@ -22,6 +24,9 @@ struct State<J> {
 pub struct Queue<J> {
     state: Mutex<State<J>>,
     ready: Condvar,
+    /// Cancelled by the next push or close: lets long background work (the trust
+    /// metrics) give way to a new checkpoint at once.
+    interrupt: Mutex<Option<Cancel>>,
 }
 
 impl<J> Default for Queue<J> {
@@ -33,6 +38,7 @@ impl<J> Default for Queue<J> {
                 closed: false,
             }),
             ready: Condvar::new(),
+            interrupt: Mutex::new(None),
         }
     }
 }
@@ -54,6 +60,30 @@ impl<J> Queue<J> {
         state.keys.insert(path, key.clone());
         state.jobs.insert(key, job);
         self.ready.notify_one();
+        drop(state);
+        self.interrupt_now();
+    }
+
+    /// Cancels `token` when the next job arrives or the queue closes (replacing any
+    /// earlier token), unless one is already waiting: then at once.
+    pub fn interrupt_on_push(&self, token: Cancel) {
+        *self.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+        let state = self.lock();
+        if !state.jobs.is_empty() || state.closed {
+            drop(state);
+            self.interrupt_now();
+        }
+    }
+
+    fn interrupt_now(&self) {
+        if let Some(token) = self
+            .interrupt
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            token.cancel();
+        }
     }
 
     /// The newest job; waits up to `timeout` for one. `None` on timeout or once closed.
@@ -86,6 +116,7 @@ impl<J> Queue<J> {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_all();
+        self.interrupt_now();
     }
 }
 
@@ -95,6 +126,25 @@ mod tests {
     use std::sync::Arc;
 
     const NOW: Duration = Duration::ZERO;
+
+    #[test]
+    fn a_push_interrupts_background_work() {
+        let queue = Queue::default();
+        let token = Cancel::default();
+        queue.interrupt_on_push(token.clone());
+        assert!(!token.is_cancelled());
+        queue.push("a".into(), 1, false, 1);
+        assert!(token.is_cancelled());
+        // Something already waiting: interrupted at once.
+        let late = Cancel::default();
+        queue.interrupt_on_push(late.clone());
+        assert!(late.is_cancelled());
+        queue.pop(Duration::ZERO);
+        let closing = Cancel::default();
+        queue.interrupt_on_push(closing.clone());
+        queue.close();
+        assert!(closing.is_cancelled());
+    }
 
     #[test]
     fn newest_first_nothing_dropped() {

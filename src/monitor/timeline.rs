@@ -11,6 +11,8 @@ use serde::Serialize;
 use super::CheckpointReport;
 use super::history::{CheckpointRow, Status, StoredMap, StoredSample};
 use crate::cam::image_ops;
+use crate::cam::metrics::Faithfulness;
+use crate::cam::trust::Sanity;
 use crate::cam::{Map, Method, Sample, measures};
 use crate::render;
 
@@ -176,17 +178,123 @@ pub struct SampleFigures {
     pub pointing_hit: Option<BTreeMap<String, bool>>,
     /// Per method, since the previous checkpoint; null for the first.
     pub drift: Option<BTreeMap<String, Drift>>,
+    /// Per method, the faithfulness figures, once measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<BTreeMap<String, Faithfulness>>,
+    /// Per method, the sanity correlations, once measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<BTreeMap<String, Sanity>>,
 }
 
-/// The figures of every sample with a stored prediction, in `methods`' order. `previous`
-/// holds the previous checkpoint's results for the same samples, when there is one.
+/// Something notable at a checkpoint, for one sample: what the UI marks on its
+/// timeline and `n` jumps to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub sample: String,
+    pub kind: EventKind,
+    /// The method whose map it concerns (none for a prediction flip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// In words, with the figures: `box energy 0.62 → 0.31`.
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Attention left the object: the pointing game lost, or box energy fell by
+    /// [`LEFT_OBJECT_DROP`] or more.
+    LeftObject,
+    /// The map changed sharply: correlation with the previous map at most
+    /// 1 − [`DRIFT_SPIKE`].
+    DriftSpike,
+    /// The predicted class changed.
+    PredictionFlip,
+    /// A sanity check flags the map (see `cam::trust`).
+    SanityFlag,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::LeftObject => "left the object",
+            EventKind::DriftSpike => "drift spike",
+            EventKind::PredictionFlip => "prediction flip",
+            EventKind::SanityFlag => "sanity flag",
+        }
+    }
+}
+
+pub const LEFT_OBJECT_DROP: f32 = 0.2;
+pub const DRIFT_SPIKE: f32 = 1.0;
+
+/// The events of one sample at a checkpoint, from its figures and the previous
+/// checkpoint's stored results.
+fn events_of(figures: &SampleFigures, before: Option<&StoredSample>, out: &mut Vec<Event>) {
+    let mut push = |kind, method: Option<&str>, detail: String| {
+        out.push(Event {
+            sample: figures.name.clone(),
+            kind,
+            method: method.map(str::to_string),
+            detail,
+        })
+    };
+    if figures.predicted_changed == Some(true)
+        && let Some(old) = before.and_then(|b| b.prediction.as_ref())
+    {
+        push(
+            EventKind::PredictionFlip,
+            None,
+            format!("class {} → {}", old.predicted, figures.predicted),
+        );
+    }
+    for (name, &energy) in figures.box_energy.iter().flatten() {
+        let hit = figures.pointing_hit.as_ref().and_then(|h| h.get(name));
+        let method = name.parse::<Method>().ok();
+        let old = method
+            .and_then(|m| find(before?, m))
+            .and_then(|m| m.on_object.as_ref());
+        if let (Some((_, old_energy, old_hit)), Some(&hit)) = (old, hit)
+            && ((*old_hit && !hit) || old_energy - energy >= LEFT_OBJECT_DROP)
+        {
+            push(
+                EventKind::LeftObject,
+                Some(name),
+                format!("box energy {old_energy:.2} → {energy:.2}"),
+            );
+        }
+    }
+    for (name, drift) in figures.drift.iter().flatten() {
+        if drift.one_minus_corr >= DRIFT_SPIKE {
+            push(
+                EventKind::DriftSpike,
+                Some(name),
+                format!(
+                    "correlation {:.2} with the previous map",
+                    1.0 - drift.one_minus_corr
+                ),
+            );
+        }
+    }
+    for (name, sanity) in figures.sanity.iter().flatten() {
+        let flags = sanity.flags();
+        if !flags.is_empty() {
+            push(EventKind::SanityFlag, Some(name), flags.join(", "));
+        }
+    }
+}
+
+/// The figures of every sample with a stored prediction, in `methods`' order, and their
+/// events. `previous` holds the previous checkpoint's results for the same samples, when
+/// there is one.
 fn figures(
     samples: &[&Sample],
     current: &[StoredSample],
     previous: Option<&[StoredSample]>,
     methods: &[Method],
-) -> Vec<SampleFigures> {
+) -> (Vec<SampleFigures>, Vec<Event>) {
     let mut out = Vec::with_capacity(samples.len());
+    let mut events = Vec::new();
     for (i, (sample, stored)) in samples.iter().zip(current).enumerate() {
         let Some(prediction) = &stored.prediction else {
             continue;
@@ -237,9 +345,14 @@ fn figures(
             box_energy: has_box.then_some(energy),
             pointing_hit: has_box.then_some(hits),
             drift: previous_prediction.map(|_| drifts),
+            metrics: render::by_name(&only(&stored.trust.metrics, methods)),
+            sanity: render::by_name(&only(&stored.trust.sanity, methods)),
         });
+        if let Some(figures) = out.last() {
+            events_of(figures, before, &mut events);
+        }
     }
-    out
+    (out, events)
 }
 
 /// Entries reported one after another in training order, each sample's figures
@@ -266,7 +379,7 @@ impl<'a> Walk<'a> {
     }
 
     pub fn report(&mut self, entry: &Entry, stored: Vec<StoredSample>) -> CheckpointReport {
-        let figures = figures(
+        let (figures, events) = figures(
             &self.samples,
             &stored,
             self.previous.as_deref(),
@@ -275,8 +388,19 @@ impl<'a> Walk<'a> {
         if entry.status == Status::Ok {
             self.previous = Some(stored);
         }
-        CheckpointReport::new(entry, figures)
+        let mut report = CheckpointReport::new(entry, figures);
+        report.events = events;
+        report
     }
+}
+
+/// The figures of `methods` only.
+fn only<T: Copy>(figures: &BTreeMap<Method, T>, methods: &[Method]) -> BTreeMap<Method, T> {
+    figures
+        .iter()
+        .filter(|(m, _)| methods.contains(m))
+        .map(|(m, v)| (*m, *v))
+        .collect()
 }
 
 fn find(stored: &StoredSample, method: Method) -> Option<&StoredMap> {

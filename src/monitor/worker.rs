@@ -15,11 +15,13 @@ use super::scan::Fingerprint;
 use super::timeline::{self, Entry};
 use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
 use crate::cam::engine::Cancel;
-use crate::cam::{CamError, Method, Sample, SampleSet};
+use crate::cam::metrics::MetricSettings;
+use crate::cam::{CamError, CamRequest, Method, Sample, SampleMaps, SampleSet};
 use crate::checkpoint::{self, LoadError};
 use crate::device::{self, SelectedDevice};
-use crate::loader;
-use crate::render::{self, ArchSummary, CamSettings, RenderError};
+use crate::loader::{self, LoadedModel};
+use crate::model::Res2Net;
+use crate::render::{self, ArchSummary, CamSettings, RenderError, SampleTrust};
 
 /// A checkpoint file the scanner found complete (or gave up on), at the content it read.
 #[derive(Debug)]
@@ -46,6 +48,23 @@ pub struct Worker {
     /// Set when the monitor stops: the loop ends, and a computation under way stops
     /// at its next forward pass (the settings' request carries the same token).
     pub cancel: Cancel,
+    /// The trust figures to compute once a checkpoint's maps are recorded.
+    pub metrics: MetricSettings,
+    /// Checkpoints whose maps are recorded but whose trust figures are not (all) yet:
+    /// measured when no checkpoint waits for its maps, the newest first.
+    pub pending: Vec<Pending>,
+    /// The untrained network of the sanity check, for the architecture (as JSON) it
+    /// was built for.
+    pub random: Option<(String, Res2Net)>,
+}
+
+/// A checkpoint waiting for its trust figures.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub path: PathBuf,
+    pub hash: String,
+    pub fingerprint: Fingerprint,
+    pub epoch: Option<u64>,
 }
 
 /// What a job's checkpoint needs: per sample (by index), the methods not yet stored.
@@ -57,7 +76,21 @@ impl Worker {
             self.warn(e.to_string());
         }
         while !self.cancel.is_cancelled() {
-            let Some(job) = self.queue.pop(Duration::from_millis(250)) else {
+            // Maps first: trust figures only when no checkpoint is waiting.
+            let wait = if self.pending.is_empty() {
+                Duration::from_millis(250)
+            } else {
+                Duration::ZERO
+            };
+            let Some(job) = self.queue.pop(wait) else {
+                if let Some(next) = self.next_pending() {
+                    match crate::isolate::isolated(|| self.measure(next)) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => self.warn(e.to_string()),
+                        Err(panic) => self.warn(panic),
+                    }
+                    device::release_cached_memory(&self.device);
+                }
                 continue;
             };
             match crate::isolate::isolated(|| self.handle(job)) {
@@ -113,6 +146,19 @@ impl Worker {
                     );
                     continue;
                 }
+            }
+            if entry.status == Status::Ok
+                && !self.untrusted(&stored).is_empty()
+                && let Some(row) = rows.iter().rev().find(|r| {
+                    r.hash == entry.hash && Fingerprint::of(&r.path) == Some(r.fingerprint)
+                })
+            {
+                self.pending.push(Pending {
+                    path: row.path.clone(),
+                    hash: row.hash.clone(),
+                    fingerprint: row.fingerprint,
+                    epoch: row.epoch,
+                });
             }
             let report = walk.report(entry, stored);
             reported += 1;
@@ -217,6 +263,14 @@ impl Worker {
             }) => {
                 row.format = Some(format);
                 row.arch = Some(arch);
+                if !self.metrics.is_off() {
+                    self.pending.push(Pending {
+                        path: row.path.clone(),
+                        hash: row.hash.clone(),
+                        fingerprint: row.fingerprint,
+                        epoch: row.epoch,
+                    });
+                }
                 self.finish(row, &results, Source::Computed, start)
             }
             Err(Failure::Content(message)) => {
@@ -271,6 +325,17 @@ impl Worker {
         start: Instant,
     ) -> Result<(), HistoryError> {
         self.history.record(&row, &self.setting, results)?;
+        self.report(&row, source, start)
+    }
+
+    /// Reports `row`'s content as the history now holds it, and the next checkpoint's
+    /// figures when they changed with it.
+    fn report(
+        &self,
+        row: &CheckpointRow,
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
         let rows = self.history.checkpoints()?;
         let entries = timeline::order(&rows);
         let Some(at) = entries.iter().position(|e| e.hash == row.hash) else {
@@ -288,7 +353,13 @@ impl Worker {
         let methods = &self.settings.request.methods;
         let mut walk = timeline::Walk::new(&self.samples.samples, methods).after(previous);
         let report = walk.report(&entry, self.stored(&row.hash)?);
-        self.send(report, source, start);
+        match source {
+            Source::Measured => {
+                let _ = self.events.send(MonitorEvent::Measured(Box::new(report)));
+                return Ok(());
+            }
+            _ => self.send(report, source, start),
+        }
         // Computed after a later checkpoint (newest first): that one's drift was
         // measured against an older neighbour, or none. Tell the UI its new figures.
         if row.status == Status::Ok
@@ -300,9 +371,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Loads the checkpoint (checking it is still the content the scanner hashed) and
-    /// computes the missing maps.
-    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, Failure> {
+    /// Loads the checkpoint in the settings' precision; `None` when the file no longer
+    /// holds the content the scanner hashed (or cannot be opened as it was queued).
+    fn load(&self, path: &Path, hash: &str) -> Result<Option<LoadedModel>, Failure> {
         let loaded = checkpoint::with_file(path, |data| {
             if content_hash(data) != hash {
                 return Ok(None);
@@ -321,7 +392,13 @@ impl Worker {
             Err(e) if matches!(e.source, LoadError::Io(_)) => None,
             other => other.map_err(|e| Failure::Content(e.to_string()))?,
         };
-        let Some(loaded) = loaded else {
+        Ok(loaded)
+    }
+
+    /// Loads the checkpoint (checking it is still the content the scanner hashed) and
+    /// computes the missing maps.
+    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, Failure> {
+        let Some(loaded) = self.load(path, hash)? else {
             return Ok(Computed::Changed);
         };
         let mut methods: Vec<Method> = Vec::new();
@@ -377,6 +454,7 @@ impl Worker {
                         predicted: result.predicted,
                     }),
                     maps,
+                    trust: Default::default(),
                 };
                 (self.sample_keys[*i].clone(), stored)
             })
@@ -388,6 +466,158 @@ impl Worker {
             results,
         })
     }
+}
+
+impl Worker {
+    /// The pending checkpoint to measure next: the newest in training order.
+    fn next_pending(&mut self) -> Option<Pending> {
+        let newest = (0..self.pending.len()).max_by_key(|&i| {
+            let p = &self.pending[i];
+            (p.epoch, p.fingerprint.mtime_ns)
+        })?;
+        Some(self.pending.swap_remove(newest))
+    }
+
+    /// The samples (by index) whose maps lack some trust figure asked for.
+    fn untrusted(&self, stored: &[StoredSample]) -> Vec<usize> {
+        let metrics = &self.metrics;
+        if metrics.is_off() {
+            return Vec::new();
+        }
+        stored
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.prediction.is_some())
+            .filter(|(_, s)| {
+                self.settings.request.methods.iter().any(|method| {
+                    let faithful = s.trust.metrics.get(method);
+                    let lacks_metric = metrics
+                        .metrics
+                        .iter()
+                        .any(|&m| faithful.and_then(|f| f.get(m)).is_none());
+                    let lacks_sanity = metrics.sanity
+                        && s.trust
+                            .sanity
+                            .get(method)
+                            .is_none_or(|s| s.class_corr.is_none() || s.random_corr.is_none());
+                    s.maps.iter().any(|m| m.method == *method) && (lacks_metric || lacks_sanity)
+                })
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Computes the trust figures a checkpoint lacks, a batch of samples at a time, each
+    /// batch recorded as it is done. A checkpoint arriving meanwhile interrupts it: the
+    /// rest waits in `pending` again.
+    fn measure(&mut self, pending: Pending) -> Result<(), HistoryError> {
+        let stored = self.stored(&pending.hash)?;
+        let todo = self.untrusted(&stored);
+        if todo.is_empty() || Fingerprint::of(&pending.path) != Some(pending.fingerprint) {
+            return Ok(());
+        }
+        let interrupt = Cancel::default();
+        self.queue.interrupt_on_push(interrupt.clone());
+        let loaded = match self.load(&pending.path, &pending.hash) {
+            Ok(Some(loaded)) => loaded,
+            // Changed or unreadable since: the scanner sees to it.
+            Ok(None) | Err(_) => return Ok(()),
+        };
+        let arch = serde_json::to_string(&ArchSummary::of(&loaded.config)).unwrap_or_default();
+        if self.metrics.sanity && self.random.as_ref().is_none_or(|(a, _)| *a != arch) {
+            let random = render::untrained_like(
+                &loaded.config,
+                &loaded.model,
+                self.settings.request.layer,
+                &self.device.device,
+            );
+            self.random = Some((arch, random));
+        }
+        let settings = CamSettings {
+            request: CamRequest {
+                cancel: interrupt.clone(),
+                ..self.settings.request.clone()
+            },
+            ..self.settings.clone()
+        };
+        let batch = settings.request.batch.max(1);
+        let row = CheckpointRow {
+            path: pending.path.clone(),
+            hash: pending.hash.clone(),
+            fingerprint: pending.fingerprint,
+            epoch: pending.epoch,
+            status: Status::Ok,
+            error: None,
+            format: None,
+            arch: None,
+        };
+        for chunk in todo.chunks(batch) {
+            if interrupt.is_cancelled() || self.cancel.is_cancelled() {
+                break;
+            }
+            let samples: Vec<&Sample> = chunk.iter().map(|&i| &self.samples.samples[i]).collect();
+            let results: Vec<SampleMaps> = chunk
+                .iter()
+                .filter_map(|&i| as_sample_maps(&stored[i], &settings.request.methods))
+                .collect();
+            if results.len() != chunk.len() {
+                continue;
+            }
+            let random = self.random.as_ref().map(|(_, r)| r);
+            let trust = match render::compute_trust(
+                &loaded.model,
+                random,
+                &samples,
+                &results,
+                &settings,
+                &self.metrics,
+                &self.device.device,
+                &mut |_| {},
+            ) {
+                Ok(trust) => trust,
+                Err(RenderError::Cam(CamError::Cancelled)) => break,
+                Err(e) => {
+                    self.warn(format!("{}: trust figures: {e}", pending.path.display()));
+                    return Ok(());
+                }
+            };
+            let keyed: Vec<(String, SampleTrust)> = chunk
+                .iter()
+                .map(|&i| self.sample_keys[i].clone())
+                .zip(trust)
+                .collect();
+            self.history
+                .record_trust(&pending.hash, &self.setting, &keyed)?;
+            self.report(&row, Source::Measured, Instant::now())?;
+        }
+        if !self.untrusted(&self.stored(&pending.hash)?).is_empty() && !self.cancel.is_cancelled() {
+            self.pending.push(pending);
+        }
+        Ok(())
+    }
+}
+
+/// A sample's stored prediction and maps, as the engine gave them.
+fn as_sample_maps(stored: &StoredSample, methods: &[Method]) -> Option<SampleMaps> {
+    let prediction = stored.prediction.as_ref()?;
+    let maps: Vec<(Method, crate::cam::Map)> = methods
+        .iter()
+        .filter_map(|&m| {
+            let found = stored.maps.iter().find(|s| s.method == m)?;
+            Some((m, found.map.clone()))
+        })
+        .collect();
+    let target = stored
+        .maps
+        .first()
+        .map_or(prediction.predicted, |m| m.class);
+    Some(SampleMaps {
+        logits: prediction.logits.clone(),
+        probs: prediction.probs.clone(),
+        predicted: prediction.predicted,
+        target,
+        maps,
+    })
 }
 
 /// Why a checkpoint gave no maps.

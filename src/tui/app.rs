@@ -273,7 +273,7 @@ impl App {
 
     fn on_monitor(&mut self, event: MonitorEvent) {
         match event {
-            MonitorEvent::Revised(report) => {
+            MonitorEvent::Revised(report) | MonitorEvent::Measured(report) => {
                 if let Some(old) = self.checkpoints.iter_mut().find(|c| c.hash == report.hash) {
                     *old = *report;
                 }
