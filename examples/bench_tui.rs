@@ -57,6 +57,8 @@ fn figures(name: &str, epoch: u64) -> SampleFigures {
                 top20_iou: p,
             },
         )])),
+        metrics: None,
+        sanity: None,
     }
 }
 
@@ -99,6 +101,7 @@ fn main() {
                 .iter()
                 .map(|s| figures(&s.name, epoch))
                 .collect(),
+            events: vec![],
             mtime_ns: epoch as i64,
         };
         app.update(Message::Monitor {

@@ -11,7 +11,7 @@ use super::keymap::intent_of;
 use crate::cam::image_ops::Blend;
 use crate::cam::{Layer, Method, SampleSet, Target};
 use crate::monitor::history::Status;
-use crate::monitor::timeline::{SampleFigures, sort_in_training_order};
+use crate::monitor::timeline::{Event, SampleFigures, sort_in_training_order};
 use crate::monitor::{CheckpointReport, MonitorEvent};
 
 /// What changes the UI's state.
@@ -36,6 +36,9 @@ pub enum Intent {
     PreviousSample,
     NextEpoch,
     PreviousEpoch,
+    /// The next (previous) epoch with an event for the shown sample.
+    NextEvent,
+    PreviousEvent,
     FirstEpoch,
     LatestEpoch,
     ToggleFollow,
@@ -219,6 +222,20 @@ impl App {
         checkpoint.samples.iter().find(|s| &s.name == name)
     }
 
+    /// The shown sample's events at a checkpoint: those of the shown method, and
+    /// prediction flips.
+    pub fn events<'a>(&self, checkpoint: &'a CheckpointReport) -> Vec<&'a Event> {
+        let Some(name) = self.samples.get(self.sample).map(|s| &s.name) else {
+            return Vec::new();
+        };
+        checkpoint
+            .events
+            .iter()
+            .filter(|e| &e.sample == name)
+            .filter(|e| e.method.as_deref().is_none_or(|m| m == self.method.name()))
+            .collect()
+    }
+
     pub fn class_name(&self, class: usize) -> String {
         self.classes
             .as_ref()
@@ -351,6 +368,8 @@ impl App {
             Intent::NextEpoch => self.step_epoch(1),
             Intent::PreviousEpoch => self.step_epoch(-1),
             Intent::FirstEpoch => self.select_epoch(0),
+            Intent::NextEvent => self.step_event(true),
+            Intent::PreviousEvent => self.step_event(false),
             Intent::LatestEpoch => self.follow = true,
             Intent::SelectEpoch(i) => self.select_epoch(i),
             Intent::ToggleFollow => {
@@ -403,6 +422,31 @@ impl App {
         };
         let last = self.epochs().len() as isize - 1;
         self.select_epoch((index as isize + step).clamp(0, last) as usize);
+    }
+
+    /// Goes to the nearest epoch after (or before) the shown one with an event for the
+    /// shown sample.
+    fn step_event(&mut self, forward: bool) {
+        let Some(index) = self.epoch_index() else {
+            return;
+        };
+        let epochs = self.epochs();
+        let found = if forward {
+            (index + 1..epochs.len()).find(|&i| !self.events(epochs[i]).is_empty())
+        } else {
+            (0..index)
+                .rev()
+                .find(|&i| !self.events(epochs[i]).is_empty())
+        };
+        match found {
+            Some(i) => self.select_epoch(i),
+            None => {
+                self.notice = Some(format!(
+                    "no {} event for this sample",
+                    if forward { "later" } else { "earlier" }
+                ))
+            }
+        }
     }
 
     /// Shows epoch `index` and stops following, unless it is the latest.
@@ -494,8 +538,11 @@ pub(crate) mod tests {
                     box_energy: None,
                     pointing_hit: None,
                     drift: None,
+                    metrics: None,
+                    sanity: None,
                 })
                 .collect(),
+            events: vec![],
             mtime_ns: epoch as i64,
         }
     }
@@ -551,6 +598,41 @@ pub(crate) mod tests {
         app.update(key(KeyCode::Char('?')));
         app.update(key(KeyCode::Char('q')));
         assert!(app.quit, "q quits from anywhere");
+    }
+
+    #[test]
+    fn n_jumps_between_the_shown_samples_events() {
+        use crate::monitor::timeline::{Event, EventKind};
+        let mut app = app_with(6);
+        let event = |sample: &str, method: Option<&str>| Event {
+            sample: sample.into(),
+            kind: EventKind::LeftObject,
+            method: method.map(str::to_string),
+            detail: String::new(),
+        };
+        // Epoch 2: sample a; epoch 4: sample b; epoch 5: a, but for another method.
+        app.checkpoints[1].events = vec![event("a", Some("gradcam"))];
+        app.checkpoints[3].events = vec![event("b", None)];
+        app.checkpoints[4].events = vec![event("a", Some("eigencam"))];
+        app.update(key(KeyCode::Home));
+        app.update(key(KeyCode::Char('n')));
+        assert_eq!(app.current().unwrap().epoch, Some(2));
+        app.update(key(KeyCode::Char('n')));
+        assert_eq!(
+            app.current().unwrap().epoch,
+            Some(2),
+            "no later event for a"
+        );
+        assert!(app.notice.as_deref().unwrap().contains("no later event"));
+        app.update(key(KeyCode::Char('l')));
+        app.update(key(KeyCode::Char('n')));
+        assert_eq!(app.current().unwrap().epoch, Some(4));
+        app.update(key(KeyCode::Char('N')));
+        assert_eq!(
+            app.current().unwrap().epoch,
+            Some(4),
+            "nothing earlier for b"
+        );
     }
 
     #[test]

@@ -54,6 +54,18 @@ pub const KEYMAP: &[Binding] = &[
         Intent::PreviousEpoch,
         "previous epoch",
     ),
+    bind(
+        &[Char('n')],
+        "n",
+        Intent::NextEvent,
+        "next epoch with an event (! on the timeline)",
+    ),
+    bind(
+        &[Char('N')],
+        "N",
+        Intent::PreviousEvent,
+        "previous epoch with an event",
+    ),
     bind(&[Home], "Home", Intent::FirstEpoch, "first epoch"),
     bind(
         &[End],

@@ -16,6 +16,7 @@ use super::graphics::{self, Body, Encoded};
 use super::images::{ImageKey, ImageRequest, Picture};
 use super::keymap::{KEYMAP, MOUSE};
 use crate::cam::Target;
+use crate::cam::metrics::Metric;
 use crate::monitor::CheckpointReport;
 use crate::monitor::history::Status;
 use crate::monitor::maps::MapId;
@@ -519,7 +520,36 @@ fn info(app: &App) -> Vec<Line<'static>> {
         ),
         None => "first epoch: no drift yet".into(),
     };
-    vec![Line::from(first), Line::from(second).dark_gray()]
+    let mut lines = vec![Line::from(first), Line::from(second).dark_gray()];
+    lines.extend(trust_line(f, method));
+    for event in app.events(current) {
+        lines.push(Line::from(format!("! {}: {}", event.kind.name(), event.detail)).yellow());
+    }
+    lines
+}
+
+/// The map's faithfulness figures and sanity verdict, once measured.
+fn trust_line(f: &SampleFigures, method: &str) -> Option<Line<'static>> {
+    let metrics = f.metrics.as_ref().and_then(|m| m.get(method));
+    let sanity = f.sanity.as_ref().and_then(|s| s.get(method));
+    if metrics.is_none() && sanity.is_none() {
+        return None;
+    }
+    let mut spans = vec![Span::raw("trust:").dark_gray()];
+    for metric in Metric::ALL {
+        if let Some(v) = metrics.and_then(|m| m.get(metric)) {
+            spans.push(Span::raw(format!(" {} {v:.2}", metric.name())));
+        }
+    }
+    if let Some(sanity) = sanity {
+        let flags = sanity.flags();
+        spans.push(if flags.is_empty() {
+            Span::raw(" · sanity ok").green()
+        } else {
+            Span::raw(format!(" · {}", flags.join(", "))).red()
+        });
+    }
+    Some(Line::from(spans))
 }
 
 fn draw_grid_names(
@@ -577,11 +607,19 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas) {
             Style::new().dark_gray()
         };
         let label = Rect::new(rect.x, rect.y + rect.height, rect.width, 1);
+        // `!` marks an epoch with an event for the shown sample (`n` goes there).
+        let events = app.events(checkpoint);
+        let mark = if events.is_empty() { "" } else { "!" };
         let text = format!(
             "{:^w$}",
-            App::epoch_label(checkpoint),
+            format!("{}{mark}", App::epoch_label(checkpoint)),
             w = rect.width as usize
         );
+        let style = if events.is_empty() || Some(*index) == current {
+            style
+        } else {
+            style.fg(Color::Yellow)
+        };
         frame.render_widget(Paragraph::new(Span::styled(text, style)), label);
     }
 }
@@ -603,9 +641,11 @@ enum Needs {
     Nothing,
     Boxes,
     Labels,
+    /// Faithfulness figures in some checkpoint (`--metrics`).
+    Metrics,
 }
 
-const CHARTS: [Chart; 5] = [
+const CHARTS: [Chart; 7] = [
     Chart {
         name: "p(target)",
         value: |_, f| Some(f.target_prob),
@@ -643,6 +683,18 @@ const CHARTS: [Chart; 5] = [
         max: 2.0,
         needs: Needs::Nothing,
     },
+    Chart {
+        name: "insertion",
+        value: |app, f| f.metrics.as_ref()?.get(app.method.name())?.insertion_auc,
+        max: 1.0,
+        needs: Needs::Metrics,
+    },
+    Chart {
+        name: "deletion",
+        value: |app, f| f.metrics.as_ref()?.get(app.method.name())?.deletion_auc,
+        max: 1.0,
+        needs: Needs::Metrics,
+    },
 ];
 
 impl Chart {
@@ -667,12 +719,17 @@ impl Chart {
 fn chart_rows(app: &App) -> Vec<&'static Chart> {
     let boxes = app.samples.iter().any(|s| s.has_box);
     let labels = app.samples.iter().any(|s| s.label.is_some());
+    let metrics = app
+        .checkpoints
+        .iter()
+        .any(|c| c.samples.iter().any(|f| f.metrics.is_some()));
     CHARTS
         .iter()
         .filter(|c| match c.needs {
             Needs::Nothing => true,
             Needs::Boxes => boxes,
             Needs::Labels => labels,
+            Needs::Metrics => metrics,
         })
         .collect()
 }
