@@ -129,6 +129,7 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
 /// the rest of the machine to the training job. Call once, before any work.
 pub fn limit_threads(threads: usize) {
     let threads = threads.max(1);
+    THREADS.store(threads, std::sync::atomic::Ordering::Relaxed);
     #[cfg(feature = "tch")]
     {
         tch::set_num_threads(threads as i32);
@@ -145,6 +146,17 @@ pub fn limit_threads(threads: usize) {
 
 /// Half the machine's cores (at least one): the default share of a monitor that runs
 /// beside a training job.
+/// The CPU threads camwatch's own parallel work may use besides the network's: what
+/// [`limit_threads`] set, else every core.
+pub fn thread_limit() -> usize {
+    match THREADS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }

@@ -92,9 +92,11 @@ fn demo_replays_the_shipped_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Checkpoint lines; `metrics` lines follow them as the trust figures arrive.
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "checkpoint")
         .collect();
     let mut epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
     epochs.sort();

@@ -552,3 +552,67 @@ fn signals_while_computing_end_cleanly() {
         .unwrap();
     assert_eq!(count, 3, "each epoch recorded once");
 }
+
+#[test]
+fn trust_figures_follow_the_maps_and_never_hold_them_up() {
+    let dir = run_dir("watch-trust");
+    std::fs::write(dir.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    let watch = Watch::start(&dir, &["--metrics", "all"]);
+    let first = watch.next();
+    assert_eq!(
+        (str_of(&first, "event"), &first["epoch"]),
+        ("checkpoint", &1.into())
+    );
+    assert!(
+        first["samples"][0].get("metrics").is_none(),
+        "maps come first"
+    );
+    // Epoch 1's 12 samples take seconds to measure; epoch 2 arrives meanwhile and its
+    // maps come before any of them.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(dir.join("epoch_2.pdparams"), demo_checkpoint(2)).unwrap();
+    let second = watch.next();
+    assert_eq!(
+        (str_of(&second, "event"), &second["epoch"]),
+        ("checkpoint", &2.into()),
+        "a checkpoint waited for metrics"
+    );
+    // Then the figures, newest first, each line with every sample measured so far.
+    let mut measured = Vec::new();
+    while measured.len() < 2 {
+        let line = watch.next();
+        assert_eq!(str_of(&line, "event"), "metrics", "{line}");
+        assert_eq!(str_of(&line, "source"), "measured");
+        let samples = line["samples"].as_array().unwrap();
+        if samples.iter().all(|s| s.get("metrics").is_some()) {
+            for s in samples {
+                let m = &s["metrics"]["gradcam"];
+                for key in [
+                    "confidence_change",
+                    "deletion_auc",
+                    "insertion_auc",
+                    "road_combined",
+                ] {
+                    assert!(m[key].is_f64(), "{key} in {m}");
+                }
+                assert!(s["sanity"]["gradcam"]["class_corr"].is_f64());
+            }
+            assert!(line["events"].is_array());
+            measured.push(line["epoch"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(measured, [2, 1]);
+    assert!(watch.interrupt().success());
+    // The history keeps them: a restart reads them back and has nothing to measure.
+    let dump = history_json(&dir, &[]);
+    for checkpoint in dump["checkpoints"].as_array().unwrap() {
+        for s in checkpoint["samples"].as_array().unwrap() {
+            assert!(s["metrics"]["gradcam"]["road_combined"].is_f64(), "{s}");
+        }
+    }
+    let again = Watch::start(&dir, &["--metrics", "all"]);
+    let lines = again.take(2);
+    assert!(lines.iter().all(|l| str_of(l, "source") == "history"));
+    again.expect_quiet(Duration::from_secs(3));
+    assert!(again.interrupt().success());
+}

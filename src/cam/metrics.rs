@@ -370,8 +370,9 @@ impl Plan {
 }
 
 /// ROAD's imputed images: the most relevant pixels removed at each percentile, then the
-/// least relevant. The 18 solves are independent: they run on every core, each with its
-/// own noise seed, so the result does not depend on the number of cores.
+/// least relevant. The 18 solves are independent: they run on the threads camwatch may
+/// use (`--threads`), each with its own noise seed, so the result does not depend on
+/// their number.
 fn road_inputs(image: &Image, noise: f32) -> Vec<Vec<f32>> {
     let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
     let jobs: Vec<(usize, &[f32], f32)> = [image.shown, &inverted[..]]
@@ -387,7 +388,7 @@ fn road_inputs(image: &Image, noise: f32) -> Vec<Vec<f32>> {
         let mut normal = Normal::new(image.seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
         impute(image, &keep, noise, &mut normal)
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::device::thread_limit();
     let per_thread = jobs.len().div_ceil(threads.max(1));
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs

@@ -463,6 +463,84 @@ mod tests {
     }
 
     #[test]
+    fn events_say_what_changed() {
+        use crate::cam::trust::Sanity;
+        use crate::monitor::history::Prediction;
+        let before = StoredSample {
+            prediction: Some(Prediction {
+                logits: vec![0.0, 1.0],
+                probs: vec![0.3, 0.7],
+                predicted: 1,
+            }),
+            maps: vec![StoredMap {
+                method: Method::GradCam,
+                class: 1,
+                map: Map {
+                    height: 1,
+                    width: 1,
+                    values: vec![1.0],
+                },
+                on_object: Some(("0,0,1,1".into(), 0.7, true)),
+            }],
+            trust: Default::default(),
+        };
+        fn gradcam<T>(v: T) -> BTreeMap<String, T> {
+            BTreeMap::from([("gradcam".to_string(), v)])
+        }
+        let now = SampleFigures {
+            name: "a".into(),
+            file: PathBuf::new(),
+            logits: vec![1.0, 0.0],
+            probs: vec![0.7, 0.3],
+            predicted: 0,
+            target: 0,
+            target_prob: 0.7,
+            predicted_changed: Some(true),
+            maps: BTreeMap::new(),
+            box_energy: Some(gradcam(0.6)),
+            pointing_hit: Some(gradcam(false)),
+            drift: Some(gradcam(Drift {
+                one_minus_corr: 1.2,
+                top20_iou: 0.0,
+            })),
+            metrics: None,
+            sanity: Some(gradcam(Sanity {
+                class_corr: Some(0.95),
+                random_corr: Some(0.1),
+            })),
+        };
+        let mut events = Vec::new();
+        events_of(&now, Some(&before), &mut events);
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::PredictionFlip,
+                EventKind::LeftObject,
+                EventKind::DriftSpike,
+                EventKind::SanityFlag
+            ]
+        );
+        assert_eq!(events[0].detail, "class 1 → 0");
+        assert_eq!(events[1].detail, "box energy 0.70 → 0.60");
+        assert_eq!(events[3].detail, "ignores the class");
+        // Steady attention, the same prediction, sane maps: nothing to say.
+        let calm = SampleFigures {
+            predicted_changed: Some(false),
+            pointing_hit: Some(gradcam(true)),
+            drift: Some(gradcam(Drift {
+                one_minus_corr: 0.1,
+                top20_iou: 0.9,
+            })),
+            sanity: None,
+            ..now
+        };
+        let mut events = Vec::new();
+        events_of(&calm, Some(&before), &mut events);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
     fn drift_of_moving_attention() {
         let map = |peak: usize| Map {
             height: 4,

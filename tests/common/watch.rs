@@ -61,6 +61,13 @@ impl Watch {
             } else {
                 &["--settle", "0.2"][..]
             })
+            // Trust figures add `metrics` lines between checkpoints: only the tests
+            // about them ask for them.
+            .args(if extra.contains(&"--metrics") {
+                &[][..]
+            } else {
+                &["--metrics", "none"][..]
+            })
             .arg("--samples")
             .arg(root().join("samples"))
             .args(extra)
