@@ -87,9 +87,8 @@ pub struct SampleTrust {
 }
 
 /// The trust figures of `results` (the maps of `samples`, in order), `batch` images at a
-/// time, telling `progress` how many samples are done. `random` is the untrained network
-/// the sanity check compares with (see [`untrained_like`]).
-#[allow(clippy::too_many_arguments)]
+/// time. `random` is the untrained network the sanity check compares with (see
+/// [`untrained_like`]).
 pub fn compute_trust(
     model: &Res2Net,
     random: Option<&Res2Net>,
@@ -98,7 +97,6 @@ pub fn compute_trust(
     settings: &CamSettings,
     metrics: &MetricSettings,
     device: &Device,
-    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<SampleTrust>, RenderError> {
     let request = &settings.request;
     let mut out = Vec::with_capacity(results.len());
@@ -123,9 +121,21 @@ pub fn compute_trust(
                 .zip(sanity)
                 .map(|(metrics, sanity)| SampleTrust { metrics, sanity }),
         );
-        progress(out.len());
     }
     Ok(out)
+}
+
+/// Average Drop and Increase in Confidence of `method`'s maps over the samples that
+/// have a confidence change.
+pub fn confidence_summary(
+    method: Method,
+    results: &[SampleMaps],
+    trust: &[SampleTrust],
+) -> Option<ConfidenceSummary> {
+    ConfidenceSummary::of(results.iter().zip(trust).filter_map(|(r, t)| {
+        let change = t.metrics.get(&method)?.confidence_change?;
+        Some((r.probs[r.target], change))
+    }))
 }
 
 /// The untrained network the model-randomisation check compares with: `config`'s

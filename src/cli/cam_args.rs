@@ -168,7 +168,6 @@ impl Computed {
             &self.resolved,
             metrics,
             &self.device.device,
-            &mut |_| {},
         )?)
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use camwatch::cam::metrics::{ConfidenceSummary, Metric, MetricSettings};
+use camwatch::cam::metrics::{Metric, MetricSettings};
 use camwatch::cam::{Method, SampleMaps};
 use camwatch::monitor::{self, epoch, scan, timeline};
 use camwatch::paths;
@@ -276,15 +276,8 @@ fn figure(
                 .collect(),
             "no sample has a label in labels.csv",
         ),
-        Figure::AverageDrop => {
-            let pairs = computed.results.iter().zip(trust).filter_map(|(r, t)| {
-                Some((
-                    r.probs[r.target],
-                    t.metrics.get(&method)?.confidence_change?,
-                ))
-            });
-            Ok(ConfidenceSummary::of(pairs).map_or(0.0, |s| s.average_drop))
-        }
+        Figure::AverageDrop => Ok(render::confidence_summary(method, &computed.results, trust)
+            .map_or(0.0, |s| s.average_drop)),
         Figure::SanityFlags => Ok(trust
             .iter()
             .filter_map(|t| t.sanity.get(&method))

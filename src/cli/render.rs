@@ -51,18 +51,15 @@ pub fn run(args: RenderArgs) -> CliResult {
             .zip(&trust)
             .map(|(summary, trust)| summary.with_trust(trust))
             .collect();
-    let confidence = resolved
+    let confidence: BTreeMap<String, ConfidenceSummary> = resolved
         .request
         .methods
         .iter()
-        .filter_map(|&method| {
-            let pairs = computed.results.iter().zip(&trust).filter_map(|(r, t)| {
-                let change = t.metrics.get(&method)?.confidence_change?;
-                Some((r.probs[r.target], change))
-            });
-            Some((method.to_string(), ConfidenceSummary::of(pairs)?))
+        .filter_map(|&m| {
+            let summary = render::confidence_summary(m, &computed.results, &trust)?;
+            Some((m.to_string(), summary))
         })
-        .collect::<BTreeMap<_, _>>();
+        .collect();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let summary = Summary {
         checkpoint: args.cam.checkpoint.clone(),

@@ -547,14 +547,15 @@ fn trust_rows(trust: &SampleTrust, steps: usize) -> Vec<(Method, &'static str, u
                 Metric::Deletion | Metric::Insertion => steps,
                 _ => 0,
             };
-            if let Some(v) = f.get(metric) {
+            // SQLite has no NaN: a figure that is not a number is not stored.
+            if let Some(v) = f.get(metric).filter(|v| v.is_finite()) {
                 rows.push((method, metric.key(), steps, v));
             }
         }
     }
     for (&method, s) in &trust.sanity {
         for (figure, value) in [("class_corr", s.class_corr), ("random_corr", s.random_corr)] {
-            if let Some(v) = value {
+            if let Some(v) = value.filter(|v| v.is_finite()) {
                 rows.push((method, figure, 0, v));
             }
         }

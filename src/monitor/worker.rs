@@ -572,7 +572,6 @@ impl Worker {
                 &settings,
                 &self.metrics,
                 &self.device.device,
-                &mut |_| {},
             ) {
                 Ok(trust) => trust,
                 Err(RenderError::Cam(CamError::Cancelled)) => break,
@@ -590,7 +589,9 @@ impl Worker {
                 .record_trust(&pending.hash, &self.setting, &keyed)?;
             self.report(&row, Source::Measured, Instant::now())?;
         }
-        if !self.untrusted(&self.stored(&pending.hash)?).is_empty() && !self.cancel.is_cancelled() {
+        // Interrupted by a new checkpoint: the rest later. (Not after a full pass: what
+        // it could not measure, it would not measure next time either.)
+        if interrupt.is_cancelled() && !self.cancel.is_cancelled() {
             self.pending.push(pending);
         }
         Ok(())
