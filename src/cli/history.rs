@@ -1,12 +1,16 @@
-//! `camwatch history [DIR] [--json]`: the stored history of a run, without a network.
+//! `camwatch history [DIR …] [--json]`: the stored history of a run (or of several, to
+//! compare them), without a network.
+
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
 
+use camwatch::cam::metrics::Faithfulness;
 use camwatch::paths;
 
 use camwatch::monitor::history::History;
-use camwatch::monitor::{self, CheckpointReport};
+use camwatch::monitor::{self, CheckpointReport, timeline};
 
 use super::CliResult;
 use super::run_args::RunArgs;
@@ -15,9 +19,32 @@ use super::run_args::RunArgs;
 pub struct HistoryArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// More runs to compare with the first, each with its own history
+    /// (`RUN/.camwatch/history.sqlite`), read with the same samples and settings.
+    #[arg(value_name = "RUN")]
+    pub more: Vec<PathBuf>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One run among several: `{"runs": [...]}`.
+#[derive(Serialize)]
+struct RunDump {
+    #[serde(serialize_with = "paths::serialize")]
+    path: PathBuf,
+    #[serde(serialize_with = "paths::serialize")]
+    history: PathBuf,
+    /// The first epoch from which attention stays on the object (see
+    /// [`timeline::first_on_object`]).
+    first_on_object: Option<u64>,
+    checkpoints: Vec<CheckpointReport>,
+}
+
+#[derive(Serialize)]
+struct Runs {
+    precision: camwatch::precision::Precision,
+    runs: Vec<RunDump>,
 }
 
 #[derive(Serialize)]
@@ -32,6 +59,9 @@ struct Dump<'a> {
 }
 
 pub fn run(args: HistoryArgs) -> CliResult {
+    if !args.more.is_empty() {
+        return compare(args);
+    }
     let file = args.run.history_file();
     if !file.exists() {
         return Err(format!(
@@ -57,8 +87,8 @@ pub fn run(args: HistoryArgs) -> CliResult {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<32} {:>6}  {:>7}  {:>7}  {:>6}  {:>6}",
-        "epoch", "file", "status", "p(tgt)", "energy", "hits", "drift"
+        "{:>6}  {:<32} {:>6}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
+        "epoch", "file", "status", "p(tgt)", "energy", "hits", "drift", "ins", "del", "events"
     );
     for report in &reports {
         let epoch = report.epoch.map_or("-".into(), |e| e.to_string());
@@ -79,8 +109,9 @@ pub fn run(args: HistoryArgs) -> CliResult {
     Ok(())
 }
 
-/// Means over samples (first method): target probability, box energy, pointing hits
-/// and 1 − correlation with the previous checkpoint.
+/// Means over samples (first method): target probability, box energy, pointing hits,
+/// 1 − correlation with the previous checkpoint, insertion and deletion AUC (once
+/// measured); and the number of events.
 fn summarise(report: &CheckpointReport) -> String {
     let samples = &report.samples;
     if samples.is_empty() {
@@ -114,10 +145,69 @@ fn summarise(report: &CheckpointReport) -> String {
     } else {
         format!("{}/{}", hits.iter().filter(|h| **h).count(), hits.len())
     };
+    let metric = |get: fn(&Faithfulness) -> Option<f32>| {
+        samples
+            .iter()
+            .filter_map(|s| get(s.metrics.as_ref()?.values().next()?))
+            .collect()
+    };
     format!(
-        "{:>7}  {:>7}  {hits:>6}  {:>6}",
+        "{:>7}  {:>7}  {hits:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
         mean(probs),
         mean(energy),
-        mean(drift)
+        mean(drift),
+        mean(metric(|f| f.insertion_auc)),
+        mean(metric(|f| f.deletion_auc)),
+        report.events.len()
     )
+}
+
+/// Several runs' histories side by side, as JSON: the same samples and settings for
+/// each, every run with its own history file.
+fn compare(args: HistoryArgs) -> CliResult {
+    if args.run.history.is_some() {
+        return Err(
+            "--history names one run's database: with several runs each has its \
+             own (RUN/.camwatch/history.sqlite)"
+                .into(),
+        );
+    }
+    if !args.json {
+        return Err("several runs are compared with --json (or `camwatch report`)".into());
+    }
+    let device = camwatch::device::select(args.run.cam.device)?;
+    let (samples, settings) = args.run.load(&device)?;
+    let mut runs = Vec::new();
+    for dir in std::iter::once(&args.run.dir).chain(&args.more) {
+        let file = monitor::history_file(dir, None);
+        let history = open(&file, dir)?;
+        let checkpoints =
+            monitor::read_history(&history, &samples, &settings, args.run.cam.metric_steps)?;
+        let method = settings.request.methods[0];
+        runs.push(RunDump {
+            path: dir.clone(),
+            history: file,
+            first_on_object: timeline::first_on_object(&checkpoints, method),
+            checkpoints,
+        });
+    }
+    let dump = Runs {
+        precision: settings.precision,
+        runs,
+    };
+    println!("{}", serde_json::to_string(&dump)?);
+    Ok(())
+}
+
+/// A run's history, which must exist: reading never creates one.
+fn open(file: &Path, dir: &Path) -> CliResult<History> {
+    if !file.exists() {
+        return Err(format!(
+            "{}: no history yet; `camwatch watch {}` records one",
+            file.display(),
+            dir.display()
+        )
+        .into());
+    }
+    Ok(History::open(file, dir)?)
 }

@@ -38,6 +38,23 @@ impl Res2NetConfig {
     }
 }
 
+/// A convolution of `spec` with these weights and bias (BatchNorm folded in, or none).
+fn conv_bn(weight: Tensor<4>, bias: Tensor<1>, spec: &ConvSpec, relu: bool) -> ConvBn {
+    ConvBn {
+        pool: None,
+        conv: Conv2d {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            stride: [spec.stride, spec.stride],
+            kernel_size: [spec.kernel, spec.kernel],
+            dilation: [1, 1],
+            groups: 1,
+            padding: spec.padding(),
+        },
+        relu,
+    }
+}
+
 struct SeededInit<'a> {
     device: &'a Device,
     normal: crate::rng::Normal,
@@ -58,19 +75,7 @@ impl LayerSource for SeededInit<'_> {
         let values = self.draw(shape.iter().product(), (2.0 / fan_in as f32).sqrt());
         let weight = Tensor::<4>::from_data(TensorData::new(values, shape), self.device);
         let bias = Tensor::<1>::zeros([spec.channels_out], self.device);
-        Ok(ConvBn {
-            pool: None,
-            conv: Conv2d {
-                weight: Param::from_tensor(weight),
-                bias: Some(Param::from_tensor(bias)),
-                stride: [spec.stride, spec.stride],
-                kernel_size: [spec.kernel, spec.kernel],
-                dilation: [1, 1],
-                groups: 1,
-                padding: spec.padding(),
-            },
-            relu,
-        })
+        Ok(conv_bn(weight, bias, &spec, relu))
     }
 
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error> {
@@ -203,20 +208,7 @@ impl LayerSource for CheckpointSource<'_> {
         let weight =
             Tensor::<4>::from_data(TensorData::new(folded, spec.weight_shape()), self.device);
         let bias = Tensor::<1>::from_data(TensorData::new(bias, [out]), self.device);
-        let conv = Conv2d {
-            weight: Param::from_tensor(weight),
-            bias: Some(Param::from_tensor(bias)),
-            stride: [spec.stride, spec.stride],
-            kernel_size: [spec.kernel, spec.kernel],
-            dilation: [1, 1],
-            groups: 1,
-            padding: spec.padding(),
-        };
-        Ok(ConvBn {
-            pool: None,
-            conv,
-            relu,
-        })
+        Ok(conv_bn(weight, bias, &spec, relu))
     }
 
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, LoadError> {
