@@ -616,3 +616,51 @@ fn trust_figures_follow_the_maps_and_never_hold_them_up() {
     again.expect_quiet(Duration::from_secs(3));
     assert!(again.interrupt().success());
 }
+
+#[test]
+fn history_compares_runs_by_epoch() {
+    // Run A: the demo's first two epochs, attention still on the background; run B:
+    // epochs 8 to 10, on the objects from epoch 8.
+    let record = |name: &str, epochs: &[u32]| {
+        let dir = run_dir(name);
+        for &e in epochs {
+            std::fs::write(dir.join(format!("epoch_{e}.pdparams")), demo_checkpoint(e)).unwrap();
+        }
+        let watch = Watch::start(&dir, &[]);
+        watch.take(epochs.len());
+        assert!(watch.interrupt().success());
+        dir
+    };
+    let a = record("compare-a", &[1, 2]);
+    let b = record("compare-b", &[8, 9, 10]);
+    let dump = history_json(&a, &[b.to_str().unwrap()]);
+    let runs = dump["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(str_of(&runs[0], "path"), a.to_str().unwrap());
+    assert_eq!(runs[0]["first_on_object"], Value::Null);
+    assert_eq!(runs[1]["first_on_object"], 8);
+    let epochs = |run: &Value| -> Vec<u64> {
+        run["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["epoch"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        (epochs(&runs[0]), epochs(&runs[1])),
+        (vec![1, 2], vec![8, 9, 10])
+    );
+    // A run without a history is named, not created.
+    let empty = run_dir("compare-empty");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["history", "--json", "--samples"])
+        .arg(root().join("samples"))
+        .arg(&a)
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no history yet"));
+    assert!(!empty.join(".camwatch").exists());
+}

@@ -355,6 +355,36 @@ fn figures(
     (out, events)
 }
 
+/// Share of a checkpoint's samples (with boxes) whose map must point inside the box for
+/// attention to count as on the object.
+pub const ON_OBJECT_SHARE: f32 = 0.75;
+
+/// The first epoch from which attention stays on the object: `method`'s pointing-game
+/// hits are at least [`ON_OBJECT_SHARE`] of the samples with boxes at that checkpoint and
+/// at every later one (checkpoints in training order; unreadable ones and checkpoints
+/// without box figures do not count). `None` if the run never gets there, or has no
+/// epoch numbers to name it.
+pub fn first_on_object(checkpoints: &[CheckpointReport], method: Method) -> Option<u64> {
+    let mut first = None;
+    for c in checkpoints.iter().filter(|c| c.status == Status::Ok) {
+        let hits: Vec<bool> = c
+            .samples
+            .iter()
+            .filter_map(|s| s.pointing_hit.as_ref()?.get(method.name()).copied())
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let share = hits.iter().filter(|&&h| h).count() as f32 / hits.len() as f32;
+        if share >= ON_OBJECT_SHARE {
+            first = first.or(Some(c.epoch));
+        } else {
+            first = None;
+        }
+    }
+    first.flatten()
+}
+
 /// Entries reported one after another in training order, each sample's figures
 /// measured against the last entry before it that has maps.
 pub struct Walk<'a> {
@@ -538,6 +568,43 @@ mod tests {
         let mut events = Vec::new();
         events_of(&calm, Some(&before), &mut events);
         assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
+    fn attention_is_on_the_object_from_when_it_stays_there() {
+        let checkpoint = |epoch: u64, hits: &[bool]| {
+            let entry = order(&[row("e", &epoch.to_string(), Some(epoch), epoch as i64)]).remove(0);
+            let samples = hits
+                .iter()
+                .map(|&h| SampleFigures {
+                    name: String::new(),
+                    file: PathBuf::new(),
+                    logits: vec![],
+                    probs: vec![],
+                    predicted: 0,
+                    target: 0,
+                    target_prob: 0.0,
+                    predicted_changed: None,
+                    maps: BTreeMap::new(),
+                    box_energy: None,
+                    pointing_hit: Some(BTreeMap::from([("gradcam".to_string(), h)])),
+                    drift: None,
+                    metrics: None,
+                    sanity: None,
+                })
+                .collect();
+            CheckpointReport::new(&entry, samples)
+        };
+        let (on, off) = ([true, true, true, false], [true, false, true, false]);
+        let run = [
+            checkpoint(1, &on),
+            checkpoint(2, &off),
+            checkpoint(3, &on),
+            checkpoint(5, &[true; 4]),
+        ];
+        assert_eq!(first_on_object(&run, Method::GradCam), Some(3));
+        assert_eq!(first_on_object(&run[..2], Method::GradCam), None);
+        assert_eq!(first_on_object(&run, Method::EigenCam), None);
     }
 
     #[test]
