@@ -664,3 +664,43 @@ fn history_compares_runs_by_epoch() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no history yet"));
     assert!(!empty.join(".camwatch").exists());
 }
+
+#[test]
+fn several_runs_are_followed_at_once() {
+    let a = run_dir("several-a");
+    let b = run_dir("several-b");
+    std::fs::write(a.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    std::fs::write(b.join("epoch_8.pdparams"), demo_checkpoint(8)).unwrap();
+    let watch = Watch::start(&a, &[b.to_str().unwrap()]);
+    let mut seen = BTreeSet::new();
+    for line in watch.take(2) {
+        assert_ok_with_maps(&line);
+        seen.insert((
+            str_of(&line, "run").to_string(),
+            line["epoch"].as_u64().unwrap(),
+        ));
+    }
+    // Each run has its own history and worker: a new file in B is B's.
+    std::fs::write(b.join("epoch_9.pdparams"), demo_checkpoint(9)).unwrap();
+    let line = watch.next();
+    assert_eq!(str_of(&line, "run"), b.to_str().unwrap());
+    seen.insert((
+        b.to_str().unwrap().to_string(),
+        line["epoch"].as_u64().unwrap(),
+    ));
+    assert!(watch.interrupt().success());
+    let expected: BTreeSet<(String, u64)> = [
+        (a.to_str().unwrap().to_string(), 1),
+        (b.to_str().unwrap().to_string(), 8),
+        (b.to_str().unwrap().to_string(), 9),
+    ]
+    .into();
+    assert_eq!(seen, expected);
+    assert!(
+        a.join(".camwatch/history.sqlite").exists() && b.join(".camwatch/history.sqlite").exists()
+    );
+    // One run alone: no "run" key.
+    let single = Watch::start(&a, &[]);
+    assert!(single.next().get("run").is_none());
+    assert!(single.interrupt().success());
+}

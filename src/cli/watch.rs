@@ -11,7 +11,7 @@ use clap::Args;
 use serde::Serialize;
 
 use camwatch::monitor::readiness::Timing;
-use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+use camwatch::monitor::{self, CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
@@ -23,6 +23,10 @@ use super::run_args::RunArgs;
 pub struct WatchArgs {
     #[command(flatten)]
     pub run: RunArgs,
+    /// More runs to follow beside the first (with --headless), each with its own
+    /// history and worker; the samples and CAM settings are shared.
+    #[arg(value_name = "RUN")]
+    pub more: Vec<PathBuf>,
     /// Print one JSON object per checkpoint on stdout instead of opening the terminal UI.
     #[arg(long)]
     pub headless: bool,
@@ -70,11 +74,27 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 #[derive(Serialize)]
 struct Line<'a> {
     event: &'static str,
+    /// The run's folder, when several are followed.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_run"
+    )]
+    run: Option<&'a std::path::Path>,
     #[serde(flatten)]
     report: &'a CheckpointReport,
     source: Source,
     ms: f64,
     precision: Precision,
+}
+
+fn serialize_run<S: serde::Serializer>(
+    run: &Option<&std::path::Path>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match run {
+        Some(path) => paths::serialize(path, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 pub fn run(args: WatchArgs) -> CliResult {
@@ -106,6 +126,20 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
+    if !args.more.is_empty() && args.run.history.is_some() {
+        return Err(
+            "--history names one run's database: with several runs each has its \
+             own (RUN/.camwatch/history.sqlite)"
+                .into(),
+        );
+    }
+    if !args.more.is_empty() && !args.headless {
+        return Err(
+            "several runs are followed with --headless (one JSON line per \
+             checkpoint, with its run); the UI follows one run"
+                .into(),
+        );
+    }
     let config = MonitorConfig {
         dir: args.run.dir.clone(),
         history: args.run.history_file(),
@@ -136,35 +170,76 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         });
     }
     let precision = config.settings.precision;
-    let request = &config.settings.request;
-    let methods: Vec<&str> = request.methods.iter().map(|m| m.name()).collect();
-    eprintln!(
-        "camwatch: watching {} ({} sample(s), {} on {}, history {})",
-        paths::for_terminal(&config.dir.display().to_string()),
-        config.samples.samples.len(),
-        methods.join(","),
-        config.device.label(),
-        paths::for_terminal(&config.history.display().to_string())
-    );
-    let (monitor, events) = Monitor::start(config)?;
+    // One monitor (history, scanner, worker) per run, their events on one channel.
+    let runs: Vec<MonitorConfig> = std::iter::once(config.clone())
+        .chain(args.more.iter().map(|dir| MonitorConfig {
+            dir: dir.clone(),
+            history: monitor::history_file(dir, None),
+            ..config.clone()
+        }))
+        .collect();
+    let several = runs.len() > 1;
+    let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
+    let mut monitors = Vec::with_capacity(runs.len());
+    for (i, config) in runs.iter().enumerate() {
+        let methods: Vec<&str> = config
+            .settings
+            .request
+            .methods
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        eprintln!(
+            "camwatch: watching {} ({} sample(s), {} on {}, history {})",
+            paths::for_terminal(&config.dir.display().to_string()),
+            config.samples.samples.len(),
+            methods.join(","),
+            config.device.label(),
+            paths::for_terminal(&config.history.display().to_string())
+        );
+        let (monitor, run_events) = match Monitor::start(config.clone()) {
+            Ok(started) => started,
+            Err(e) => {
+                monitors.into_iter().for_each(Monitor::stop);
+                return Err(e.into());
+            }
+        };
+        monitors.push(monitor);
+        let merged = merged.clone();
+        std::thread::spawn(move || {
+            for event in run_events {
+                if merged.send((i, Some(event))).is_err() {
+                    return;
+                }
+            }
+            // The run's worker is gone.
+            let _ = merged.send((i, None));
+        });
+    }
     let mut stdout = std::io::stdout().lock();
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
-        let event = match events.recv_timeout(Duration::from_millis(100)) {
-            Ok(event) => event,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                // Only a stopped worker closes the channel: say so rather than end
+        let (run, event) = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok((run, Some(event))) => (run, event),
+            Ok((run, None)) => {
+                // Only a stopped worker closes a channel: say so rather than end
                 // quietly with 0 as if the run were over.
-                monitor.stop();
-                return Err("the monitor's worker stopped unexpectedly".into());
+                monitors.into_iter().for_each(Monitor::stop);
+                return Err(format!(
+                    "the monitor's worker for {} stopped unexpectedly",
+                    runs[run].dir.display()
+                )
+                .into());
             }
+            Err(_) => continue,
         };
+        let run = several.then(|| runs[run].dir.as_path());
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
                 let line = match &event {
                     MonitorEvent::Checkpoint { report, source, ms } => Line {
                         event: "checkpoint",
+                        run,
                         report,
                         source: *source,
                         ms: *ms,
@@ -172,6 +247,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     },
                     MonitorEvent::Measured(report) => Line {
                         event: "metrics",
+                        run,
                         report,
                         source: Source::Measured,
                         ms: 0.0,
@@ -206,6 +282,6 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             }
         }
     }
-    monitor.stop();
+    monitors.into_iter().for_each(Monitor::stop);
     Ok(())
 }
