@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod paths;
 pub mod precision;
 pub mod render;
+pub mod report;
 pub mod rng;
 pub mod tui;
 pub mod untrusted;

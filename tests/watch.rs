@@ -617,20 +617,22 @@ fn trust_figures_follow_the_maps_and_never_hold_them_up() {
     assert!(again.interrupt().success());
 }
 
+/// A run of the demo's `epochs`, recorded by `camwatch watch`.
+fn record(name: &str, epochs: &[u32]) -> PathBuf {
+    let dir = run_dir(name);
+    for &e in epochs {
+        std::fs::write(dir.join(format!("epoch_{e}.pdparams")), demo_checkpoint(e)).unwrap();
+    }
+    let watch = Watch::start(&dir, &[]);
+    watch.take(epochs.len());
+    assert!(watch.interrupt().success());
+    dir
+}
+
 #[test]
 fn history_compares_runs_by_epoch() {
     // Run A: the demo's first two epochs, attention still on the background; run B:
     // epochs 8 to 10, on the objects from epoch 8.
-    let record = |name: &str, epochs: &[u32]| {
-        let dir = run_dir(name);
-        for &e in epochs {
-            std::fs::write(dir.join(format!("epoch_{e}.pdparams")), demo_checkpoint(e)).unwrap();
-        }
-        let watch = Watch::start(&dir, &[]);
-        watch.take(epochs.len());
-        assert!(watch.interrupt().success());
-        dir
-    };
     let a = record("compare-a", &[1, 2]);
     let b = record("compare-b", &[8, 9, 10]);
     let dump = history_json(&a, &[b.to_str().unwrap()]);
@@ -703,4 +705,76 @@ fn several_runs_are_followed_at_once() {
     let single = Watch::start(&a, &[]);
     assert!(single.next().get("run").is_none());
     assert!(single.interrupt().success());
+}
+
+#[test]
+fn report_holds_the_numbers_of_the_history() {
+    let a = record("report-a", &[1, 2, 3]);
+    let b = record("report-b", &[2, 3, 9]);
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-out");
+    let status = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["report", "--samples"])
+        .arg(root().join("samples"))
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The figures decode, at the sizes the layout gives them.
+    let charts = image::open(out.join("charts.png")).unwrap();
+    assert_eq!((charts.width(), charts.height()), (900, 1040));
+    let grid = image::open(out.join("samples.png")).unwrap();
+    assert_eq!(grid.width(), 3 * 166, "two runs and their difference");
+    assert_eq!(grid.height(), 12 * 184, "one row per sample");
+    // Every number of figures.csv is the history's mean over the samples.
+    let dump = history_json(&a, &[b.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(out.join("figures.csv")).unwrap();
+    let mut checked = 0;
+    for line in csv.lines().skip(1) {
+        let [run, epoch, figure, value]: [&str; 4] =
+            line.split(',').collect::<Vec<_>>().try_into().unwrap();
+        if figure != "mean box energy" {
+            continue;
+        }
+        let index = usize::from(run == "report-b");
+        let checkpoint = dump["runs"][index]["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["epoch"].as_u64().unwrap().to_string() == epoch)
+            .unwrap();
+        let energies: Vec<f64> = checkpoint["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["box_energy"]["gradcam"].as_f64().unwrap())
+            .collect();
+        let mean = energies.iter().sum::<f64>() / energies.len() as f64;
+        let value: f64 = value.parse().unwrap();
+        assert!((value - mean).abs() < 1e-5, "{line}: history says {mean}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+    // The grid is at the last epoch both runs have; the table says when each run got
+    // onto the object.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("report-a at epoch 3, report-b at epoch 3"),
+        "{md}"
+    );
+    assert!(md.contains("![charts](charts.png)") && md.contains("![samples](samples.png)"));
+    let first = |i: usize| match &dump["runs"][i]["first_on_object"] {
+        Value::Null => "never".to_string(),
+        v => v.to_string(),
+    };
+    assert!(
+        md.contains(&format!("| report-a | 3 | {} |", first(0))),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("| report-b | 3 | {} |", first(1))),
+        "{md}"
+    );
 }

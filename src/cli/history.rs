@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Serialize;
 
+use camwatch::cam::SampleSet;
 use camwatch::cam::metrics::Faithfulness;
 use camwatch::paths;
+use camwatch::render::CamSettings;
 
 use camwatch::monitor::history::History;
 use camwatch::monitor::{self, CheckpointReport, timeline};
@@ -165,38 +167,78 @@ fn summarise(report: &CheckpointReport) -> String {
 /// Several runs' histories side by side, as JSON: the same samples and settings for
 /// each, every run with its own history file.
 fn compare(args: HistoryArgs) -> CliResult {
-    if args.run.history.is_some() {
+    if !args.json {
+        return Err("several runs are compared with --json (or `camwatch report`)".into());
+    }
+    let (settings, runs) = read_runs(&args.run, &args.more)?;
+    let dump = Runs {
+        precision: settings.settings.precision,
+        runs: runs
+            .into_iter()
+            .map(|run| RunDump {
+                path: run.dir,
+                history: run.file,
+                first_on_object: run.first_on_object,
+                checkpoints: run.checkpoints,
+            })
+            .collect(),
+    };
+    println!("{}", serde_json::to_string(&dump)?);
+    Ok(())
+}
+
+/// A run's stored history, read for comparison.
+pub struct StoredRun {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    pub history: History,
+    pub first_on_object: Option<u64>,
+    pub checkpoints: Vec<CheckpointReport>,
+}
+
+/// What every compared run is read with.
+pub struct Shared {
+    pub samples: SampleSet,
+    pub settings: CamSettings,
+    pub steps: usize,
+}
+
+/// `run.dir` and `more`, each from its own history (which must exist), with the same
+/// samples and settings.
+pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<StoredRun>)> {
+    if run.history.is_some() && !more.is_empty() {
         return Err(
             "--history names one run's database: with several runs each has its \
              own (RUN/.camwatch/history.sqlite)"
                 .into(),
         );
     }
-    if !args.json {
-        return Err("several runs are compared with --json (or `camwatch report`)".into());
-    }
-    let device = camwatch::device::select(args.run.cam.device)?;
-    let (samples, settings) = args.run.load(&device)?;
+    let device = camwatch::device::select(run.cam.device)?;
+    let (samples, settings) = run.load(&device)?;
+    let steps = run.cam.metric_steps;
     let mut runs = Vec::new();
-    for dir in std::iter::once(&args.run.dir).chain(&args.more) {
-        let file = monitor::history_file(dir, None);
+    for dir in std::iter::once(&run.dir).chain(more) {
+        let file = if more.is_empty() {
+            run.history_file()
+        } else {
+            monitor::history_file(dir, None)
+        };
         let history = open(&file, dir)?;
-        let checkpoints =
-            monitor::read_history(&history, &samples, &settings, args.run.cam.metric_steps)?;
-        let method = settings.request.methods[0];
-        runs.push(RunDump {
-            path: dir.clone(),
-            history: file,
-            first_on_object: timeline::first_on_object(&checkpoints, method),
+        let checkpoints = monitor::read_history(&history, &samples, &settings, steps)?;
+        runs.push(StoredRun {
+            dir: dir.clone(),
+            file,
+            history,
+            first_on_object: timeline::first_on_object(&checkpoints, settings.request.methods[0]),
             checkpoints,
         });
     }
-    let dump = Runs {
-        precision: settings.precision,
-        runs,
+    let shared = Shared {
+        samples,
+        settings,
+        steps,
     };
-    println!("{}", serde_json::to_string(&dump)?);
-    Ok(())
+    Ok((shared, runs))
 }
 
 /// A run's history, which must exist: reading never creates one.

@@ -6,6 +6,7 @@ mod demo;
 mod history;
 mod info;
 mod render;
+mod report;
 mod run_args;
 mod show;
 mod watch;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Check one checkpoint against rules (box energy, pointing, accuracy, faithfulness,
     /// sanity): one line per rule, exit status non-zero when any fails.
     Check(check::CheckArgs),
+    /// Compare runs' histories by epoch: charts, the samples side by side with the
+    /// difference of two runs' maps, and a report.md.
+    Report(report::ReportArgs),
 }
 
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -78,5 +82,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::History(args) => history::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Check(args) => check::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
