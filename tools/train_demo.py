@@ -5,9 +5,14 @@ origin) to tell four shapes apart on textured backgrounds, saving
 set camwatch explains: held-out images with labels, boxes, class names and the run's
 preprocessing.
 
-    train_demo.py CHECKPOINT_DIR SAMPLE_DIR [--epochs N] [--delay SECONDS]
+    train_demo.py CHECKPOINT_DIR SAMPLE_DIR [--epochs N] [--delay SECONDS] [--shortcut]
 
 `--delay` pauses between epochs, so that `camwatch watch` can be seen following it.
+`--shortcut` trains the same network on data with a shortcut: each class's training
+images have their own background tint, so the background alone gives the class. The
+held-out samples are the same as without it (untinted): training accuracy looks fine,
+the held-out samples fail, and the maps show why — what `camwatch demo --compare`
+replays beside the plain run (`checkpoints-shortcut/`).
 """
 
 import argparse
@@ -24,12 +29,15 @@ import reference_models as rm  # noqa: E402
 CLASSES = ["disc", "square", "triangle", "cross"]
 SIZE = 224
 ARCH = dict(depths=[1, 1, 1, 1], width=8, scales=4, classes=len(CLASSES), stem_width=16, base=16)
+# The shortcut: a background tint per class (RGB offsets), in the training images only.
+SHORTCUT_TINTS = [(70, -35, -35), (-35, 70, -35), (-35, -35, 70), (50, 50, -70)]
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def draw_example(rng, label=None):
-    """One image: a smooth coloured texture with clutter, and one shape with its box."""
+def draw_example(rng, label=None, shortcut=False):
+    """One image: a smooth coloured texture with clutter, and one shape with its box;
+    with `shortcut`, the background tinted by the class."""
     from PIL import Image, ImageDraw
     yy, xx = np.mgrid[0:SIZE, 0:SIZE] / SIZE
     freq, phase = rng.uniform(2, 10, 3), rng.uniform(0, 6.3, 3)
@@ -45,6 +53,12 @@ def draw_example(rng, label=None):
                   width=int(rng.integers(1, 4)))
     if label is None:
         label = int(rng.integers(0, len(CLASSES)))
+    if shortcut:
+        # Tinted after the clutter, before the shape: the random draws stay in the same
+        # order, so the plain run is the same with or without this option.
+        tinted = np.asarray(img, dtype=np.float64) + np.array(SHORTCUT_TINTS[label])
+        img = Image.fromarray(np.clip(tinted, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
     s = int(rng.integers(40, 90))
     x0, y0 = int(rng.integers(0, SIZE - s)), int(rng.integers(0, SIZE - s))
     box = [x0, y0, x0 + s, y0 + s]
@@ -94,6 +108,8 @@ def main():
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--samples-only", action="store_true",
                         help="write the sample set and stop")
+    parser.add_argument("--shortcut", action="store_true",
+                        help="tint each class's training backgrounds (see above)")
     args = parser.parse_args()
 
     import paddle
@@ -105,7 +121,7 @@ def main():
     write_samples(args.samples, np.random.default_rng(1234), 12)
     if args.samples_only:
         return
-    data = [draw_example(rng) for _ in range(args.train_images)]
+    data = [draw_example(rng, shortcut=args.shortcut) for _ in range(args.train_images)]
     x_all = to_input([d[0] for d in data])
     y_all = np.array([d[1] for d in data], dtype=np.int64)
 
