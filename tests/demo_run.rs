@@ -10,13 +10,25 @@ use camwatch::render::{self, display_map};
 
 /// Mean share of the map inside the box, and pointing-game hits, over the samples.
 fn attention_on_object(epoch: u32) -> (f32, usize) {
+    let figures = figures_of("checkpoints", epoch);
+    (figures.energy, figures.hits)
+}
+
+/// One shipped epoch on the held-out samples.
+struct Figures {
+    /// Mean share of Grad-CAM inside the box.
+    energy: f32,
+    /// Pointing-game hits.
+    hits: usize,
+    /// Samples classified right.
+    right: usize,
+}
+
+fn figures_of(run: &str, epoch: u32) -> Figures {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let device = select(DeviceChoice::Cpu).unwrap().device;
-    let loaded = loader::load(
-        &root.join(format!("checkpoints/epoch_{epoch}.pdparams")),
-        &device,
-    )
-    .unwrap();
+    let loaded =
+        loader::load(&root.join(format!("{run}/epoch_{epoch}.pdparams")), &device).unwrap();
     let set = SampleSet::load(&root.join("samples")).unwrap();
     assert_eq!(set.defaults.normalize, Some(Normalize::Imagenet));
     let request = CamRequest {
@@ -35,19 +47,28 @@ fn attention_on_object(epoch: u32) -> (f32, usize) {
         &device,
     )
     .unwrap();
-    let (mut energy, mut hits) = (0.0, 0);
+    let (mut energy, mut hits, mut right) = (0.0, 0, 0);
     for (sample, result) in set.samples.iter().zip(&results) {
         let shown = display_map(&result.maps[0].1, sample.image.dimensions());
         let (share, hit) = render::on_object(&shown, sample).expect("every demo sample has a box");
         energy += share;
         hits += usize::from(hit);
+        right += usize::from(sample.label == Some(result.predicted));
     }
-    (energy / set.samples.len() as f32, hits)
+    Figures {
+        energy: energy / set.samples.len() as f32,
+        hits,
+        right,
+    }
 }
 
 /// The shipped epochs: epoch_1 … epoch_N.
 fn shipped_epochs() -> u32 {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints");
+    epochs_of("checkpoints")
+}
+
+fn epochs_of(run: &str) -> u32 {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(run);
     let count = std::fs::read_dir(dir)
         .unwrap()
         .filter(|e| {
@@ -109,5 +130,34 @@ fn demo_replays_the_shipped_run() {
         assert_eq!(line["samples"].as_array().unwrap().len(), 12);
         let run = Path::new(line["path"].as_str().unwrap()).parent().unwrap();
         assert!(!run.exists(), "{} left behind", run.display());
+    }
+}
+
+/// The shipped pair: the same network trained on the same shapes, once with a shortcut
+/// (each class's training backgrounds tinted). From the epoch the plain run's attention
+/// reaches the objects, the shortcut run's stays off them, and it fails the held-out
+/// samples the plain run gets right.
+#[test]
+fn the_shortcut_run_looks_at_the_background() {
+    let epochs = epochs_of("checkpoints-shortcut");
+    assert!(epochs >= 8, "checkpoints-shortcut/ holds {epochs} epochs");
+    let on_object = (1..=epochs)
+        .find(|&e| figures_of("checkpoints", e).hits >= 9)
+        .expect("the plain run reaches the objects");
+    for epoch in on_object..=epochs {
+        let (plain, shortcut) = (
+            figures_of("checkpoints", epoch),
+            figures_of("checkpoints-shortcut", epoch),
+        );
+        eprintln!(
+            "epoch {epoch}: energy {:.2} vs {:.2}, hits {} vs {}, right {} vs {}",
+            plain.energy, shortcut.energy, plain.hits, shortcut.hits, plain.right, shortcut.right
+        );
+        assert!(shortcut.energy < plain.energy, "epoch {epoch}: box energy");
+        assert!(shortcut.hits < plain.hits, "epoch {epoch}: pointing hits");
+        assert!(
+            shortcut.right < plain.right,
+            "epoch {epoch}: held-out accuracy"
+        );
     }
 }
