@@ -39,6 +39,8 @@ pub struct MetricInfo {
     pub name: &'static str,
     /// As `summary.json`, the JSON lines and the history store it.
     pub key: &'static str,
+    /// As the UI writes it, where space is short.
+    pub short: &'static str,
     pub about: &'static str,
     /// Whether a higher value means a more faithful map.
     pub higher_is_better: bool,
@@ -49,6 +51,7 @@ const METRICS: [MetricInfo; 4] = [
     MetricInfo {
         metric: Metric::Confidence,
         name: "confidence",
+        short: "conf",
         key: "confidence_change",
         about: "p(input × map) − p(input): 1 forward pass",
         higher_is_better: true,
@@ -56,6 +59,7 @@ const METRICS: [MetricInfo; 4] = [
     MetricInfo {
         metric: Metric::Deletion,
         name: "deletion",
+        short: "del",
         key: "deletion_auc",
         about: "area under p while the most relevant pixels are zeroed: n forward passes",
         higher_is_better: false,
@@ -63,6 +67,7 @@ const METRICS: [MetricInfo; 4] = [
     MetricInfo {
         metric: Metric::Insertion,
         name: "insertion",
+        short: "ins",
         key: "insertion_auc",
         about: "area under p while the most relevant pixels are restored: n forward passes",
         higher_is_better: true,
@@ -70,6 +75,7 @@ const METRICS: [MetricInfo; 4] = [
     MetricInfo {
         metric: Metric::Road,
         name: "road",
+        short: "road",
         key: "road_combined",
         about: "ROAD combined, 9 percentiles with noisy linear imputation: 18 forward passes",
         higher_is_better: true,

@@ -54,12 +54,15 @@ const VALUES: u16 = 12;
 pub fn layout(area: Rect, app: &App) -> Areas {
     let roomy = area.height >= 20;
     let rows = chart_rows(app).len() as u16;
+    // Charts take what the images can spare: the main area keeps 12 rows (at 80×24 the
+    // first four charts show).
+    let spare = area.height.saturating_sub(2 + THUMB.1 + 2 + 12);
     let chart_height = if !roomy {
         0
     } else if area.height >= 44 {
-        2 * rows
+        (2 * rows).min(spare)
     } else {
-        rows
+        rows.min(spare)
     };
     let [header, main, timeline, charts, status] = Layout::vertical([
         Constraint::Length(1),
@@ -83,8 +86,11 @@ pub fn layout(area: Rect, app: &App) -> Areas {
             Constraint::Min(10),
         ])
         .areas(main);
+        // Two more lines (trust figures, events) once the run has any: the same height
+        // for every sample and epoch, so the images keep their size.
+        let info_height = if has_trust(app) { 4 } else { 2 };
         let [images, info] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(right);
+            Layout::vertical([Constraint::Min(3), Constraint::Length(info_height)]).areas(right);
         let [image, overlay] =
             Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)]).areas(images);
         let rows = list.height.saturating_sub(1) as usize;
@@ -522,10 +528,25 @@ fn info(app: &App) -> Vec<Line<'static>> {
     };
     let mut lines = vec![Line::from(first), Line::from(second).dark_gray()];
     lines.extend(trust_line(f, method));
-    for event in app.events(current) {
-        lines.push(Line::from(format!("! {}: {}", event.kind.name(), event.detail)).yellow());
+    let events: Vec<String> = app
+        .events(current)
+        .iter()
+        .map(|e| format!("{} ({})", e.kind.name(), e.detail))
+        .collect();
+    if !events.is_empty() {
+        lines.push(Line::from(format!("! {}", events.join("; "))).yellow());
     }
     lines
+}
+
+/// Whether any checkpoint has trust figures or events: the info lines make room.
+fn has_trust(app: &App) -> bool {
+    app.checkpoints.iter().any(|c| {
+        !c.events.is_empty()
+            || c.samples
+                .iter()
+                .any(|f| f.metrics.is_some() || f.sanity.is_some())
+    })
 }
 
 /// The map's faithfulness figures and sanity verdict, once measured.
@@ -538,13 +559,13 @@ fn trust_line(f: &SampleFigures, method: &str) -> Option<Line<'static>> {
     let mut spans = vec![Span::raw("trust:").dark_gray()];
     for metric in Metric::ALL {
         if let Some(v) = metrics.and_then(|m| m.get(metric)) {
-            spans.push(Span::raw(format!(" {} {v:.2}", metric.name())));
+            spans.push(Span::raw(format!(" {} {v:.2}", metric.info().short)));
         }
     }
     if let Some(sanity) = sanity {
         let flags = sanity.flags();
         spans.push(if flags.is_empty() {
-            Span::raw(" · sanity ok").green()
+            Span::raw(" · sane").green()
         } else {
             Span::raw(format!(" · {}", flags.join(", "))).red()
         });
@@ -738,8 +759,10 @@ fn chart_rows(app: &App) -> Vec<&'static Chart> {
 /// and the shown sample's value, with both values at the shown epoch on the right.
 fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
     let area = areas.charts;
-    let rows = chart_rows(app);
-    if area.height < rows.len() as u16 || rows.is_empty() {
+    let mut rows = chart_rows(app);
+    // The first charts, as many as there are lines.
+    rows.truncate(area.height as usize);
+    if rows.is_empty() {
         return;
     }
     let height = area.height / rows.len() as u16;
