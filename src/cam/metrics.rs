@@ -42,8 +42,6 @@ pub struct MetricInfo {
     /// As the UI writes it, where space is short.
     pub short: &'static str,
     pub about: &'static str,
-    /// Whether a higher value means a more faithful map.
-    pub higher_is_better: bool,
 }
 
 /// In the order of [`Metric`]'s variants.
@@ -54,7 +52,6 @@ const METRICS: [MetricInfo; 4] = [
         short: "conf",
         key: "confidence_change",
         about: "p(input × map) − p(input): 1 forward pass",
-        higher_is_better: true,
     },
     MetricInfo {
         metric: Metric::Deletion,
@@ -62,7 +59,6 @@ const METRICS: [MetricInfo; 4] = [
         short: "del",
         key: "deletion_auc",
         about: "area under p while the most relevant pixels are zeroed: n forward passes",
-        higher_is_better: false,
     },
     MetricInfo {
         metric: Metric::Insertion,
@@ -70,7 +66,6 @@ const METRICS: [MetricInfo; 4] = [
         short: "ins",
         key: "insertion_auc",
         about: "area under p while the most relevant pixels are restored: n forward passes",
-        higher_is_better: true,
     },
     MetricInfo {
         metric: Metric::Road,
@@ -78,7 +73,6 @@ const METRICS: [MetricInfo; 4] = [
         short: "road",
         key: "road_combined",
         about: "ROAD combined, 9 percentiles with noisy linear imputation: 18 forward passes",
-        higher_is_better: true,
     },
 ];
 
@@ -235,10 +229,6 @@ impl Faithfulness {
             Metric::Road => &mut self.road_combined,
         };
         *slot = Some(value);
-    }
-
-    pub fn is_empty(&self) -> bool {
-        Metric::ALL.iter().all(|&m| self.get(m).is_none())
     }
 }
 

@@ -56,10 +56,6 @@ impl Sanity {
         }
         flags
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.class_corr.is_none() && self.random_corr.is_none()
-    }
 }
 
 /// Per image of a batch and method, the faithfulness figures of its map. `input` is the

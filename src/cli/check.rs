@@ -253,8 +253,8 @@ fn figure(
             .iter()
             .zip(&computed.results)
             .filter_map(|(sample, result)| {
-                let shown = render::display_map(&maps(result)?, sample.image.dimensions());
-                render::on_object(&shown, sample)
+                let (_, energy, hit) = timeline::measure_on_object(&maps(result)?, sample)?;
+                Some((energy, hit))
             })
             .collect()
     };

@@ -1,7 +1,7 @@
 //! `camwatch history [DIR …] [--json]`: the stored history of a run (or of several, to
 //! compare them), without a network.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
@@ -64,25 +64,17 @@ pub fn run(args: HistoryArgs) -> CliResult {
     if !args.more.is_empty() {
         return compare(args);
     }
-    let file = args.run.history_file();
-    if !file.exists() {
-        return Err(format!(
-            "{}: no history yet; `camwatch watch {}` records one",
-            file.display(),
-            args.run.dir.display()
-        )
-        .into());
-    }
-    // The device decides what `--precision auto` means, and so which rows are read.
-    let device = camwatch::device::select(args.run.cam.device)?;
-    let (samples, settings) = args.run.load(&device)?;
-    let history = History::open(&file, &args.run.dir)?;
-    let reports = monitor::read_history(&history, &samples, &settings, args.run.cam.metric_steps)?;
+    let (shared, mut runs) = read_runs(&args.run, &[])?;
+    let StoredRun {
+        file,
+        checkpoints: reports,
+        ..
+    } = runs.remove(0);
     if args.json {
         let dump = Dump {
             dir: &args.run.dir,
             history: &file,
-            precision: settings.precision,
+            precision: shared.settings.precision,
             checkpoints: &reports,
         };
         println!("{}", serde_json::to_string(&dump)?);
@@ -213,17 +205,32 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
                 .into(),
         );
     }
+    let dirs: Vec<&PathBuf> = std::iter::once(&run.dir).chain(more).collect();
+    let files: Vec<PathBuf> = if more.is_empty() {
+        vec![run.history_file()]
+    } else {
+        dirs.iter()
+            .map(|dir| monitor::history_file(dir, None))
+            .collect()
+    };
+    // Reading never creates a history: a missing one is named before anything slow.
+    for (file, dir) in files.iter().zip(&dirs) {
+        if !file.exists() {
+            return Err(format!(
+                "{}: no history yet; `camwatch watch {}` records one",
+                file.display(),
+                dir.display()
+            )
+            .into());
+        }
+    }
+    // The device decides what `--precision auto` means, and so which rows are read.
     let device = camwatch::device::select(run.cam.device)?;
     let (samples, settings) = run.load(&device)?;
     let steps = run.cam.metric_steps;
     let mut runs = Vec::new();
-    for dir in std::iter::once(&run.dir).chain(more) {
-        let file = if more.is_empty() {
-            run.history_file()
-        } else {
-            monitor::history_file(dir, None)
-        };
-        let history = open(&file, dir)?;
+    for (dir, file) in dirs.into_iter().zip(files) {
+        let history = History::open(&file, dir)?;
         let checkpoints = monitor::read_history(&history, &samples, &settings, steps)?;
         runs.push(StoredRun {
             dir: dir.clone(),
@@ -239,17 +246,4 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
         steps,
     };
     Ok((shared, runs))
-}
-
-/// A run's history, which must exist: reading never creates one.
-fn open(file: &Path, dir: &Path) -> CliResult<History> {
-    if !file.exists() {
-        return Err(format!(
-            "{}: no history yet; `camwatch watch {}` records one",
-            file.display(),
-            dir.display()
-        )
-        .into());
-    }
-    Ok(History::open(file, dir)?)
 }
