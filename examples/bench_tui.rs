@@ -1,7 +1,8 @@
 //! The terminal UI with 64 samples and 100 epochs in history, at 160×45 cells: for each
 //! graphics protocol, the time of a frame (the draw alone, images cached; and a key
 //! press to a finished frame, encoding included) and the bytes a key press writes to
-//! the terminal, through the UI's own frame logic into a counting writer.
+//! the terminal, through the UI's own frame logic into a counting writer. Then the
+//! same for 8 such runs compared side by side.
 //!
 //!     cargo run --release --example bench_tui
 
@@ -79,20 +80,38 @@ fn main() {
         classes: None,
         defaults: Default::default(),
     };
-    let mut app = App::new(
-        PathBuf::from("checkpoints"),
-        "cpu".into(),
-        &set,
-        vec![Method::GradCam],
-    );
-    for epoch in 1..=EPOCHS {
+    let mut app = app_of(1, &set);
+    for protocol in [
+        Protocol::Halfblocks,
+        Protocol::Sixel,
+        Protocol::Kitty,
+        Protocol::Iterm2,
+    ] {
+        bench(&mut app, &set, protocol);
+    }
+    let mut app = app_of(COMPARED, &set);
+    for protocol in [Protocol::Halfblocks, Protocol::Kitty] {
+        bench(&mut app, &set, protocol);
+    }
+}
+
+/// Runs compared in the second part.
+const COMPARED: usize = 8;
+
+/// The UI with `runs` runs of [`EPOCHS`] epochs each in history.
+fn app_of(runs: usize, set: &SampleSet) -> App {
+    let dirs: Vec<PathBuf> = (0..runs)
+        .map(|r| PathBuf::from(format!("run{r}")))
+        .collect();
+    let mut app = App::new(&dirs, "cpu".into(), set, vec![Method::GradCam]);
+    for (run, epoch) in (0..runs).flat_map(|r| (1..=EPOCHS).map(move |e| (r, e))) {
         let report = CheckpointReport {
             path: PathBuf::from(format!("checkpoints/epoch_{epoch}.pdparams")),
             paths: vec![],
             epoch: Some(epoch),
             status: camwatch::monitor::history::Status::Ok,
             error: None,
-            hash: format!("{epoch:064}"),
+            hash: format!("{run}{epoch:063}"),
             time: String::new(),
             format: None,
             arch: None,
@@ -106,6 +125,7 @@ fn main() {
         };
         app.update(Message::Monitor {
             generation: 0,
+            run,
             event: MonitorEvent::Checkpoint {
                 report: Box::new(report),
                 source: Source::History,
@@ -113,14 +133,7 @@ fn main() {
             },
         });
     }
-    for protocol in [
-        Protocol::Halfblocks,
-        Protocol::Sixel,
-        Protocol::Kitty,
-        Protocol::Iterm2,
-    ] {
-        bench(&mut app, &set, protocol);
-    }
+    app
 }
 
 /// Counts what is written, and throws it away.
@@ -161,7 +174,7 @@ fn bench(app: &mut App, set: &SampleSet, protocol: Protocol) {
         let before = wire.0.load(Ordering::Relaxed);
         let start = Instant::now();
         let plan = Plan::new(app, area);
-        app.clicks = plan.areas.clicks();
+        app.clicks = plan.clicks(app);
         app.timeline_first = plan.areas.timeline_first;
         let missing = frames.missing(&plan);
         for request in missing {
@@ -188,8 +201,13 @@ fn bench(app: &mut App, set: &SampleSet, protocol: Protocol) {
         v[v.len() / 2].as_secs_f64() * 1e3
     };
     let draws: Vec<Duration> = (0..100).map(|_| frame(app, &mut frames).1).collect();
+    let runs = if app.comparing() {
+        format!("{} runs compared, each ", app.runs.len())
+    } else {
+        String::new()
+    };
     println!(
-        "{SAMPLES} samples × {EPOCHS} epochs, {}×{} cells, {} (cells of 10×20 pixels)",
+        "{runs}{SAMPLES} samples × {EPOCHS} epochs, {}×{} cells, {} (cells of 10×20 pixels)",
         SIZE.0,
         SIZE.1,
         protocol.name()
@@ -243,6 +261,9 @@ fn bench(app: &mut App, set: &SampleSet, protocol: Protocol) {
     app.update(key(KeyCode::Char('?')));
     let close = frame(app, &mut frames).2;
     println!("  help opened / closed:            {open:>9} / {close} bytes");
+    if app.comparing() {
+        return;
+    }
     app.apply(Intent::ToggleGrid);
     let (_, _, grid_bytes) = frame(app, &mut frames);
     let grid: Vec<Duration> = (0..50).map(|_| frame(app, &mut frames).1).collect();

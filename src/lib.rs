@@ -7,6 +7,7 @@
 
 pub mod cam;
 pub mod checkpoint;
+pub mod compare;
 pub mod device;
 pub mod isolate;
 pub mod loader;

@@ -6,92 +6,10 @@ use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::cam::{Method, Sample};
-use crate::monitor::CheckpointReport;
-use crate::monitor::history::Status;
-use crate::monitor::timeline::SampleFigures;
+use crate::compare::{FIGURES, PALETTE, Run, difference_image, epochs};
 use crate::render::{self, OverlayStyle};
 
-/// One run, as its history holds it.
-pub struct Run {
-    /// How the figures name it: its folder's name.
-    pub name: String,
-    pub first_on_object: Option<u64>,
-    pub checkpoints: Vec<CheckpointReport>,
-}
-
-/// A run-level figure at a checkpoint: a mean over the samples that have it.
-pub struct Figure {
-    pub name: &'static str,
-    pub value: fn(&SampleFigures, Method, Option<usize>) -> Option<f32>,
-}
-
-/// The charts' figures, in order; `label` is the sample's label, if any.
-pub const FIGURES: [Figure; 4] = [
-    Figure {
-        name: "mean box energy",
-        value: |f, m, _| f.box_energy.as_ref()?.get(m.name()).copied(),
-    },
-    Figure {
-        name: "pointing hits",
-        value: |f, m, _| {
-            Some(f32::from(u8::from(
-                *f.pointing_hit.as_ref()?.get(m.name())?,
-            )))
-        },
-    },
-    Figure {
-        name: "samples right",
-        value: |f, _, label| Some(f32::from(u8::from(f.predicted == label?))),
-    },
-    Figure {
-        name: "mean p(target)",
-        value: |f, _, _| Some(f.target_prob),
-    },
-];
-
-impl Figure {
-    /// The mean over `checkpoint`'s samples that have the figure.
-    pub fn at(
-        &self,
-        checkpoint: &CheckpointReport,
-        method: Method,
-        samples: &[Sample],
-    ) -> Option<f32> {
-        let values: Vec<f32> = checkpoint
-            .samples
-            .iter()
-            .filter_map(|f| {
-                let label = samples
-                    .iter()
-                    .find(|s| s.name == f.name)
-                    .and_then(|s| s.label);
-                (self.value)(f, method, label)
-            })
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
-    }
-}
-
-/// The checkpoints with maps, each with its epoch.
-pub fn epochs(run: &Run) -> Vec<(u64, &CheckpointReport)> {
-    run.checkpoints
-        .iter()
-        .filter(|c| c.status == Status::Ok)
-        .filter_map(|c| Some((c.epoch?, c)))
-        .collect()
-}
-
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
 
 /// One panel per figure, one line per run, epochs along x.
 pub fn charts(runs: &[Run], method: Method, samples: &[Sample]) -> Result<RgbImage, String> {
@@ -102,7 +20,7 @@ pub fn charts(runs: &[Run], method: Method, samples: &[Sample]) -> Result<RgbIma
     let mut buffer = vec![255u8; (width * height * 3) as usize];
     let last_epoch = runs
         .iter()
-        .flat_map(|r| epochs(r).into_iter().map(|(e, _)| e))
+        .flat_map(|r| epochs(&r.checkpoints).into_iter().map(|(e, _)| e))
         .max()
         .unwrap_or(1);
     {
@@ -125,8 +43,9 @@ pub fn charts(runs: &[Run], method: Method, samples: &[Sample]) -> Result<RgbIma
                 .draw()
                 .map_err(|e| e.to_string())?;
             for (i, run) in runs.iter().enumerate() {
-                let colour = PALETTE[i % PALETTE.len()];
-                let points: Vec<(f32, f32)> = epochs(run)
+                let [r, g, b] = PALETTE[i % PALETTE.len()];
+                let colour = RGBColor(r, g, b);
+                let points: Vec<(f32, f32)> = epochs(&run.checkpoints)
                     .into_iter()
                     .filter_map(|(e, c)| Some((e as f32, figure.at(c, method, samples)?)))
                     .collect();
@@ -153,23 +72,6 @@ pub fn charts(runs: &[Run], method: Method, samples: &[Sample]) -> Result<RgbIma
         root.present().map_err(|e| e.to_string())?;
     }
     RgbImage::from_raw(width, height, buffer).ok_or_else(|| "chart buffer".to_string())
-}
-
-/// The signed difference `b − a` of two maps as shown (each min–max scaled), in
-/// [−1, 1], drawn blue (a's attention) through white to red (b's).
-pub fn difference(a: &[f32], b: &[f32], (width, height): (u32, u32)) -> RgbImage {
-    let mut out = RgbImage::new(width, height);
-    for (i, pixel) in out.pixels_mut().enumerate() {
-        let d =
-            (b.get(i).copied().unwrap_or(0.0) - a.get(i).copied().unwrap_or(0.0)).clamp(-1.0, 1.0);
-        let fade = |c: f32| (255.0 * (1.0 - d.abs()) + c * d.abs()) as u8;
-        *pixel = if d >= 0.0 {
-            Rgb([fade(214.0), fade(39.0), fade(40.0)])
-        } else {
-            Rgb([fade(31.0), fade(119.0), fade(180.0)])
-        };
-    }
-    out
 }
 
 /// One row per sample: each run's overlay at its epoch, then the difference of the last
@@ -225,7 +127,8 @@ pub fn sample_grid(
         if runs.len() >= 2
             && let (Some(Some(a)), Some(Some(b))) = (shown.get(runs.len() - 2), shown.last())
         {
-            let tile = difference(a, b, (thumb, thumb));
+            let d: Vec<f32> = a.iter().zip(b).map(|(a, b)| b - a).collect();
+            let tile = difference_image(&d, (thumb, thumb));
             let x = runs.len() as u32 * cell_w;
             image::imageops::replace(&mut out, &tile, i64::from(x + 3), i64::from(y + label + 3));
             let (a_name, b_name) = (&runs[runs.len() - 2].0, &runs[runs.len() - 1].0);
@@ -247,21 +150,4 @@ pub fn sample_grid(
         root.present().map_err(|e| e.to_string())?;
     }
     RgbImage::from_raw(width, height, buffer).ok_or_else(|| "grid buffer".to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_difference_is_red_where_the_second_map_is_higher() {
-        let a = [0.0, 1.0, 0.5, 0.25];
-        let b = [1.0, 0.0, 0.5, 0.75];
-        let d = difference(&a, &b, (2, 2));
-        assert_eq!(d.get_pixel(0, 0).0, [214, 39, 40], "b − a = 1: full red");
-        assert_eq!(d.get_pixel(1, 0).0, [31, 119, 180], "b − a = −1: full blue");
-        assert_eq!(d.get_pixel(0, 1).0, [255, 255, 255], "equal: white");
-        // Half way: half the way from white to red.
-        assert_eq!(d.get_pixel(1, 1).0, [234, 147, 147]);
-    }
 }

@@ -1,5 +1,6 @@
 //! `camwatch demo`: the shipped run replayed into a fresh folder one epoch at a time
-//! (or, with `--train`, the real trainer writing it), with the terminal UI following.
+//! (or, with `--train`, the real trainer writing it), with the terminal UI following;
+//! with `--compare`, the shipped pair (the plain run and the shortcut run) side by side.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -19,6 +20,13 @@ pub struct DemoArgs {
     /// The shipped run to replay.
     #[arg(long, default_value = "checkpoints")]
     pub checkpoints: PathBuf,
+    /// Replay the shipped pair side by side: the run in --checkpoints and the one
+    /// trained on data with a shortcut (--shortcut-checkpoints), compared by epoch.
+    #[arg(long, conflicts_with = "train")]
+    pub compare: bool,
+    /// The shortcut run of the pair (with --compare).
+    #[arg(long, default_value = "checkpoints-shortcut")]
+    pub shortcut_checkpoints: PathBuf,
     /// The sample set.
     #[arg(long, default_value = "samples")]
     pub samples: PathBuf,
@@ -56,23 +64,35 @@ pub fn run(args: DemoArgs) -> CliResult {
     result
 }
 
-fn follow(args: &DemoArgs, run: &Path) -> CliResult {
+fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     let mut trainer = None;
+    // Each run in a folder named for it: the UI and the JSON lines name runs by folder.
+    let pair = if args.compare {
+        vec![
+            (args.checkpoints.clone(), folder.join("plain")),
+            (args.shortcut_checkpoints.clone(), folder.join("shortcut")),
+        ]
+    } else {
+        vec![(args.checkpoints.clone(), folder.to_path_buf())]
+    };
     let epochs = if args.train {
-        trainer = Some(start_trainer(run, args.epochs)?);
+        trainer = Some(start_trainer(folder, args.epochs)?);
         args.epochs
     } else {
-        let shipped = shipped_epochs(&args.checkpoints)?;
-        let count = shipped.len();
-        let (delay, run) = (
-            Duration::from_secs_f64(args.delay.max(0.0)),
-            run.to_path_buf(),
-        );
-        std::thread::spawn(move || replay(&shipped, &run, delay));
+        let delay = Duration::from_secs_f64(args.delay.max(0.0));
+        let mut count = 0;
+        for (shipped, run) in &pair {
+            let shipped = shipped_epochs(shipped)?;
+            count += shipped.len();
+            std::fs::create_dir_all(run).map_err(|e| format!("{}: {e}", run.display()))?;
+            let run = run.clone();
+            std::thread::spawn(move || replay(&shipped, &run, delay));
+        }
         count
     };
     let mut watch = WatchArgs::defaults();
-    watch.run.dir = run.to_path_buf();
+    watch.run.dir.clone_from(&pair[0].1);
+    watch.more = pair[1..].iter().map(|(_, run)| run.clone()).collect();
     watch.run.samples.clone_from(&args.samples);
     watch.headless = args.headless;
     watch.protocol = args.protocol;

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use camwatch::compare::{self, FIGURES, Run};
 use camwatch::monitor::{self, CheckpointReport};
 use camwatch::render;
-use camwatch::report::{self, FIGURES, Run};
+use camwatch::report;
 
 use super::CliResult;
 use super::history::read_runs;
@@ -36,10 +37,12 @@ pub fn run(args: ReportArgs) -> CliResult {
     let (shared, stored) = read_runs(&args.run, &args.more)?;
     let method = shared.settings.request.methods[0];
     let samples = &shared.samples.samples;
+    let dirs: Vec<&std::path::Path> = stored.iter().map(|r| r.dir.as_path()).collect();
     let runs: Vec<Run> = stored
         .iter()
-        .map(|r| Run {
-            name: run_name(&r.dir),
+        .zip(compare::run_names(&dirs))
+        .map(|(r, name)| Run {
+            name,
             first_on_object: r.first_on_object,
             checkpoints: r.checkpoints.clone(),
         })
@@ -57,7 +60,7 @@ pub fn run(args: ReportArgs) -> CliResult {
     let common = runs
         .iter()
         .map(|r| {
-            report::epochs(r)
+            compare::epochs(&r.checkpoints)
                 .into_iter()
                 .map(|(e, _)| e)
                 .collect::<Vec<_>>()
@@ -70,7 +73,7 @@ pub fn run(args: ReportArgs) -> CliResult {
     let keys = monitor::sample_keys(&shared.samples, shared.settings.request.target);
     let setting = monitor::setting(&shared.settings, shared.steps);
     for (run, stored) in runs.iter().zip(&stored) {
-        let epochs = report::epochs(run);
+        let epochs = compare::epochs(&run.checkpoints);
         let chosen = match wanted {
             Some(e) => epochs.iter().find(|(epoch, _)| *epoch == e),
             None => epochs.last(),
@@ -103,7 +106,7 @@ pub fn run(args: ReportArgs) -> CliResult {
 
     let mut csv = String::from("run,epoch,figure,value\n");
     for run in &runs {
-        for (epoch, checkpoint) in report::epochs(run) {
+        for (epoch, checkpoint) in compare::epochs(&run.checkpoints) {
             for figure in &FIGURES {
                 if let Some(v) = figure.at(checkpoint, method, samples) {
                     let _ = writeln!(csv, "{},{epoch},{},{v}", run.name, figure.name);
@@ -120,19 +123,6 @@ pub fn run(args: ReportArgs) -> CliResult {
         args.out.join("report.md").display()
     );
     Ok(())
-}
-
-/// How the report names a run: its folder's name (the parent's too when that is only
-/// `checkpoints`).
-fn run_name(dir: &std::path::Path) -> String {
-    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    match name(dir).as_deref() {
-        Some("checkpoints") | None => dir
-            .parent()
-            .and_then(name)
-            .unwrap_or_else(|| dir.display().to_string()),
-        Some(n) => n.to_string(),
-    }
 }
 
 fn markdown(
@@ -159,7 +149,7 @@ fn markdown(
     md.push_str(&"---|".repeat(FIGURES.len()));
     md.push('\n');
     for run in runs {
-        let epochs = report::epochs(run);
+        let epochs = compare::epochs(&run.checkpoints);
         let last: Option<&(u64, &CheckpointReport)> = epochs.last();
         let _ = write!(
             md,

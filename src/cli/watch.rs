@@ -23,8 +23,9 @@ use super::run_args::RunArgs;
 pub struct WatchArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// More runs to follow beside the first (with --headless), each with its own
-    /// history and worker; the samples and CAM settings are shared.
+    /// More runs to follow beside the first, each with its own history and worker (or
+    /// followed read-only when another camwatch already watches it); the samples and
+    /// CAM settings are shared. The UI shows them side by side, aligned by epoch.
     #[arg(value_name = "RUN")]
     pub more: Vec<PathBuf>,
     /// Print one JSON object per checkpoint on stdout instead of opening the terminal UI.
@@ -133,13 +134,6 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 .into(),
         );
     }
-    if !args.more.is_empty() && !args.headless {
-        return Err(
-            "several runs are followed with --headless (one JSON line per \
-             checkpoint, with its run); the UI follows one run"
-                .into(),
-        );
-    }
     let config = MonitorConfig {
         dir: args.run.dir.clone(),
         history: args.run.history_file(),
@@ -153,6 +147,15 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         },
         metrics: args.run.cam.metric_settings("all"),
     };
+    let precision = config.settings.precision;
+    // One monitor (history, scanner, worker) per run.
+    let runs: Vec<MonitorConfig> = std::iter::once(config.clone())
+        .chain(args.more.iter().map(|dir| MonitorConfig {
+            dir: dir.clone(),
+            history: monitor::history_file(dir, None),
+            ..config.clone()
+        }))
+        .collect();
     if !args.headless {
         if !std::io::stdout().is_terminal() {
             return Err("stdout is not a terminal: use --headless for JSON lines".into());
@@ -160,7 +163,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         let style = args.run.cam.style(false);
         let precision = args.run.cam.precision_choice(&config.samples.defaults);
         return tui::run(TuiOptions {
-            monitor: config,
+            runs,
             protocol: args.protocol,
             snapshots: args.snapshots.clone(),
             colormap: style.colormap,
@@ -169,15 +172,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             signalled: stop,
         });
     }
-    let precision = config.settings.precision;
-    // One monitor (history, scanner, worker) per run, their events on one channel.
-    let runs: Vec<MonitorConfig> = std::iter::once(config.clone())
-        .chain(args.more.iter().map(|dir| MonitorConfig {
-            dir: dir.clone(),
-            history: monitor::history_file(dir, None),
-            ..config.clone()
-        }))
-        .collect();
+    // Their events on one channel.
     let several = runs.len() > 1;
     let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
     let mut monitors = Vec::with_capacity(runs.len());
@@ -233,6 +228,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             }
             Err(_) => continue,
         };
+        let run_index = run;
         let run = several.then(|| runs[run].dir.as_path());
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
@@ -273,6 +269,13 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             }
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
                 eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");
+            }
+            MonitorEvent::Following { writer } => {
+                let writer = writer.map_or("another camwatch".into(), |p| format!("camwatch {p}"));
+                eprintln!(
+                    "camwatch: {writer} watches {}: following its history read-only",
+                    paths::for_terminal(&runs[run_index].dir.display().to_string())
+                );
             }
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }

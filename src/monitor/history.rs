@@ -258,6 +258,14 @@ impl History {
         &self.file
     }
 
+    /// A number that changes whenever another connection (another camwatch writing the
+    /// run) commits: a reader polls it to know when to read again.
+    pub fn data_version(&self) -> Result<i64, HistoryError> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.wrap(e))
+    }
+
     fn wrap(&self, source: rusqlite::Error) -> HistoryError {
         HistoryError {
             path: self.file.clone(),

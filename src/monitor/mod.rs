@@ -7,9 +7,14 @@
 //! notify / rescans ─▶ Scanner (readiness) ─▶ Queue (newest first) ─▶ Worker ─▶ History
 //!                                                                       └──▶ events
 //! ```
+//!
+//! One camwatch writes a run's history ([`lock`]); another one started on the same run
+//! follows the history read-only, with the same events.
 
 pub mod epoch;
+mod follower;
 pub mod history;
+pub mod lock;
 pub mod maps;
 pub mod queue;
 pub mod readiness;
@@ -147,6 +152,9 @@ pub enum MonitorEvent {
     Measured(Box<CheckpointReport>),
     /// The stored history has been reported; what follows is live.
     Replayed { checkpoints: usize },
+    /// Another camwatch (this process id, if known) writes the run's history: this
+    /// monitor only follows it, computing nothing (first event, when so).
+    Following { writer: Option<u32> },
     /// The worker is computing a checkpoint: `done` of `total` samples, with `queued`
     /// more checkpoints waiting.
     Working {
@@ -225,6 +233,11 @@ pub enum MonitorError {
     History(#[from] HistoryError),
     #[error("{}: not a folder", .0.display())]
     NotAFolder(PathBuf),
+    #[error("{}: cannot lock the run's history ({source})", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running monitor: the threads behind its events. Stopped (and its threads joined)
@@ -237,10 +250,13 @@ pub struct Monitor {
     worker: Option<JoinHandle<()>>,
     /// Kept alive for as long as events should arrive.
     _watcher: Option<notify::RecommendedWatcher>,
+    /// Held while this monitor writes the run's history; `None` when it follows.
+    _lock: Option<Arc<lock::RunLock>>,
 }
 
 impl Monitor {
-    /// Opens the history and starts the scanner and the worker. The stored history is
+    /// Opens the history and starts the scanner and the worker, or, when another
+    /// camwatch writes this run's history, a follower of it. The stored history is
     /// reported first, then live checkpoints, on the returned channel.
     pub fn start(
         mut config: MonitorConfig,
@@ -249,6 +265,16 @@ impl Monitor {
             return Err(MonitorError::NotAFolder(config.dir));
         }
         let history = History::open(&config.history, &config.dir)?;
+        let lock = match lock::claim(&config.history) {
+            Ok(lock::Claim::Writer(lock)) => lock,
+            Ok(lock::Claim::Held { pid }) => return Ok(Monitor::follow(config, history, pid)),
+            Err(source) => {
+                return Err(MonitorError::Lock {
+                    path: lock::lock_file(&config.history),
+                    source,
+                });
+            }
+        };
         let sample_keys = sample_keys(&config.samples, config.settings.request.target);
         // Files recorded at their current size and mtime are not read again.
         let mut known = HashMap::new();
@@ -328,8 +354,43 @@ impl Monitor {
             scanner,
             worker,
             _watcher: watcher,
+            _lock: Some(lock),
         };
         Ok((monitor, events))
+    }
+
+    /// A monitor that only follows the history another camwatch writes.
+    fn follow(
+        config: MonitorConfig,
+        history: History,
+        writer: Option<u32>,
+    ) -> (Monitor, Receiver<MonitorEvent>) {
+        let (event_tx, events) = mpsc::channel();
+        let _ = event_tx.send(MonitorEvent::Following { writer });
+        let cancel = Cancel::default();
+        let follower = follower::Follower {
+            history,
+            samples: config.samples,
+            settings: config.settings,
+            steps: config.metrics.steps,
+            events: event_tx,
+            cancel: cancel.clone(),
+        };
+        let worker = std::thread::Builder::new()
+            .name("camwatch-follower".into())
+            .spawn(move || follower.run())
+            .ok();
+        let (scanner_messages, _) = mpsc::channel();
+        let monitor = Monitor {
+            cancel,
+            queue: Arc::new(queue::Queue::default()),
+            scanner_messages,
+            scanner: None,
+            worker,
+            _watcher: None,
+            _lock: None,
+        };
+        (monitor, events)
     }
 
     /// Checkpoints waiting for the worker.

@@ -10,6 +10,7 @@ use ratatui::layout::{Position, Rect};
 use super::keymap::intent_of;
 use crate::cam::image_ops::Blend;
 use crate::cam::{Layer, Method, SampleSet, Target};
+use crate::compare;
 use crate::monitor::history::Status;
 use crate::monitor::timeline::{Event, SampleFigures, sort_in_training_order};
 use crate::monitor::{CheckpointReport, MonitorEvent};
@@ -20,9 +21,11 @@ pub enum Message {
     Mouse(MouseEvent),
     Resize,
     Tick,
-    /// From the monitor started as `generation` (events of a replaced one are dropped).
+    /// From run `run`'s monitor started as `generation` (events of a replaced one are
+    /// dropped).
     Monitor {
         generation: u64,
+        run: usize,
         event: MonitorEvent,
     },
     /// A snapshot or animation written (the files), or why not.
@@ -55,7 +58,12 @@ pub enum Intent {
     Back,
     Quit,
     SelectSample(usize),
+    /// An epoch by its place on the timeline (comparing: on the runs' common axis).
     SelectEpoch(usize),
+    /// Comparing: show or hide a run.
+    ToggleRun(usize),
+    /// Comparing: the next pair of shown runs whose maps are differenced.
+    NextDifference,
 }
 
 /// Side effects for the loop: the state only records that they are wanted.
@@ -95,10 +103,57 @@ pub struct ClickMap {
     pub grid: Vec<(Rect, usize)>,
     /// Timeline thumbnails and their epoch index.
     pub timeline: Vec<(Rect, usize)>,
+    /// Comparing: the epoch axis (and the charts under it) and how many epochs it
+    /// spreads over its width.
+    pub axis: Option<(Rect, usize)>,
+}
+
+/// A run the UI follows.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    pub dir: PathBuf,
+    /// How the UI names it (see [`compare::run_names`]).
+    pub name: String,
+    /// Every checkpoint reported, in training order (errors included).
+    pub checkpoints: Vec<CheckpointReport>,
+    /// The checkpoint being computed: its path, samples done and in all, and how many
+    /// more wait.
+    pub working: Option<Working>,
+    pub replayed: bool,
+    /// Another camwatch writes this run's history (its process id, if known): the UI
+    /// follows it read-only.
+    pub following: Option<Option<u32>>,
+    /// Drawn when comparing (`1`…`8` toggle).
+    pub shown: bool,
+}
+
+impl RunView {
+    fn new(dir: PathBuf, name: String) -> RunView {
+        RunView {
+            dir,
+            name,
+            checkpoints: Vec::new(),
+            working: None,
+            replayed: false,
+            following: None,
+            shown: true,
+        }
+    }
+
+    /// Forgets what the monitor said, before a new one starts.
+    pub fn reset(&mut self) {
+        self.checkpoints.clear();
+        self.replayed = false;
+        self.working = None;
+        self.following = None;
+    }
 }
 
 pub struct App {
-    pub dir: PathBuf,
+    /// The runs followed: one, or several to compare side by side, aligned by epoch.
+    pub runs: Vec<RunView>,
+    /// Comparing: the runs whose maps are differenced, `.1 − .0`.
+    pub difference: (usize, usize),
     pub device: String,
     pub samples: Vec<SampleInfo>,
     pub classes: Option<Vec<String>>,
@@ -111,19 +166,15 @@ pub struct App {
     pub blend: Blend,
     /// The graphics protocol and terminal, for the status line and the help.
     pub graphics: String,
-    /// Every checkpoint reported, in training order (errors included).
-    pub checkpoints: Vec<CheckpointReport>,
     pub sample: usize,
     /// The selected checkpoint's hash; `follow` keeps it on the latest.
     pub selected: Option<String>,
+    /// Comparing: the selected epoch, the same in every run.
+    pub selected_epoch: Option<u64>,
     pub follow: bool,
     pub grid: bool,
     pub show_box: bool,
     pub help: bool,
-    /// The checkpoint being computed: its path, samples done and in all, and how many
-    /// more wait.
-    pub working: Option<Working>,
-    pub replayed: bool,
     pub last_error: Option<String>,
     /// A passing message (snapshot written, export failed).
     pub notice: Option<String>,
@@ -136,10 +187,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(dir: PathBuf, device: String, set: &SampleSet, methods: Vec<Method>) -> App {
+    /// The UI for the runs in `dirs` (the first alone, or all compared).
+    pub fn new(dirs: &[PathBuf], device: String, set: &SampleSet, methods: Vec<Method>) -> App {
         let method = methods.first().copied().unwrap_or(Method::GradCam);
+        let paths: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
+        let runs = dirs
+            .iter()
+            .zip(compare::run_names(&paths))
+            .map(|(dir, name)| RunView::new(dir.clone(), name))
+            .collect();
         App {
-            dir,
+            runs,
+            difference: (0, 1),
             device,
             samples: set
                 .samples
@@ -157,15 +216,13 @@ impl App {
             target: Target::Predicted,
             blend: Blend::Alpha,
             graphics: "halfblocks".into(),
-            checkpoints: Vec::new(),
             sample: 0,
             selected: None,
+            selected_epoch: None,
             follow: true,
             grid: false,
             show_box: true,
             help: false,
-            working: None,
-            replayed: false,
             last_error: None,
             notice: None,
             generation: 0,
@@ -185,12 +242,63 @@ impl App {
         methods
     }
 
-    /// Checkpoints with maps: the epochs one can look at.
+    /// The run followed (the first, when comparing).
+    pub fn run(&self) -> &RunView {
+        &self.runs[0]
+    }
+
+    /// Whether several runs are compared side by side.
+    pub fn comparing(&self) -> bool {
+        self.runs.len() > 1
+    }
+
+    /// The runs drawn, by index.
+    pub fn shown(&self) -> Vec<usize> {
+        (0..self.runs.len())
+            .filter(|&r| self.runs[r].shown)
+            .collect()
+    }
+
+    /// Checkpoints with maps: the epochs one can look at (of the first run).
     pub fn epochs(&self) -> Vec<&CheckpointReport> {
-        self.checkpoints
+        self.run()
+            .checkpoints
             .iter()
             .filter(|c| c.status == Status::Ok)
             .collect()
+    }
+
+    /// Comparing: every epoch a shown run has, in order (see [`compare::axis`]).
+    pub fn axis(&self) -> Vec<u64> {
+        compare::axis(
+            self.runs
+                .iter()
+                .filter(|r| r.shown)
+                .map(|r| r.checkpoints.as_slice()),
+        )
+    }
+
+    /// Comparing: index into [`App::axis`] of the epoch shown (the selected one, or
+    /// the nearest before it when the runs showing it are hidden).
+    pub fn axis_index(&self) -> Option<usize> {
+        let axis = self.axis();
+        let last = axis.len().checked_sub(1)?;
+        match self.selected_epoch {
+            Some(epoch) if !self.follow => {
+                Some(axis.iter().rposition(|&e| e <= epoch).unwrap_or(0))
+            }
+            _ => Some(last),
+        }
+    }
+
+    /// Comparing: the epoch shown in every run.
+    pub fn cursor_epoch(&self) -> Option<u64> {
+        Some(self.axis()[self.axis_index()?])
+    }
+
+    /// Comparing: run `run`'s checkpoint at the epoch shown, if it has one.
+    pub fn at(&self, run: usize) -> Option<&CheckpointReport> {
+        compare::at_epoch(&self.runs.get(run)?.checkpoints, self.cursor_epoch()?)
     }
 
     /// Index into [`App::epochs`] of the checkpoint shown.
@@ -265,9 +373,13 @@ impl App {
                 None => Vec::new(),
             },
             Message::Resize | Message::Tick => Vec::new(),
-            Message::Monitor { generation, event } => {
-                if generation == self.generation {
-                    self.on_monitor(event);
+            Message::Monitor {
+                generation,
+                run,
+                event,
+            } => {
+                if generation == self.generation && run < self.runs.len() {
+                    self.on_monitor(run, event);
                 }
                 Vec::new()
             }
@@ -288,10 +400,11 @@ impl App {
         }
     }
 
-    fn on_monitor(&mut self, event: MonitorEvent) {
+    fn on_monitor(&mut self, run: usize, event: MonitorEvent) {
+        let view = &mut self.runs[run];
         match event {
             MonitorEvent::Revised(report) | MonitorEvent::Measured(report) => {
-                if let Some(old) = self.checkpoints.iter_mut().find(|c| c.hash == report.hash) {
+                if let Some(old) = view.checkpoints.iter_mut().find(|c| c.hash == report.hash) {
                     *old = *report;
                 }
             }
@@ -300,28 +413,29 @@ impl App {
                 if report.status == Status::Error {
                     self.last_error = report.error.clone();
                 }
-                if self
+                if view
                     .working
                     .as_ref()
                     .is_some_and(|w| report.paths.contains(&w.path))
                 {
-                    self.working = None;
+                    view.working = None;
                 }
                 // The same content again (another name, or computed after a restart).
-                self.checkpoints.retain(|c| c.hash != report.hash);
-                self.checkpoints.push(report);
-                sort_in_training_order(&mut self.checkpoints, |c| {
+                view.checkpoints.retain(|c| c.hash != report.hash);
+                view.checkpoints.push(report);
+                sort_in_training_order(&mut view.checkpoints, |c| {
                     (c.epoch, c.mtime_ns, c.path.as_path())
                 });
             }
-            MonitorEvent::Replayed { .. } => self.replayed = true,
+            MonitorEvent::Replayed { .. } => view.replayed = true,
+            MonitorEvent::Following { writer } => view.following = Some(writer),
             MonitorEvent::Working {
                 path,
                 queued,
                 done,
                 total,
             } => {
-                self.working = Some(Working {
+                view.working = Some(Working {
                     path,
                     done,
                     total,
@@ -350,6 +464,15 @@ impl App {
                         .find(|(rect, _)| rect.contains(at))
                         .map(|(_, i)| *i)
                 };
+                if let Some((area, count)) = self.clicks.axis
+                    && area.contains(at)
+                    && count > 0
+                {
+                    // The nearest epoch: the axis spreads them over its width.
+                    let across = f64::from(at.x - area.x) / f64::from(area.width.max(2) - 1);
+                    let index = (across * (count - 1) as f64).round() as usize;
+                    return Some(Intent::SelectEpoch(index.min(count - 1)));
+                }
                 hit(&self.clicks.grid)
                     .map(Intent::SelectSample)
                     .or_else(|| hit(&self.clicks.timeline).map(Intent::SelectEpoch))
@@ -375,9 +498,16 @@ impl App {
             Intent::ToggleFollow => {
                 if self.follow {
                     self.selected = self.current().map(|c| c.hash.clone());
+                    self.selected_epoch = self.cursor_epoch();
                 }
                 self.follow = !self.follow;
             }
+            Intent::ToggleRun(_) | Intent::NextDifference if !self.comparing() => {
+                self.notice =
+                    Some("one run: compare several with camwatch watch RUN_A RUN_B …".into());
+            }
+            Intent::ToggleRun(run) => self.toggle_run(run),
+            Intent::NextDifference => self.next_difference(),
             Intent::NextMethod => {
                 self.method = self.next_method();
                 return vec![Effect::Restart];
@@ -394,6 +524,9 @@ impl App {
                 return vec![Effect::Restart];
             }
             Intent::NextOverlay => self.blend = self.blend.next(),
+            Intent::ToggleGrid if self.comparing() => {
+                self.notice = Some("comparing shows one sample across runs: no grid".into());
+            }
             Intent::ToggleGrid => self.grid = !self.grid,
             Intent::ToggleBox => self.show_box = !self.show_box,
             Intent::ToggleHelp => self.help = !self.help,
@@ -416,27 +549,52 @@ impl App {
         Vec::new()
     }
 
+    /// How many epochs one can step through, and which one is shown: the timeline's,
+    /// or when comparing the runs' common axis.
+    fn positions(&self) -> (usize, Option<usize>) {
+        if self.comparing() {
+            (self.axis().len(), self.axis_index())
+        } else {
+            (self.epochs().len(), self.epoch_index())
+        }
+    }
+
     fn step_epoch(&mut self, step: isize) {
-        let Some(index) = self.epoch_index() else {
+        let (count, Some(index)) = self.positions() else {
             return;
         };
-        let last = self.epochs().len() as isize - 1;
+        let last = count as isize - 1;
         self.select_epoch((index as isize + step).clamp(0, last) as usize);
+    }
+
+    /// Whether the shown sample has an event at epoch position `i` (comparing: in any
+    /// shown run).
+    fn has_event(&self, i: usize) -> bool {
+        if !self.comparing() {
+            return self
+                .epochs()
+                .get(i)
+                .is_some_and(|c| !self.events(c).is_empty());
+        }
+        let Some(&epoch) = self.axis().get(i) else {
+            return false;
+        };
+        self.shown().into_iter().any(|r| {
+            compare::at_epoch(&self.runs[r].checkpoints, epoch)
+                .is_some_and(|c| !self.events(c).is_empty())
+        })
     }
 
     /// Goes to the nearest epoch after (or before) the shown one with an event for the
     /// shown sample.
     fn step_event(&mut self, forward: bool) {
-        let Some(index) = self.epoch_index() else {
+        let (count, Some(index)) = self.positions() else {
             return;
         };
-        let epochs = self.epochs();
         let found = if forward {
-            (index + 1..epochs.len()).find(|&i| !self.events(epochs[i]).is_empty())
+            (index + 1..count).find(|&i| self.has_event(i))
         } else {
-            (0..index)
-                .rev()
-                .find(|&i| !self.events(epochs[i]).is_empty())
+            (0..index).rev().find(|&i| self.has_event(i))
         };
         match found {
             Some(i) => self.select_epoch(i),
@@ -451,6 +609,15 @@ impl App {
 
     /// Shows epoch `index` and stops following, unless it is the latest.
     fn select_epoch(&mut self, index: usize) {
+        if self.comparing() {
+            let axis = self.axis();
+            let Some(&epoch) = axis.get(index.min(axis.len().saturating_sub(1))) else {
+                return;
+            };
+            self.selected_epoch = Some(epoch);
+            self.follow = index + 1 >= axis.len() && self.follow;
+            return;
+        }
         let epochs = self.epochs();
         let Some(checkpoint) = epochs.get(index.min(epochs.len().saturating_sub(1))) else {
             return;
@@ -474,11 +641,57 @@ impl App {
         cycle[at.map_or(0, |i| (i + 1) % cycle.len())]
     }
 
+    /// Shows or hides a run; at least one stays shown, and the differenced pair stays
+    /// among the shown runs.
+    fn toggle_run(&mut self, run: usize) {
+        let Some(view) = self.runs.get(run) else {
+            self.notice = Some(format!("there are {} runs", self.runs.len()));
+            return;
+        };
+        if view.shown && self.shown().len() == 1 {
+            self.notice = Some("the last run shown stays".into());
+            return;
+        }
+        self.runs[run].shown = !view.shown;
+        let shown = self.shown();
+        let (a, b) = self.difference;
+        if !(shown.contains(&a) && shown.contains(&b)) {
+            self.difference = match shown.as_slice() {
+                [a, b, ..] => (*a, *b),
+                _ => self.difference,
+            };
+        }
+    }
+
+    /// The next pair of shown runs, in order: (0, 1), (0, 2) … (1, 2) …
+    fn next_difference(&mut self) {
+        let shown = self.shown();
+        let pairs: Vec<(usize, usize)> = shown
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &a)| shown[i + 1..].iter().map(move |&b| (a, b)))
+            .collect();
+        if pairs.is_empty() {
+            self.notice = Some("the difference needs two runs shown".into());
+            return;
+        }
+        let at = pairs.iter().position(|p| *p == self.difference);
+        self.difference = pairs[at.map_or(0, |i| (i + 1) % pairs.len())];
+    }
+
+    /// The two runs differenced, when both are shown.
+    pub fn difference_pair(&self) -> Option<(usize, usize)> {
+        let (a, b) = self.difference;
+        let shown = |r: usize| self.runs.get(r).is_some_and(|v| v.shown);
+        (a != b && shown(a) && shown(b)).then_some((a, b))
+    }
+
     /// predicted → label (when every sample has one) → class 0 … n−1 → predicted.
     fn next_target(&self) -> Target {
         let classes = self
-            .checkpoints
+            .runs
             .iter()
+            .flat_map(|r| &r.checkpoints)
             .find_map(|c| c.samples.first().map(|s| s.probs.len()))
             .or_else(|| self.classes.as_ref().map(Vec::len))
             .unwrap_or(0);
@@ -558,7 +771,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             ..App::new(
-                PathBuf::from("run"),
+                &[PathBuf::from("run")],
                 "cpu".into(),
                 &SampleSet {
                     dir: PathBuf::new(),
@@ -573,6 +786,7 @@ pub(crate) mod tests {
         for epoch in (1..=epochs).rev() {
             app.update(Message::Monitor {
                 generation: 0,
+                run: 0,
                 event: MonitorEvent::Checkpoint {
                     report: Box::new(report(epoch, &["a", "b", "c"])),
                     source: crate::monitor::Source::Computed,
@@ -611,9 +825,9 @@ pub(crate) mod tests {
             detail: String::new(),
         };
         // Epoch 2: sample a; epoch 4: sample b; epoch 5: a, but for another method.
-        app.checkpoints[1].events = vec![event("a", Some("gradcam"))];
-        app.checkpoints[3].events = vec![event("b", None)];
-        app.checkpoints[4].events = vec![event("a", Some("eigencam"))];
+        app.runs[0].checkpoints[1].events = vec![event("a", Some("gradcam"))];
+        app.runs[0].checkpoints[3].events = vec![event("b", None)];
+        app.runs[0].checkpoints[4].events = vec![event("a", Some("eigencam"))];
         app.update(key(KeyCode::Home));
         app.update(key(KeyCode::Char('n')));
         assert_eq!(app.current().unwrap().epoch, Some(2));
@@ -653,6 +867,7 @@ pub(crate) mod tests {
         let update = |app: &mut App, epoch| {
             app.update(Message::Monitor {
                 generation: 0,
+                run: 0,
                 event: MonitorEvent::Checkpoint {
                     report: Box::new(report(epoch, &["a"])),
                     source: crate::monitor::Source::Computed,
@@ -675,6 +890,7 @@ pub(crate) mod tests {
         revised.samples[0].target_prob = 0.5;
         app.update(Message::Monitor {
             generation: 0,
+            run: 0,
             event: MonitorEvent::Revised(Box::new(revised)),
         });
         assert_eq!(app.epochs().len(), 7);

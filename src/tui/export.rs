@@ -77,8 +77,8 @@ impl ExportJob {
                 format!(
                     "{}.{}.{}.{}",
                     self.name,
-                    id.method.name(),
-                    id.layer,
+                    id.map.method.name(),
+                    id.map.layer,
                     blend.name()
                 )
             }

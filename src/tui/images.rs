@@ -14,8 +14,16 @@ use super::graphics::{Body, Encoded, Graphics};
 use crate::cam::image_ops::Blend;
 use crate::cam::samples::BoundingBox;
 use crate::cam::{Colormap, SampleSet};
+use crate::compare;
 use crate::monitor::maps::{MapId, MapReader};
 use crate::render::{self, OverlayStyle};
+
+/// A stored map of one of the runs followed (by index).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RunMap {
+    pub run: usize,
+    pub map: MapId,
+}
 
 /// What an image shows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,9 +31,12 @@ pub enum Picture {
     /// A sample as it is.
     Image(usize),
     /// A map over its sample.
-    Overlay(MapId, Blend),
+    Overlay(RunMap, Blend),
     /// A map alone (small timeline thumbnails read better without the image).
-    Heat(MapId),
+    Heat(RunMap),
+    /// The signed difference of two runs' maps of a sample, second minus first (see
+    /// [`compare::signed_difference`]).
+    Difference(RunMap, RunMap),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -39,7 +50,7 @@ impl ImageKey {
     pub fn sample(&self) -> usize {
         match &self.picture {
             Picture::Image(sample) => *sample,
-            Picture::Overlay(id, _) | Picture::Heat(id) => id.sample,
+            Picture::Overlay(m, _) | Picture::Heat(m) | Picture::Difference(m, _) => m.map.sample,
         }
     }
 }
@@ -55,12 +66,13 @@ pub struct ImageRequest {
 #[derive(Clone)]
 pub struct Painter {
     pub samples: SampleSet,
-    maps: MapReader,
+    /// One reader per run followed.
+    maps: Vec<MapReader>,
     colormap: Colormap,
 }
 
 impl Painter {
-    pub fn new(samples: SampleSet, maps: MapReader, colormap: Colormap) -> Painter {
+    pub fn new(samples: SampleSet, maps: Vec<MapReader>, colormap: Colormap) -> Painter {
         Painter {
             samples,
             maps,
@@ -84,9 +96,15 @@ impl Painter {
             }
             Picture::Overlay(id, blend) => (id, *blend),
             Picture::Heat(id) => (id, Blend::Alpha),
+            Picture::Difference(a, b) => {
+                let size = self.samples.samples.get(a.map.sample)?.image.dimensions();
+                let (a, b) = (self.map(a)?, self.map(b)?);
+                let difference = compare::signed_difference(&a, &b, size);
+                return Some(compare::difference_image(&difference, size));
+            }
         };
-        let map = self.maps.map(id)?;
-        let sample = self.samples.samples.get(id.sample)?;
+        let map = self.map(id)?;
+        let sample = self.samples.samples.get(id.map.sample)?;
         let style = OverlayStyle {
             colormap: self.colormap,
             blend,
@@ -97,6 +115,11 @@ impl Painter {
             Picture::Heat(_) => drawn.heat,
             _ => drawn.overlay,
         })
+    }
+
+    /// A run's stored map, if its history has it yet.
+    pub fn map(&mut self, id: &RunMap) -> Option<crate::cam::Map> {
+        self.maps.get_mut(id.run)?.map(&id.map)
     }
 }
 

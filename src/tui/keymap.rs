@@ -112,6 +112,27 @@ pub const KEYMAP: &[Binding] = &[
         Intent::Animate,
         "animated GIF across epochs",
     ),
+    bind(
+        &[
+            Char('1'),
+            Char('2'),
+            Char('3'),
+            Char('4'),
+            Char('5'),
+            Char('6'),
+            Char('7'),
+            Char('8'),
+        ],
+        "1…8",
+        Intent::ToggleRun(0),
+        "comparing: show or hide run 1…8",
+    ),
+    bind(
+        &[Char('d')],
+        "d",
+        Intent::NextDifference,
+        "comparing: next pair of runs to difference",
+    ),
     bind(&[Char('?')], "?", Intent::ToggleHelp, "this help"),
     bind(
         &[Esc],
@@ -135,10 +156,17 @@ pub fn intent_of(key: KeyEvent) -> Option<Intent> {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
         return (key.code == Char('c')).then_some(Intent::Quit);
     }
-    KEYMAP
+    let intent = KEYMAP
         .iter()
         .find(|b| b.keys.contains(&key.code))
-        .map(|b| b.intent)
+        .map(|b| b.intent)?;
+    Some(match (intent, key.code) {
+        // One binding for the eight digits: the digit says which run.
+        (Intent::ToggleRun(_), Char(digit)) => {
+            Intent::ToggleRun(digit.to_digit(10)?.checked_sub(1)? as usize)
+        }
+        _ => intent,
+    })
 }
 
 #[cfg(test)]
@@ -152,10 +180,21 @@ mod tests {
             for key in binding.keys {
                 assert!(!seen.contains(key), "{key:?} bound twice");
                 seen.push(*key);
-                if let Char(c) = key {
+                // A range (1…8) names its ends.
+                if let Char(c) = key
+                    && !binding.label.contains('…')
+                {
                     assert!(binding.label.contains(*c), "{} lacks {c}", binding.label);
                 }
             }
         }
+    }
+
+    #[test]
+    fn digits_choose_the_run() {
+        let press = |c| intent_of(KeyEvent::from(Char(c)));
+        assert_eq!(press('1'), Some(Intent::ToggleRun(0)));
+        assert_eq!(press('8'), Some(Intent::ToggleRun(7)));
+        assert_eq!(press('9'), None);
     }
 }

@@ -10,6 +10,7 @@ pub mod graphics;
 mod images;
 mod keymap;
 pub mod probe;
+mod side_by_side;
 mod view;
 
 use std::io::{Stdout, Write};
@@ -46,8 +47,10 @@ pub enum Event {
 }
 
 pub struct TuiOptions {
-    /// The run to follow; method, layer and target change with keys.
-    pub monitor: MonitorConfig,
+    /// The runs to follow: one, or several compared side by side (same samples and
+    /// settings, each its own folder and history). Method, layer and target change with
+    /// keys.
+    pub runs: Vec<MonitorConfig>,
     pub protocol: ProtocolChoice,
     pub snapshots: PathBuf,
     pub colormap: Colormap,
@@ -63,13 +66,21 @@ pub struct TuiOptions {
 const TICK: Duration = Duration::from_millis(250);
 
 pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let config = &options.monitor;
-    let maps = MapReader::new(
-        &config.samples,
-        config.history.clone(),
-        config.dir.clone(),
-        config.settings.clone(),
-    );
+    let Some(config) = options.runs.first() else {
+        return Err("no run to follow".into());
+    };
+    let maps = options
+        .runs
+        .iter()
+        .map(|run| {
+            MapReader::new(
+                &run.samples,
+                run.history.clone(),
+                run.dir.clone(),
+                run.settings.clone(),
+            )
+        })
+        .collect();
     let painter = Painter::new(config.samples.clone(), maps, options.colormap);
     let mut guard = TerminalGuard::enter()?;
     // Asked after entering the alternate screen and before reading any event.
@@ -80,8 +91,9 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     let input_stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&input_stop));
 
+    let dirs: Vec<PathBuf> = options.runs.iter().map(|r| r.dir.clone()).collect();
     let mut app = App::new(
-        config.dir.clone(),
+        &dirs,
         config.device.label(),
         &config.samples,
         config.settings.request.methods.clone(),
@@ -91,7 +103,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     app.blend = options.blend;
     app.graphics = choice.label();
     app.notice = choice.notice.clone();
-    let mut monitor = start_monitor(config, options.precision, &mut app, tx.clone())?;
+    let mut monitors = start_monitors(&options.runs, options.precision, &mut app, &tx)?;
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();
     let mut log = FrameLog::from_env(&choice);
@@ -131,14 +143,14 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
             match effect {
                 Effect::Restart => {
                     app.generation += 1;
-                    app.checkpoints.clear();
-                    app.replayed = false;
-                    app.working = None;
-                    match start_monitor(config, options.precision, &mut app, tx.clone()) {
+                    app.runs.iter_mut().for_each(app::RunView::reset);
+                    match start_monitors(&options.runs, options.precision, &mut app, &tx) {
                         Ok(new) => {
-                            let old = std::mem::replace(&mut monitor, new);
+                            let old = std::mem::replace(&mut monitors, new);
                             // Stopping waits for the forward pass under way: not here.
-                            stopping.push(std::thread::spawn(move || old.stop()));
+                            stopping.push(std::thread::spawn(move || {
+                                old.into_iter().for_each(Monitor::stop)
+                            }));
                         }
                         Err(e) => app.last_error = Some(e.to_string()),
                     }
@@ -166,7 +178,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         }
         let size = guard.terminal.size()?;
         let plan = Plan::new(&app, Rect::new(0, 0, size.width, size.height));
-        app.clicks = plan.areas.clicks();
+        app.clicks = plan.clicks(&app);
         app.timeline_first = plan.areas.timeline_first;
         encoder.want(frames.missing(&plan));
         match frames.draw(&mut guard.terminal, &app, &plan) {
@@ -180,7 +192,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     };
     input_stop.store(true, Ordering::Relaxed);
     drop(guard);
-    monitor.stop();
+    monitors.into_iter().for_each(Monitor::stop);
     for old in stopping {
         let _ = old.join();
     }
@@ -213,10 +225,31 @@ fn probe_terminal(choice: ProtocolChoice) -> probe::Choice {
     probe::choose(&replies, &probe::Env::of_process(), choice, cells)
 }
 
-/// Starts the monitor with the method, layer and target the app shows.
+/// Starts one monitor per run (see [`start_monitor`]); none if one fails.
+fn start_monitors(
+    runs: &[MonitorConfig],
+    precision: crate::precision::PrecisionChoice,
+    app: &mut App,
+    tx: &Sender<Event>,
+) -> Result<Vec<Monitor>, Box<dyn std::error::Error>> {
+    let mut monitors = Vec::with_capacity(runs.len());
+    for (run, config) in runs.iter().enumerate() {
+        match start_monitor(config, run, precision, app, tx.clone()) {
+            Ok(monitor) => monitors.push(monitor),
+            Err(e) => {
+                monitors.into_iter().for_each(Monitor::stop);
+                return Err(e);
+            }
+        }
+    }
+    Ok(monitors)
+}
+
+/// Starts run `run`'s monitor with the method, layer and target the app shows.
 /// Also says in the app's device label which precision it runs in.
 fn start_monitor(
     config: &MonitorConfig,
+    run: usize,
     precision: crate::precision::PrecisionChoice,
     app: &mut App,
     tx: Sender<Event>,
@@ -237,7 +270,11 @@ fn start_monitor(
     std::thread::spawn(move || {
         for event in events {
             if tx
-                .send(Event::App(Message::Monitor { generation, event }))
+                .send(Event::App(Message::Monitor {
+                    generation,
+                    run,
+                    event,
+                }))
                 .is_err()
             {
                 break;
@@ -254,7 +291,7 @@ fn export_job(app: &App, painter: &Painter, out: &std::path::Path) -> Option<exp
         .into_iter()
         .map(|c| export::EpochFrame {
             // The overlay the UI shows for this sample at that epoch.
-            key: view::overlay_key(app, app.sample, c),
+            key: view::overlay_key(app, 0, app.sample, c),
             label: App::epoch_label(c),
             caption: export::caption(app, c, app.figures(c)),
         })
@@ -336,11 +373,21 @@ impl FrameLog {
             "size": [size.width, size.height],
             "bytes": written - self.written,
             "sample": app.sample,
-            "epoch": app.current().map(App::epoch_label),
-            "epochs": app.epochs().len(),
+            "epoch": if app.comparing() {
+                app.cursor_epoch().map(|e| e.to_string())
+            } else {
+                app.current().map(App::epoch_label)
+            },
+            "epochs": if app.comparing() { app.axis().len() } else { app.epochs().len() },
+            "runs": app.runs.iter().map(|r| serde_json::json!({
+                "name": r.name,
+                "shown": r.shown,
+                "epochs": crate::compare::epochs(&r.checkpoints).len(),
+                "following": r.following.is_some(),
+            })).collect::<Vec<_>>(),
             "help": app.help,
             "grid": app.grid,
-            "working": app.working.is_some(),
+            "working": app.runs.iter().any(|r| r.working.is_some()),
             "images": images,
         });
         self.written = written;

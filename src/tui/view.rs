@@ -13,8 +13,9 @@ use ratatui_image::Image;
 
 use super::app::{App, ClickMap};
 use super::graphics::{self, Body, Encoded};
-use super::images::{ImageKey, ImageRequest, Picture};
+use super::images::{ImageKey, ImageRequest, Picture, RunMap};
 use super::keymap::{KEYMAP, MOUSE};
+use super::side_by_side;
 use crate::cam::Target;
 use crate::cam::metrics::Metric;
 use crate::monitor::CheckpointReport;
@@ -42,6 +43,13 @@ pub struct Areas {
     /// Charts: names on the left, plots under the timeline, values on the right.
     pub charts: Rect,
     pub status: Rect,
+    /// Comparing: the sample, each shown run's overlay and the difference, each in a
+    /// cell whose last row is its caption.
+    pub panes: Vec<(Rect, Pane)>,
+    /// Comparing: the runs' names, colours and first epochs on the object.
+    pub legend: Rect,
+    /// Comparing: the epochs of all shown runs, over the charts' columns.
+    pub axis: Rect,
 }
 
 const LIST_WIDTH: u16 = 24;
@@ -127,7 +135,7 @@ pub fn layout(area: Rect, app: &App) -> Areas {
 }
 
 /// The columns the timeline and the plots share, between names and values.
-fn plot_columns(area: Rect) -> Rect {
+pub(super) fn plot_columns(area: Rect) -> Rect {
     let gutter = if area.width >= 60 { GUTTER } else { 0 };
     let values = if area.width >= 60 { VALUES } else { 0 };
     Rect {
@@ -138,7 +146,7 @@ fn plot_columns(area: Rect) -> Rect {
 }
 
 /// Square-ish cells (a cell is about twice as tall as wide) for `count` samples.
-fn grid_cells(area: Rect, count: usize) -> Vec<(Rect, usize)> {
+pub(super) fn grid_cells(area: Rect, count: usize) -> Vec<(Rect, usize)> {
     if count == 0 || area.width == 0 || area.height < 2 {
         return Vec::new();
     }
@@ -179,6 +187,7 @@ impl Areas {
             }),
             grid: self.grid.clone(),
             timeline: self.timeline.clone(),
+            axis: None,
         }
     }
 }
@@ -192,6 +201,10 @@ pub enum Pane {
     Grid(usize),
     /// A timeline thumbnail, by position from the left.
     Thumb(usize),
+    /// Comparing: a run's overlay.
+    Run(usize),
+    /// Comparing: the difference of two runs' maps.
+    Difference,
 }
 
 /// One image of the frame.
@@ -213,6 +226,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(app: &App, screen: Rect) -> Plan {
+        if app.comparing() {
+            return side_by_side::plan(app, screen);
+        }
         let areas = layout(screen, app);
         let current = app.current();
         let mut slots = Vec::new();
@@ -233,7 +249,7 @@ impl Plan {
                 add(
                     Pane::Overlay,
                     areas.overlay,
-                    overlay_key(app, app.sample, c),
+                    overlay_key(app, 0, app.sample, c),
                 );
             }
             add(
@@ -250,14 +266,14 @@ impl Plan {
                 add(
                     Pane::Grid(*sample),
                     cell_image(*cell),
-                    overlay_key(app, *sample, c),
+                    overlay_key(app, 0, *sample, c),
                 );
             }
         }
         let epochs = app.epochs();
         for (position, (rect, index)) in areas.timeline.iter().enumerate() {
             let key = ImageKey {
-                picture: Picture::Heat(map_id(app, app.sample, epochs[*index])),
+                picture: Picture::Heat(map_id(app, 0, app.sample, epochs[*index])),
                 with_box: false,
             };
             add(Pane::Thumb(position), *rect, key);
@@ -269,30 +285,61 @@ impl Plan {
         }
     }
 
+    /// Where clicks go in this frame.
+    pub fn clicks(&self, app: &App) -> ClickMap {
+        if app.comparing() {
+            side_by_side::clicks(app, &self.areas)
+        } else {
+            self.areas.clicks()
+        }
+    }
+
     pub fn requests(&self) -> Vec<&ImageRequest> {
         self.slots.iter().map(|s| &s.request).collect()
     }
 }
 
-fn with_box(app: &App, sample: usize) -> bool {
+pub(super) fn with_box(app: &App, sample: usize) -> bool {
     app.show_box && app.samples.get(sample).is_some_and(|s| s.has_box)
 }
 
-fn map_id(app: &App, sample: usize, checkpoint: &CheckpointReport) -> MapId {
-    MapId {
-        sample,
-        hash: checkpoint.hash.clone(),
-        method: app.method,
-        layer: app.layer,
-        target: app.target,
+/// Run `run`'s map of a sample at one of its checkpoints, with the shown settings.
+pub(super) fn map_id(
+    app: &App,
+    run: usize,
+    sample: usize,
+    checkpoint: &CheckpointReport,
+) -> RunMap {
+    RunMap {
+        run,
+        map: MapId {
+            sample,
+            hash: checkpoint.hash.clone(),
+            method: app.method,
+            layer: app.layer,
+            target: app.target,
+        },
     }
 }
 
-/// A sample's overlay at a checkpoint, as the UI draws it (and exports it).
-pub(super) fn overlay_key(app: &App, sample: usize, checkpoint: &CheckpointReport) -> ImageKey {
+/// A sample's overlay at a checkpoint of run `run`, as the UI draws it (and exports it).
+pub(super) fn overlay_key(
+    app: &App,
+    run: usize,
+    sample: usize,
+    checkpoint: &CheckpointReport,
+) -> ImageKey {
     ImageKey {
-        picture: Picture::Overlay(map_id(app, sample, checkpoint), app.blend),
+        picture: Picture::Overlay(map_id(app, run, sample, checkpoint), app.blend),
         with_box: with_box(app, sample),
+    }
+}
+
+/// What the status line says of a run another camwatch writes.
+pub(super) fn following(writer: Option<u32>) -> String {
+    match writer {
+        Some(pid) => format!("read-only: camwatch {pid} writes it"),
+        None => "read-only: another camwatch writes it".into(),
     }
 }
 
@@ -319,6 +366,13 @@ pub fn draw<'a>(
     let mut drawn = Vec::with_capacity(plan.slots.len());
     for (slot, picture) in plan.slots.iter().zip(pictures) {
         drawn.push(draw_image(frame, *picture, slot.area, &mut places));
+    }
+    if app.comparing() {
+        side_by_side::draw(frame, app, plan, &drawn);
+        if app.help {
+            draw_help(frame, app);
+        }
+        return (places, panes_drawn(plan, drawn));
     }
     let drawn_in = |pane: Pane| {
         plan.slots
@@ -363,18 +417,21 @@ pub fn draw<'a>(
     if app.help {
         draw_help(frame, app);
     }
-    let panes = plan
-        .slots
+    (places, panes_drawn(plan, drawn))
+}
+
+/// Where each pane's image went.
+fn panes_drawn(plan: &Plan, drawn: Vec<Option<Rect>>) -> Vec<(Pane, Rect)> {
+    plan.slots
         .iter()
         .zip(drawn)
         .filter_map(|(slot, at)| Some((slot.pane, at?)))
-        .collect();
-    (places, panes)
+        .collect()
 }
 
 /// Draws an encoded image centred in `area` (halfblocks as text; graphics by reserving
 /// their cells and adding them to `places`); returns where it went.
-fn draw_image<'a>(
+pub(super) fn draw_image<'a>(
     frame: &mut Frame,
     picture: Option<&'a Encoded>,
     area: Rect,
@@ -405,26 +462,37 @@ fn draw_image<'a>(
 }
 
 fn waiting(app: &App) -> String {
-    match &app.working {
+    let run = app.run();
+    match &run.working {
         Some(w) => format!("computing {}…", w.path.display()),
-        None if app.replayed => format!("waiting for a checkpoint in {}", app.dir.display()),
+        None if run.replayed => format!("waiting for a checkpoint in {}", run.dir.display()),
         None => "reading the history…".into(),
     }
 }
 
 /// The header, fitted to `width`: the title, then the sample's class name, then words
 /// of the settings go first when it is narrow.
-fn header(app: &App, width: u16) -> Line<'static> {
+pub(super) fn header(app: &App, width: u16) -> Line<'static> {
     let sample = app.samples.get(app.sample);
     let name = sample.map_or("-".to_string(), |s| s.name.clone());
     let label = sample
         .and_then(|s| s.label)
         .map(|l| format!(" ({})", app.class_name(l)))
         .unwrap_or_default();
-    let epochs = app.epochs();
-    let epoch = match (app.current(), app.epoch_index()) {
-        (Some(c), Some(i)) => format!("epoch {} [{}/{}]", App::epoch_label(c), i + 1, epochs.len()),
-        _ => "no epoch yet".into(),
+    let epoch = if app.comparing() {
+        let axis = app.axis();
+        match app.axis_index() {
+            Some(i) => format!("epoch {} [{}/{}]", axis[i], i + 1, axis.len()),
+            None => "no epoch yet".into(),
+        }
+    } else {
+        match (app.current(), app.epoch_index()) {
+            (Some(c), Some(i)) => {
+                let count = app.epochs().len();
+                format!("epoch {} [{}/{count}]", App::epoch_label(c), i + 1)
+            }
+            _ => "no epoch yet".into(),
+        }
     };
     let follow = if app.follow { " ● follow" } else { "" };
     let target = match app.target {
@@ -437,9 +505,14 @@ fn header(app: &App, width: u16) -> Line<'static> {
     let full = format!(
         " {position} {name}{label} · {epoch}{follow} · {method} · {layer} · target {target} "
     );
-    if fits(&format!(" camwatch {full}")) {
+    let title = if app.comparing() {
+        format!(" camwatch ⇆ {}/{} runs ", app.shown().len(), app.runs.len())
+    } else {
+        " camwatch ".into()
+    };
+    if fits(&format!("{title}{full}")) {
         return Line::from(vec![
-            Span::styled(" camwatch ", Style::new().bold()),
+            Span::styled(title, Style::new().bold()),
             Span::raw(full),
         ]);
     }
@@ -541,7 +614,7 @@ fn info(app: &App) -> Vec<Line<'static>> {
 
 /// Whether any checkpoint has trust figures or events: the info lines make room.
 fn has_trust(app: &App) -> bool {
-    app.checkpoints.iter().any(|c| {
+    app.runs.iter().flat_map(|r| &r.checkpoints).any(|c| {
         !c.events.is_empty()
             || c.samples
                 .iter()
@@ -604,6 +677,7 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas) {
         return;
     }
     let errors = app
+        .run()
         .checkpoints
         .iter()
         .filter(|c| c.status == Status::Error)
@@ -741,6 +815,7 @@ fn chart_rows(app: &App) -> Vec<&'static Chart> {
     let boxes = app.samples.iter().any(|s| s.has_box);
     let labels = app.samples.iter().any(|s| s.label.is_some());
     let metrics = app
+        .run()
         .checkpoints
         .iter()
         .any(|c| c.samples.iter().any(|f| f.metrics.is_some()));
@@ -834,7 +909,7 @@ fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
 }
 
 /// Joins neighbouring points; a lone point is a dot.
-fn plot_series(ctx: &mut canvas::Context, series: &[Option<(f64, f64)>], colour: Color) {
+pub(super) fn plot_series(ctx: &mut canvas::Context, series: &[Option<(f64, f64)>], colour: Color) {
     for (i, point) in series.iter().enumerate() {
         let Some((x, y)) = *point else { continue };
         match series.get(i + 1).copied().flatten() {
@@ -851,7 +926,7 @@ fn plot_series(ctx: &mut canvas::Context, series: &[Option<(f64, f64)>], colour:
 /// keeps it; then the device, the graphics, the run.
 fn status(app: &App) -> Line<'static> {
     let mut parts = vec![Span::raw(" ")];
-    if let Some(w) = &app.working {
+    if let Some(w) = &app.run().working {
         let name = w
             .path
             .file_name()
@@ -873,8 +948,11 @@ fn status(app: &App) -> Line<'static> {
         "{} · {} · {} ",
         app.device,
         app.graphics,
-        app.dir.display()
+        app.run().dir.display()
     )));
+    if let Some(writer) = app.run().following {
+        parts.push(Span::raw(format!("· {} ", following(writer))).yellow());
+    }
     if let Some(latest) = app.epochs().last() {
         parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));
     }
@@ -939,7 +1017,7 @@ mod tests {
     fn screen(app: &mut App, width: u16, height: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         let plan = Plan::new(app, Rect::new(0, 0, width, height));
-        app.clicks = plan.areas.clicks();
+        app.clicks = plan.clicks(app);
         let graphics = Graphics {
             protocol: Protocol::Halfblocks,
             cell: (10, 20),
@@ -1030,6 +1108,26 @@ mod tests {
         let help = screen(&mut app, 120, 40);
         assert!(help.contains("Keys") && help.contains("animated GIF across epochs"));
         assert_snapshot("help_120x40", &help);
+    }
+
+    #[test]
+    fn runs_side_by_side_at_100x30() {
+        let mut app = crate::tui::side_by_side::tests::comparing();
+        app.apply(Intent::PreviousEpoch);
+        let text = screen(&mut app, 100, 30);
+        assert!(
+            text.contains("camwatch ⇆ 2/2 runs") && text.contains("epoch 4 [4/5]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[1] a p 0.75") && text.contains("[2] b p 0.75"),
+            "{text}"
+        );
+        assert!(text.contains("[2] − [1]"), "{text}");
+        assert_snapshot("compare_100x30", &text);
+        for (w, h) in [(40, 10), (20, 5), (1, 1)] {
+            screen(&mut app, w, h);
+        }
     }
 
     #[test]

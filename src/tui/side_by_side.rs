@@ -1,0 +1,611 @@
+//! The comparing screen: several runs at one epoch. The sample, each shown run's
+//! overlay and the signed difference of two runs' maps side by side; under them the
+//! runs (colour, first epoch on the object), the epochs of all runs on one axis, and
+//! run-level charts with one line per run.
+//!
+//! ```text
+//! ┌ header ──────────────────────────────────────────────────────────┐
+//! │ samples │ image │ [1] overlay │ [2] overlay │ [2] − [1]           │
+//! │ legend: [1] plain · on object from 9   [2] shortcut · never      │
+//! │ axis:   1   2   3 … ▮7▮ … 16                                      │
+//! │ charts: one line per run                              values     │
+//! └ status ──────────────────────────────────────────────────────────┘
+//! ```
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::widgets::canvas::{self, Canvas};
+
+use super::app::{App, ClickMap};
+use super::images::{ImageKey, ImageRequest, Picture};
+use super::view::{self, Areas, Pane, Plan, Slot};
+use crate::compare::{self, FIGURES, PALETTE};
+use crate::monitor::CheckpointReport;
+use crate::monitor::timeline;
+
+const LIST_WIDTH: u16 = 22;
+
+/// A run's colour, the same as in `camwatch report`.
+pub fn colour(run: usize) -> Color {
+    let [r, g, b] = PALETTE[run % PALETTE.len()];
+    Color::Rgb(r, g, b)
+}
+
+fn layout(area: Rect, app: &App) -> Areas {
+    let roomy = area.height >= 20;
+    let rows = FIGURES.len() as u16;
+    // Charts take what the images can spare: the panes keep 12 rows.
+    let spare = area.height.saturating_sub(4 + 12);
+    let chart_height = match (roomy, area.height >= 44) {
+        (false, _) => 0,
+        (true, true) => (2 * rows).min(spare),
+        (true, false) => rows.min(spare),
+    };
+    let [header, main, legend, axis, charts, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(4),
+        Constraint::Length(1),
+        Constraint::Length(u16::from(roomy)),
+        Constraint::Length(chart_height),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [list, right] = Layout::horizontal([
+        Constraint::Length(LIST_WIDTH.min(main.width / 4)),
+        Constraint::Min(10),
+    ])
+    .areas(main);
+    let rows = list.height.saturating_sub(1) as usize;
+    let mut panes = vec![Pane::Image];
+    panes.extend(app.shown().into_iter().map(Pane::Run));
+    if app.difference_pair().is_some() {
+        panes.push(Pane::Difference);
+    }
+    let cells = view::grid_cells(right, panes.len());
+    Areas {
+        header,
+        list,
+        list_first: app.sample.saturating_sub(rows.saturating_sub(1)),
+        charts,
+        status,
+        panes: cells
+            .into_iter()
+            .map(|(cell, i)| (cell, panes[i]))
+            .collect(),
+        legend,
+        axis,
+        ..Areas::default()
+    }
+}
+
+/// The image area of a pane's cell (its last row is the caption).
+fn image_area(cell: Rect) -> Rect {
+    Rect {
+        height: cell.height.saturating_sub(1),
+        ..cell
+    }
+}
+
+pub fn plan(app: &App, screen: Rect) -> Plan {
+    let areas = layout(screen, app);
+    let sample = app.sample;
+    let mut slots = Vec::new();
+    for (cell, pane) in &areas.panes {
+        let key = match *pane {
+            Pane::Image => Some(ImageKey {
+                picture: Picture::Image(sample),
+                with_box: view::with_box(app, sample),
+            }),
+            Pane::Run(run) => app.at(run).map(|c| view::overlay_key(app, run, sample, c)),
+            Pane::Difference => app.difference_pair().and_then(|(a, b)| {
+                let (ca, cb) = (app.at(a)?, app.at(b)?);
+                Some(ImageKey {
+                    picture: Picture::Difference(
+                        view::map_id(app, a, sample, ca),
+                        view::map_id(app, b, sample, cb),
+                    ),
+                    with_box: view::with_box(app, sample),
+                })
+            }),
+            _ => None,
+        };
+        let area = image_area(*cell);
+        if let Some(key) = key
+            && area.width > 0
+            && area.height > 0
+        {
+            slots.push(Slot {
+                pane: *pane,
+                area,
+                request: ImageRequest {
+                    key,
+                    cells: (area.width, area.height),
+                },
+            });
+        }
+    }
+    Plan {
+        screen,
+        areas,
+        slots,
+    }
+}
+
+/// Where clicks go: the sample list, and the axis with the charts under it.
+pub fn clicks(app: &App, areas: &Areas) -> ClickMap {
+    let mut clicks = areas.clicks();
+    let plot = view::plot_columns(Rect {
+        height: areas.axis.height + areas.charts.height,
+        ..areas.axis
+    });
+    clicks.axis = (plot.height > 0).then(|| (plot, app.axis().len()));
+    clicks
+}
+
+pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
+    let areas = &plan.areas;
+    frame.render_widget(
+        Paragraph::new(view::header(app, areas.header.width)).reversed(),
+        areas.header,
+    );
+    draw_list(frame, app, areas.list, areas.list_first);
+    for (cell, pane) in &areas.panes {
+        let at = plan
+            .slots
+            .iter()
+            .zip(drawn)
+            .find(|(s, _)| s.pane == *pane)
+            .and_then(|(_, d)| *d);
+        let image = image_area(*cell);
+        if at.is_none() && image.height > 0 {
+            frame.render_widget(Paragraph::new(placeholder(app, *pane)).dark_gray(), image);
+        }
+        // Right under the image (images keep their proportions, so may not fill).
+        let below = at.map_or(image.y + image.height, |d| d.y + d.height);
+        let caption = Rect {
+            y: below.min(cell.y + cell.height.saturating_sub(1)),
+            height: 1,
+            ..*cell
+        };
+        frame.render_widget(Paragraph::new(caption_of(app, *pane)), caption);
+    }
+    frame.render_widget(Paragraph::new(legend(app)), areas.legend);
+    draw_axis(frame, app, areas);
+    draw_charts(frame, app, areas);
+    frame.render_widget(Paragraph::new(status(app)), areas.status);
+}
+
+/// What a pane without its image says.
+fn placeholder(app: &App, pane: Pane) -> String {
+    let epoch = app.cursor_epoch();
+    match pane {
+        Pane::Run(run) if app.at(run).is_none() => {
+            let view = &app.runs[run];
+            match (epoch, &view.working) {
+                (_, Some(w)) if !view.replayed || epoch.is_none() => {
+                    format!("computing {}…", w.path.display())
+                }
+                (Some(e), _) => format!("no epoch {e} in this run"),
+                (None, _) if view.replayed => "no checkpoint yet".into(),
+                (None, _) => "reading the history…".into(),
+            }
+        }
+        Pane::Difference => match (epoch, app.difference_pair()) {
+            (Some(e), Some((a, b))) => match [a, b].into_iter().find(|&r| app.at(r).is_none()) {
+                Some(r) => format!("no epoch {e} in [{}] {}", r + 1, app.runs[r].name),
+                None => "…".into(),
+            },
+            _ => "…".into(),
+        },
+        _ => "…".into(),
+    }
+}
+
+/// `[2] shortcut p .31 ✗ box .12 miss` under a run's overlay; what is differenced
+/// under the difference.
+fn caption_of(app: &App, pane: Pane) -> Line<'static> {
+    match pane {
+        Pane::Image => Line::from("image").dark_gray(),
+        Pane::Run(run) => {
+            let mut spans = vec![run_tag(app, run)];
+            if let Some(f) = app.at(run).and_then(|c| app.figures(c)) {
+                let right = app
+                    .samples
+                    .get(app.sample)
+                    .and_then(|s| s.label)
+                    .map(|l| if f.predicted == l { " ✓" } else { " ✗" });
+                spans.push(Span::raw(format!(
+                    " p {:.2}{}",
+                    f.target_prob,
+                    right.unwrap_or("")
+                )));
+                let method = app.method.name();
+                if let (Some(energy), Some(hit)) = (
+                    f.box_energy.as_ref().and_then(|m| m.get(method)),
+                    f.pointing_hit.as_ref().and_then(|m| m.get(method)),
+                ) {
+                    spans.push(Span::raw(format!(
+                        " box {energy:.2} {}",
+                        if *hit { "hit" } else { "miss" }
+                    )));
+                }
+            }
+            Line::from(spans)
+        }
+        Pane::Difference => match app.difference_pair() {
+            Some((a, b)) => Line::from(vec![
+                Span::raw(format!("[{}]", b + 1)).fg(colour(b)).bold(),
+                Span::raw(" − "),
+                Span::raw(format!("[{}]", a + 1)).fg(colour(a)).bold(),
+                Span::raw(" (red: "),
+                Span::raw(format!("[{}]", b + 1)).fg(colour(b)),
+                Span::raw(" more)"),
+            ]),
+            None => Line::default(),
+        },
+        _ => Line::default(),
+    }
+}
+
+/// `[2] shortcut` in the run's colour.
+fn run_tag(app: &App, run: usize) -> Span<'static> {
+    Span::raw(format!("[{}] {}", run + 1, app.runs[run].name))
+        .fg(colour(run))
+        .bold()
+}
+
+/// Samples, each with a mark per shown run at the shown epoch: ✓ right, ✗ wrong,
+/// · no maps.
+fn draw_list(frame: &mut Frame, app: &App, area: Rect, first: usize) {
+    if area.width == 0 {
+        return;
+    }
+    let shown = app.shown();
+    let at: Vec<(usize, Option<&CheckpointReport>)> =
+        shown.iter().map(|&r| (r, app.at(r))).collect();
+    let mut lines = vec![Line::from("samples").bold()];
+    let marks_width = shown.len().min(8);
+    let rows = area.height.saturating_sub(1) as usize;
+    for (i, sample) in app.samples.iter().enumerate().skip(first).take(rows) {
+        let mut spans: Vec<Span> = at
+            .iter()
+            .take(marks_width)
+            .map(|(run, c)| {
+                let f = c.and_then(|c| c.samples.iter().find(|f| f.name == sample.name));
+                let mark = match (f, sample.label) {
+                    (Some(f), Some(l)) if f.predicted == l => "✓",
+                    (Some(_), Some(_)) => "✗",
+                    _ => "·",
+                };
+                Span::raw(mark).fg(colour(*run))
+            })
+            .collect();
+        let width = (area.width as usize).saturating_sub(marks_width + 1);
+        let name: String = sample.name.chars().take(width).collect();
+        let style = if i == app.sample {
+            Style::new().reversed()
+        } else {
+            Style::new()
+        };
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(name, style));
+        lines.push(Line::from(spans));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// Each run: its key, name and colour, and the first epoch from which its attention is
+/// on the object ([`timeline::first_on_object`]); hidden runs dimmed.
+fn legend(app: &App) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (run, view) in app.runs.iter().enumerate() {
+        if !view.shown {
+            spans.push(Span::raw(format!("[{}] {} hidden  ", run + 1, view.name)).dark_gray());
+            continue;
+        }
+        spans.push(run_tag(app, run));
+        let on = match timeline::first_on_object(&view.checkpoints, app.method) {
+            Some(e) => format!(" on object from {e}"),
+            None if app.samples.iter().any(|s| s.has_box) => " never on object".into(),
+            None => String::new(),
+        };
+        spans.push(Span::raw(on));
+        if view.following.is_some() {
+            spans.push(Span::raw(" (read-only)").dark_gray());
+        }
+        spans.push(Span::raw("   "));
+    }
+    Line::from(spans)
+}
+
+/// Where axis position `i` of `count` is drawn, in the plot's own x (0 … width).
+fn x_of(i: usize, count: usize, width: u16) -> f64 {
+    let span = f64::from(width.saturating_sub(1)).max(1.0);
+    if count <= 1 {
+        return span / 2.0;
+    }
+    i as f64 / (count - 1) as f64 * span
+}
+
+/// The epochs of all shown runs, spread over the plots' width: the shown one, the
+/// first and the last always, others where they fit.
+fn draw_axis(frame: &mut Frame, app: &App, areas: &Areas) {
+    let area = areas.axis;
+    if area.height == 0 {
+        return;
+    }
+    let plot = view::plot_columns(area);
+    let axis = app.axis();
+    let current = app.axis_index();
+    frame.render_widget(
+        Paragraph::new(Span::raw("epoch").dark_gray()),
+        Rect::new(area.x, area.y, plot.x - area.x, 1),
+    );
+    let mut order: Vec<usize> = current.into_iter().collect();
+    order.extend([0, axis.len().saturating_sub(1)]);
+    order.extend(1..axis.len());
+    // Cells taken so far, to keep labels apart.
+    let mut taken: Vec<(u16, u16)> = Vec::new();
+    for i in order {
+        let Some(epoch) = axis.get(i) else { continue };
+        let text = epoch.to_string();
+        let width = text.len() as u16;
+        let centre = plot.x + x_of(i, axis.len(), plot.width).round() as u16;
+        let x = centre
+            .saturating_sub(width / 2)
+            .clamp(plot.x, (plot.x + plot.width).saturating_sub(width));
+        if taken.iter().any(|&(a, b)| x < b + 1 && a < x + width + 1) {
+            continue;
+        }
+        taken.push((x, x + width));
+        let style = if Some(i) == current {
+            Style::new().reversed()
+        } else {
+            Style::new().dark_gray()
+        };
+        frame.render_widget(
+            Paragraph::new(Span::styled(text, style)),
+            Rect::new(x, area.y, width, 1),
+        );
+    }
+}
+
+/// A line's points (x, value), `None` where the run has no value.
+type Series = Vec<Option<(f64, f64)>>;
+
+/// One chart per run-level figure, one line per shown run, the shown epoch marked; the
+/// shown runs' values there on the right.
+fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
+    let area = areas.charts;
+    let rows = (FIGURES.len() as u16).min(area.height);
+    if rows == 0 {
+        return;
+    }
+    let height = area.height / rows;
+    let plot = view::plot_columns(area);
+    let axis = app.axis();
+    let current = app.axis_index();
+    let shown = app.shown();
+    let label = |i: usize, name: &str| {
+        app.samples
+            .get(i)
+            .filter(|s| s.name == name)
+            .or_else(|| app.samples.iter().find(|s| s.name == name))
+            .and_then(|s| s.label)
+    };
+    // Each run's figures along the axis (per figure, a point per epoch), computed once
+    // per frame.
+    let series: Vec<Vec<Series>> = shown
+        .iter()
+        .map(|&run| {
+            let checkpoints = &app.runs[run].checkpoints;
+            let at: Vec<Option<&CheckpointReport>> = axis
+                .iter()
+                .map(|&epoch| compare::at_epoch(checkpoints, epoch))
+                .collect();
+            FIGURES
+                .iter()
+                .map(|figure| {
+                    at.iter()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            let v = figure.mean((*c)?, app.method, label)?;
+                            Some((x_of(i, axis.len(), plot.width), f64::from(v.min(1.0))))
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    for (row, figure) in FIGURES.iter().take(rows as usize).enumerate() {
+        let y = area.y + row as u16 * height;
+        frame.render_widget(
+            Paragraph::new(figure.short).dark_gray(),
+            Rect::new(area.x, y, plot.x - area.x, 1),
+        );
+        let cursor = current.map(|i| x_of(i, axis.len(), plot.width));
+        let width = f64::from(plot.width);
+        frame.render_widget(
+            Canvas::default()
+                .marker(Marker::Braille)
+                .x_bounds([0.0, width])
+                .y_bounds([0.0, 1.0])
+                .paint(|ctx| {
+                    if let Some(x) = cursor {
+                        ctx.draw(&canvas::Line::new(x, 0.0, x, 1.0, Color::DarkGray));
+                    }
+                    // The first run last: on top.
+                    for (run, lines) in shown.iter().zip(&series).rev() {
+                        view::plot_series(ctx, &lines[row], colour(*run));
+                    }
+                }),
+            Rect::new(plot.x, y, plot.width, height),
+        );
+        let values: Vec<Span> = shown
+            .iter()
+            .zip(&series)
+            .map(|(run, lines)| {
+                let value = current
+                    .and_then(|i| lines[row][i])
+                    .map_or(" -  ".to_string(), |(_, v)| format!("{v:.2}"));
+                Span::raw(format!("{value} ")).fg(colour(*run))
+            })
+            .collect();
+        let right = plot.x + plot.width + 1;
+        frame.render_widget(
+            Paragraph::new(Line::from(values)),
+            Rect::new(right, y, (area.x + area.width).saturating_sub(right), 1),
+        );
+    }
+}
+
+/// What happens now first (a run being computed, a notice or an error), then the
+/// device, the graphics and the keys of comparing.
+fn status(app: &App) -> Line<'static> {
+    let mut parts = vec![Span::raw(" ")];
+    for (run, view) in app.runs.iter().enumerate() {
+        if let Some(w) = &view.working {
+            let name = w
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into());
+            parts.push(
+                Span::raw(format!(
+                    "[{}] computing {name} {}/{} · ",
+                    run + 1,
+                    w.done,
+                    w.total
+                ))
+                .yellow(),
+            );
+        }
+    }
+    if let Some(notice) = &app.notice {
+        parts.push(Span::raw(format!("{notice} · ")).cyan());
+    } else if let Some(error) = &app.last_error {
+        parts.push(Span::raw(format!("{error} · ")).red());
+    }
+    parts.push(Span::raw(format!("{} · {} ", app.device, app.graphics)));
+    parts.push(Span::raw("· 1…8 runs · d difference · ? help").dark_gray());
+    Line::from(parts)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::monitor::MonitorEvent;
+    use crate::tui::app::tests::{app_with, report};
+    use crate::tui::app::{Intent, Message};
+    use std::path::PathBuf;
+
+    /// Two runs: `a` with epochs 1–4, `b` with 2, 4 and 6.
+    pub(crate) fn comparing() -> App {
+        let mut app = app_with(0);
+        app.runs = App::new(
+            &[PathBuf::from("x/a"), PathBuf::from("x/b")],
+            "cpu".into(),
+            &crate::cam::SampleSet {
+                dir: PathBuf::new(),
+                samples: vec![],
+                classes: None,
+                defaults: Default::default(),
+            },
+            vec![],
+        )
+        .runs;
+        for (run, epochs) in [(0, vec![1, 2, 3, 4]), (1, vec![2, 4, 6])] {
+            for epoch in epochs {
+                let mut checkpoint = report(epoch, &["a", "b", "c"]);
+                checkpoint.hash = format!("r{run}e{epoch}");
+                app.update(Message::Monitor {
+                    generation: 0,
+                    run,
+                    event: MonitorEvent::Checkpoint {
+                        report: Box::new(checkpoint),
+                        source: crate::monitor::Source::History,
+                        ms: 0.0,
+                    },
+                });
+            }
+        }
+        app
+    }
+
+    #[test]
+    fn one_cursor_moves_every_run_by_epoch() {
+        let mut app = comparing();
+        assert_eq!(app.axis(), [1, 2, 3, 4, 6]);
+        assert_eq!(app.cursor_epoch(), Some(6));
+        assert!(app.at(0).is_none(), "a has no epoch 6");
+        assert_eq!(app.at(1).unwrap().hash, "r1e6");
+        app.apply(Intent::PreviousEpoch);
+        assert_eq!(app.cursor_epoch(), Some(4));
+        assert_eq!(
+            (
+                app.at(0).unwrap().hash.as_str(),
+                app.at(1).unwrap().hash.as_str()
+            ),
+            ("r0e4", "r1e4")
+        );
+        app.apply(Intent::PreviousEpoch);
+        assert_eq!(app.cursor_epoch(), Some(3));
+        assert!(app.at(1).is_none(), "b skipped epoch 3");
+        // Hiding b takes its epochs off the axis; the cursor stays on epoch 3.
+        app.apply(Intent::ToggleRun(1));
+        assert_eq!(app.axis(), [1, 2, 3, 4]);
+        assert_eq!(app.cursor_epoch(), Some(3));
+        assert_eq!(app.difference_pair(), None);
+        app.apply(Intent::ToggleRun(0));
+        assert!(app.runs[0].shown, "the last run shown stays");
+        app.apply(Intent::ToggleRun(1));
+        assert_eq!(app.difference_pair(), Some((0, 1)));
+        app.apply(Intent::LatestEpoch);
+        assert_eq!(app.cursor_epoch(), Some(6));
+    }
+
+    #[test]
+    fn the_pair_differenced_cycles_through_the_shown_runs() {
+        let mut app = comparing();
+        app.runs.push(app.runs[1].clone());
+        app.runs[2].name = "c".into();
+        let mut pairs = Vec::new();
+        for _ in 0..4 {
+            app.apply(Intent::NextDifference);
+            pairs.push(app.difference);
+        }
+        assert_eq!(pairs, [(0, 2), (1, 2), (0, 1), (0, 2)]);
+        app.apply(Intent::ToggleRun(0));
+        assert_eq!(
+            app.difference_pair(),
+            Some((1, 2)),
+            "kept among the shown runs"
+        );
+    }
+
+    #[test]
+    fn the_screen_shows_every_run_and_the_difference() {
+        let mut app = comparing();
+        app.apply(Intent::PreviousEpoch);
+        let at_4 = plan(&app, Rect::new(0, 0, 100, 30));
+        let panes: Vec<Pane> = at_4.slots.iter().map(|s| s.pane).collect();
+        assert_eq!(
+            panes,
+            [Pane::Image, Pane::Run(0), Pane::Run(1), Pane::Difference]
+        );
+        let Picture::Difference(a, b) = &at_4.slots[3].request.key.picture else {
+            panic!("the difference of the two runs");
+        };
+        assert_eq!((a.run, a.map.hash.as_str()), (0, "r0e4"));
+        assert_eq!((b.run, b.map.hash.as_str()), (1, "r1e4"));
+        // At epoch 6 run a has nothing: no overlay, and no difference.
+        app.apply(Intent::LatestEpoch);
+        let at_6 = plan(&app, Rect::new(0, 0, 100, 30));
+        let panes: Vec<Pane> = at_6.slots.iter().map(|s| s.pane).collect();
+        assert_eq!(panes, [Pane::Image, Pane::Run(1)]);
+        assert_eq!(placeholder(&app, Pane::Run(0)), "no epoch 6 in this run");
+    }
+}
