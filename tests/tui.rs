@@ -197,3 +197,108 @@ fn quitting_while_scorecam_computes_is_clean() {
         common::assert_history_intact(&history);
     }
 }
+
+/// Two training jobs, each with its own `camwatch watch --headless` writing its run's
+/// history; a comparing UI opened on both follows those histories read-only (nothing
+/// computed twice) while they grow, one cursor across the runs by epoch.
+#[test]
+fn the_comparing_ui_follows_two_watchers_as_they_write() {
+    use common::watch::{Watch, demo_checkpoint, run_dir};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs = [run_dir("compare-ui-plain"), run_dir("compare-ui-other")];
+    let write = |run: usize, epoch: u32| {
+        std::fs::write(
+            runs[run].join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    };
+    // Run 0 has epochs 1 and 2; run 1 epochs 2 and, later, 4: a gap and another length.
+    write(0, 1);
+    write(0, 2);
+    write(1, 2);
+    let watchers: Vec<Watch> = runs.iter().map(|r| Watch::start(r, &[])).collect();
+    watchers[0].take(2);
+    watchers[1].take(1);
+
+    let snapshots = runs[0].with_file_name("compare-ui-snapshots");
+    let command = format!(
+        "{} watch {} {} --samples {} --protocol halfblocks --device cpu --metrics none \
+         --snapshots {}; echo camwatch-exit=$?; sleep 120",
+        env!("CARGO_BIN_EXE_camwatch"),
+        runs[0].display(),
+        runs[1].display(),
+        root.join("samples").display(),
+        snapshots.display()
+    );
+    let session = format!("compare-ui-{}", std::process::id());
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(started.status.success());
+    let session = Session(session);
+    let screen = session.wait_for("both runs at epoch 2", |s| {
+        header(s).contains("⇆ 2/2 runs") && header(s).contains("epoch 2 [2/2] ● follow")
+    });
+    assert_eq!(
+        screen.matches("(read-only)").count(),
+        2,
+        "both runs followed, not computed:\n{screen}"
+    );
+    assert!(screen.contains("[1] compare-ui-plain p"), "{screen}");
+    assert!(screen.contains("[2] compare-ui-other p"), "{screen}");
+    assert!(screen.contains("[2] − [1]"), "{screen}");
+
+    // The watchers write on; the UI follows.
+    write(0, 3);
+    write(1, 4);
+    watchers[0].take(1);
+    watchers[1].take(1);
+    let screen = session.wait_for("epochs 3 and 4 from the watchers", |s| {
+        header(s).contains("epoch 4 [4/4] ● follow")
+    });
+    assert!(screen.contains("no epoch 4 in this run"), "{screen}");
+    session.keys("j");
+    let screen = session.wait_for("epoch 3", |s| header(s).contains("epoch 3 [3/4]"));
+    assert!(screen.contains("[1] compare-ui-plain p"), "{screen}");
+    assert!(screen.contains("no epoch 3 in [2] compare-ui"), "{screen}");
+    session.keys("j");
+    session.wait_for("epoch 2, in both", |s| header(s).contains("epoch 2 [2/4]"));
+    session.keys("2");
+    session.wait_for("run 2 hidden", |s| {
+        header(s).contains("⇆ 1/2 runs") && s.contains("[2] compare-ui-other hidden")
+    });
+    session.keys("2");
+    session.wait_for("run 2 back", |s| header(s).contains("⇆ 2/2 runs"));
+
+    // A snapshot: the sample, both overlays and the difference, side by side.
+    session.keys("s");
+    session.wait_for("the snapshot written", |s| s.contains("wrote"));
+    let written: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].to_string_lossy().contains(".compare.")
+            && written[0].to_string_lossy().ends_with(".e2.png"),
+        "{written:?}"
+    );
+    let image = image::open(&written[0]).unwrap();
+    assert_eq!(image.width(), 4 * image.height(), "four tiles");
+
+    session.keys("q");
+    assert_terminal_restored(&session);
+    // The watchers went on undisturbed.
+    for watch in watchers {
+        assert!(watch.interrupt().success());
+    }
+}

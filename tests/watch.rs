@@ -668,6 +668,101 @@ fn history_compares_runs_by_epoch() {
 }
 
 #[test]
+fn the_difference_map_is_the_difference_of_the_stored_maps() {
+    use camwatch::cam::{CamRequest, Colormap, Layer, Method, SampleSet, Target};
+    use camwatch::monitor;
+    use camwatch::monitor::history::History;
+    use camwatch::monitor::maps::{MapId, MapReader};
+    use camwatch::render::CamSettings;
+    use camwatch::tui::{Painter, Picture, RunMap};
+
+    // Epoch 2 (attention still on the background) against epoch 9 (on the objects).
+    let dirs = [record("difference-a", &[2]), record("difference-b", &[9])];
+    let samples = SampleSet::load(&root().join("samples")).unwrap();
+    let settings = CamSettings {
+        request: CamRequest {
+            methods: vec![Method::GradCam],
+            layer: Layer::LAST,
+            target: Target::Predicted,
+            batch: 8,
+            cancel: Default::default(),
+        },
+        normalize: samples.defaults.normalize.unwrap(),
+        input_size: samples.defaults.input_size.unwrap(),
+        precision: camwatch::precision::Precision::Fp32,
+    };
+    let history = |dir: &Path| History::open(&monitor::history_file(dir, None), dir).unwrap();
+    let hash = |dir: &Path| history(dir).checkpoints().unwrap()[0].hash.clone();
+    let keys = monitor::sample_keys(&samples, Target::Predicted);
+    let setting = monitor::setting(&settings, 16);
+    let readers = dirs
+        .iter()
+        .map(|d| {
+            MapReader::new(
+                &samples,
+                monitor::history_file(d, None),
+                d.clone(),
+                settings.clone(),
+            )
+        })
+        .collect();
+    let mut painter = Painter::new(samples.clone(), readers, Colormap::Jet);
+    for sample in [0, 5, 11] {
+        // The maps as stored, min–max scaled here.
+        let stored: Vec<Vec<f32>> = dirs
+            .iter()
+            .map(|d| {
+                let results = history(d).results(&hash(d), &setting, &keys).unwrap();
+                let map = &results[sample].maps[0].map;
+                let (lo, hi) = map
+                    .values
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+                map.values.iter().map(|v| (v - lo) / (hi - lo)).collect()
+            })
+            .collect();
+        let run_map = |run: usize| RunMap {
+            run,
+            map: MapId {
+                sample,
+                hash: hash(&dirs[run]),
+                method: Method::GradCam,
+                layer: Layer::LAST,
+                target: Target::Predicted,
+            },
+        };
+        let image = painter
+            .paint(&Picture::Difference(run_map(0), run_map(1)))
+            .expect("both maps are stored");
+        let (width, height) = image.dimensions();
+        let side = (stored[0].len() as f64).sqrt() as u32;
+        let mut largest = 0f32;
+        for (cell, (a, b)) in stored[0].iter().zip(&stored[1]).enumerate() {
+            // At the centre of each map cell, the colour says b − a: white 0, red
+            // (214, 39, 40) +1, blue (31, 119, 180) −1.
+            let (cx, cy) = (cell as u32 % side, cell as u32 / side);
+            let pixel = image.get_pixel(
+                (2 * cx + 1) * width / (2 * side),
+                (2 * cy + 1) * height / (2 * side),
+            );
+            let [r, g, bl] = pixel.0.map(f32::from);
+            let shown = if r >= bl {
+                (255.0 - g) / 216.0
+            } else {
+                -(255.0 - g) / 136.0
+            };
+            assert!(
+                (shown - (b - a)).abs() < 0.06,
+                "sample {sample}, cell {cell}: drawn {shown:.3}, stored b − a = {:.3}",
+                b - a
+            );
+            largest = largest.max((b - a).abs());
+        }
+        assert!(largest > 0.3, "the two epochs' maps differ");
+    }
+}
+
+#[test]
 fn several_runs_are_followed_at_once() {
     let a = run_dir("several-a");
     let b = run_dir("several-b");

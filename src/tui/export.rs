@@ -1,7 +1,8 @@
 //! Snapshots and animations of the current sample, written on a thread of their own:
 //! the overlay and image | heatmap | overlay at the shown epoch, a strip of overlays
 //! across all epochs, and an animated GIF across epochs; strip and GIF frames carry
-//! their epoch, target probability and box energy.
+//! their epoch, target probability and box energy. Comparing runs, a frame is the
+//! sample, each shown run's overlay and the difference side by side.
 
 use std::path::{Path, PathBuf};
 
@@ -10,18 +11,26 @@ use image::{Delay, Frame, Rgb, RgbImage, imageops};
 
 use super::app::App;
 use super::images::{ImageKey, Painter, Picture};
+use super::view;
 use crate::cam::{caption, image_ops};
+use crate::compare;
 use crate::monitor::CheckpointReport;
 use crate::monitor::timeline::SampleFigures;
 
-/// One epoch of the exported sample.
+/// One picture of an exported frame.
+pub struct Tile {
+    /// What it shows; `None`: a run without this epoch (drawn grey).
+    pub key: Option<ImageKey>,
+    /// Burnt into it.
+    pub caption: Vec<String>,
+}
+
+/// One epoch of the exported sample: its overlay, or when comparing the sample, each
+/// shown run's overlay and the difference.
 pub struct EpochFrame {
-    /// Its overlay.
-    pub key: ImageKey,
+    pub tiles: Vec<Tile>,
     /// For file names: the epoch, or the checkpoint's file name.
     pub label: String,
-    /// Burnt into strip and GIF frames.
-    pub caption: Vec<String>,
 }
 
 /// `epoch 12` over `p 0.83 box 0.61 hit`: what a frame of a strip or GIF says.
@@ -56,6 +65,74 @@ pub fn caption(
         .collect()
 }
 
+/// Epoch `epoch` of the compared runs: the sample, each shown run's overlay (grey
+/// where the run has no such epoch) and the difference of the chosen pair.
+fn compared(app: &App, epoch: u64) -> EpochFrame {
+    let sample = app.sample;
+    let mut tiles = vec![Tile {
+        key: Some(ImageKey {
+            picture: Picture::Image(sample),
+            with_box: view::with_box(app, sample),
+        }),
+        caption: vec![format!("epoch {epoch}")],
+    }];
+    let at = |run: usize| compare::at_epoch(&app.runs[run].checkpoints, epoch);
+    for run in app.shown() {
+        let name = format!("{} {}", run + 1, app.runs[run].name);
+        tiles.push(match at(run) {
+            Some(c) => {
+                let figures = caption(app, c, app.figures(c)).into_iter().skip(1);
+                Tile {
+                    key: Some(view::overlay_key(app, run, sample, c)),
+                    caption: std::iter::once(name).chain(figures).collect(),
+                }
+            }
+            None => Tile {
+                key: None,
+                caption: vec![name, format!("no epoch {epoch}")],
+            },
+        });
+    }
+    if let Some((a, b)) = app.difference_pair()
+        && let (Some(ca), Some(cb)) = (at(a), at(b))
+    {
+        tiles.push(Tile {
+            key: Some(ImageKey {
+                picture: Picture::Difference(
+                    view::map_id(app, a, sample, ca),
+                    view::map_id(app, b, sample, cb),
+                ),
+                with_box: false,
+            }),
+            caption: vec![
+                format!("{} - {}", b + 1, a + 1),
+                format!("red: {}", app.runs[b].name),
+            ],
+        });
+    }
+    let tiles = tiles
+        .into_iter()
+        .map(|mut t| {
+            // The caption font has lowercase letters only.
+            t.caption = t
+                .caption
+                .iter()
+                .map(|l| {
+                    l.to_lowercase()
+                        .chars()
+                        .filter(|c| caption::can_draw(*c))
+                        .collect()
+                })
+                .collect();
+            t
+        })
+        .collect();
+    EpochFrame {
+        tiles,
+        label: epoch.to_string(),
+    }
+}
+
 /// What to export: one sample across the run's epochs.
 pub struct ExportJob {
     pub painter: Painter,
@@ -65,24 +142,65 @@ pub struct ExportJob {
     /// Index of the shown epoch.
     pub current: usize,
     pub name: String,
+    /// Runs compared: a snapshot is the shown epoch's frame, at full size.
+    pub comparing: bool,
 }
 
 /// Height of each epoch in the timeline strip and the animation.
 const STRIP_HEIGHT: u32 = 160;
 
 impl ExportJob {
+    /// The shown sample across the epochs, as the UI shows it; `None` before any
+    /// checkpoint has maps.
+    pub fn of(app: &App, painter: &Painter, out: &Path) -> Option<ExportJob> {
+        let (epochs, current) = if app.comparing() {
+            let axis = app.axis();
+            let epochs = axis.iter().map(|&e| compared(app, e)).collect();
+            (epochs, app.axis_index()?)
+        } else {
+            let epochs = app
+                .epochs()
+                .into_iter()
+                .map(|c| EpochFrame {
+                    // The overlay the UI shows for this sample at that epoch.
+                    tiles: vec![Tile {
+                        key: Some(view::overlay_key(app, 0, app.sample, c)),
+                        caption: caption(app, c, app.figures(c)),
+                    }],
+                    label: App::epoch_label(c),
+                })
+                .collect();
+            (epochs, app.epoch_index()?)
+        };
+        Some(ExportJob {
+            painter: painter.clone(),
+            out: out.to_path_buf(),
+            epochs,
+            current,
+            name: app.samples.get(app.sample)?.name.clone(),
+            comparing: app.comparing(),
+        })
+    }
+
     fn stem(&self) -> String {
-        match &self.epochs[self.current].key.picture {
-            Picture::Overlay(id, blend) => {
-                format!(
-                    "{}.{}.{}.{}",
-                    self.name,
-                    id.map.method.name(),
-                    id.map.layer,
-                    blend.name()
-                )
-            }
-            _ => self.name.clone(),
+        let overlay =
+            self.epochs[self.current]
+                .tiles
+                .iter()
+                .find_map(|t| match &t.key.as_ref()?.picture {
+                    Picture::Overlay(id, blend) => Some((id, blend)),
+                    _ => None,
+                });
+        let compared = if self.comparing { ".compare" } else { "" };
+        match overlay {
+            Some((id, blend)) => format!(
+                "{}{compared}.{}.{}.{}",
+                self.name,
+                id.map.method.name(),
+                id.map.layer,
+                blend.name()
+            ),
+            None => format!("{}{compared}", self.name),
         }
     }
 
@@ -96,11 +214,22 @@ impl ExportJob {
         Some(image)
     }
 
-    /// overlay, side by side (at the shown epoch) and the timeline strip.
+    /// overlay, side by side (at the shown epoch) and the timeline strip; comparing,
+    /// the runs side by side at the shown epoch.
     pub fn snapshot(mut self) -> Result<Vec<PathBuf>, String> {
         create(&self.out)?;
-        let frame = &self.epochs[self.current];
-        let (key, label) = (frame.key.clone(), frame.label.clone());
+        let label = self.epochs[self.current].label.clone();
+        if self.comparing {
+            let path = self.out.join(format!("{}.e{label}.png", self.stem()));
+            let frame = self
+                .frame(self.current, None)
+                .ok_or("no run has this sample's map at this epoch")?;
+            save(&frame, &path)?;
+            return Ok(vec![path]);
+        }
+        let Some(key) = self.epochs[self.current].tiles[0].key.clone() else {
+            return Err("the map is not in the history".into());
+        };
         let Picture::Overlay(id, _) = &key.picture else {
             return Err("not an overlay".into());
         };
@@ -157,25 +286,44 @@ impl ExportJob {
         Ok(vec![path])
     }
 
-    /// Overlays at every epoch that has the map, scaled to the strip's height, with
-    /// their captions.
+    /// Every epoch that has a map, each scaled to the strip's height, with captions.
     fn frames(&mut self) -> Vec<RgbImage> {
-        let epochs: Vec<(ImageKey, Vec<String>)> = self
-            .epochs
-            .iter()
-            .map(|e| (e.key.clone(), e.caption.clone()))
-            .collect();
-        epochs
-            .iter()
-            .filter_map(|(key, lines)| {
-                let image = self.paint(key)?;
-                let width = (image.width() * STRIP_HEIGHT / image.height().max(1)).max(1);
-                let mut frame =
-                    imageops::resize(&image, width, STRIP_HEIGHT, imageops::FilterType::Triangle);
-                caption::burn(&mut frame, lines);
-                Some(frame)
-            })
+        (0..self.epochs.len())
+            .filter_map(|i| self.frame(i, Some(STRIP_HEIGHT)))
             .collect()
+    }
+
+    /// Epoch `index`'s tiles side by side with their captions, `height` pixels high
+    /// (else at the sample's size); `None` when no tile has its map.
+    fn frame(&mut self, index: usize, height: Option<u32>) -> Option<RgbImage> {
+        let tiles: Vec<(Option<ImageKey>, Vec<String>)> = self.epochs[index]
+            .tiles
+            .iter()
+            .map(|t| (t.key.clone(), t.caption.clone()))
+            .collect();
+        let painted: Vec<Option<RgbImage>> = tiles
+            .iter()
+            .map(|(key, _)| self.paint(key.as_ref()?))
+            .collect();
+        let (width, tall) = painted.iter().flatten().next()?.dimensions();
+        let height = height.unwrap_or(tall);
+        let width = (width * height / tall.max(1)).max(1);
+        let images: Vec<RgbImage> = painted
+            .into_iter()
+            .zip(&tiles)
+            .map(|(image, (_, lines))| {
+                let mut tile = match image {
+                    Some(image) => {
+                        imageops::resize(&image, width, height, imageops::FilterType::Triangle)
+                    }
+                    None => RgbImage::from_pixel(width, height, Rgb([60, 60, 60])),
+                };
+                caption::burn(&mut tile, lines);
+                tile
+            })
+            .collect();
+        let refs: Vec<&RgbImage> = images.iter().collect();
+        Some(image_ops::side_by_side(&refs))
     }
 }
 

@@ -28,7 +28,7 @@ use ratatui::layout::Rect;
 
 pub use app::{App, Effect, Intent, Message};
 pub use frames::Frames;
-pub use images::{Encoding, ImageCache, ImageKey, ImageRequest, Painter, Picture};
+pub use images::{Encoding, ImageCache, ImageKey, ImageRequest, Painter, Picture, RunMap};
 pub use keymap::{KEYMAP, intent_of};
 pub use probe::ProtocolChoice;
 pub use view::{Areas, Pane, Plan, draw, layout};
@@ -156,7 +156,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 Effect::Snapshot | Effect::Animate => {
-                    if let Some(job) = export_job(&app, &painter, &options.snapshots) {
+                    if let Some(job) = export::ExportJob::of(&app, &painter, &options.snapshots) {
                         let tx = tx.clone();
                         std::thread::spawn(move || {
                             let result = if effect == Effect::Snapshot {
@@ -282,27 +282,6 @@ fn start_monitor(
         }
     });
     Ok(monitor)
-}
-
-fn export_job(app: &App, painter: &Painter, out: &std::path::Path) -> Option<export::ExportJob> {
-    let current = app.epoch_index()?;
-    let epochs = app
-        .epochs()
-        .into_iter()
-        .map(|c| export::EpochFrame {
-            // The overlay the UI shows for this sample at that epoch.
-            key: view::overlay_key(app, 0, app.sample, c),
-            label: App::epoch_label(c),
-            caption: export::caption(app, c, app.figures(c)),
-        })
-        .collect();
-    Some(export::ExportJob {
-        painter: painter.clone(),
-        out: out.to_path_buf(),
-        epochs,
-        current,
-        name: app.samples[app.sample].name.clone(),
-    })
 }
 
 fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) {

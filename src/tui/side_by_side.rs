@@ -38,13 +38,42 @@ pub fn colour(run: usize) -> Color {
 fn layout(area: Rect, app: &App) -> Areas {
     let roomy = area.height >= 20;
     let rows = FIGURES.len() as u16;
-    // Charts take what the images can spare: the panes keep 12 rows.
+    // Charts take what the images can spare: the panes keep 12 rows. Side by side the
+    // images are narrow, so lines two rows high come sooner than on one run's screen.
     let spare = area.height.saturating_sub(4 + 12);
-    let chart_height = match (roomy, area.height >= 44) {
+    let chart_height = match (roomy, area.height >= 34) {
         (false, _) => 0,
         (true, true) => (2 * rows).min(spare),
         (true, false) => rows.min(spare),
     };
+    let areas = layout_with(area, app, chart_height);
+    // Rows the panes leave empty (their images as wide as the cells allow) go to the
+    // charts, up to four rows a chart.
+    let unused = unused_rows(&areas.panes);
+    if roomy && unused >= rows {
+        let more = (chart_height + unused / rows * rows).min(4 * rows);
+        return layout_with(area, app, more);
+    }
+    areas
+}
+
+/// Rows of the panes' cells that their square images (a cell about twice as tall as
+/// wide) leave empty, summed over the rows of cells.
+fn unused_rows(panes: &[(Rect, Pane)]) -> u16 {
+    let mut rows: Vec<(u16, u16)> = Vec::new();
+    for (cell, _) in panes {
+        let side = (cell.width / 2).min(cell.height.saturating_sub(1));
+        let unused = cell.height.saturating_sub(1 + side);
+        match rows.iter_mut().find(|(y, _)| *y == cell.y) {
+            Some((_, least)) => *least = (*least).min(unused),
+            None => rows.push((cell.y, unused)),
+        }
+    }
+    rows.iter().map(|(_, unused)| unused).sum()
+}
+
+fn layout_with(area: Rect, app: &App, chart_height: u16) -> Areas {
+    let roomy = area.height >= 20;
     let [header, main, legend, axis, charts, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
@@ -162,10 +191,21 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
             .and_then(|(_, d)| *d);
         let image = image_area(*cell);
         if at.is_none() && image.height > 0 {
-            frame.render_widget(Paragraph::new(placeholder(app, *pane)).dark_gray(), image);
+            // In the middle of where the image would be.
+            let middle = Rect {
+                y: image.y + image.height / 2,
+                height: 1,
+                ..image
+            };
+            let text = Paragraph::new(placeholder(app, *pane))
+                .dark_gray()
+                .centered();
+            frame.render_widget(text, middle);
         }
-        // Right under the image (images keep their proportions, so may not fill).
-        let below = at.map_or(image.y + image.height, |d| d.y + d.height);
+        // Right under the image (images keep their proportions, so may not fill), or
+        // where a square one would end.
+        let side = (image.width / 2).min(image.height);
+        let below = at.map_or(image.y + (image.height + side) / 2, |d| d.y + d.height);
         let caption = Rect {
             y: below.min(cell.y + cell.height.saturating_sub(1)),
             height: 1,
