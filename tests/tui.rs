@@ -295,10 +295,21 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     let image = image::open(&written[0]).unwrap();
     assert_eq!(image.width(), 4 * image.height(), "four tiles");
 
+    // The first run's watcher stops: the UI takes the run over and computes it.
+    let mut watchers = watchers.into_iter();
+    assert!(watchers.next().unwrap().interrupt().success());
+    let screen = session.wait_for("the UI writing the first run", |s| {
+        s.matches("(read-only)").count() == 1
+    });
+    assert!(!screen.contains("[1] compare-ui-plain on object from 8 (read-only)"));
+    write(0, 5);
+    session.keys("End");
+    session.wait_for("epoch 5, computed by the UI", |s| {
+        header(s).contains("epoch 5 [5/5] ● follow") && s.contains("[1] compare-ui-plain p")
+    });
+
     session.keys("q");
     assert_terminal_restored(&session);
-    // The watchers went on undisturbed.
-    for watch in watchers {
-        assert!(watch.interrupt().success());
-    }
+    // The other watcher went on undisturbed.
+    assert!(watchers.next().unwrap().interrupt().success());
 }

@@ -277,6 +277,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     paths::for_terminal(&runs[run_index].dir.display().to_string())
                 );
             }
+            MonitorEvent::WriterGone => eprintln!(
+                "camwatch: the camwatch writing {}'s history stopped: new checkpoints there \
+                 are not computed until camwatch is started again",
+                paths::for_terminal(&runs[run_index].dir.display().to_string())
+            ),
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }
             | MonitorEvent::Revised(_) => {}

@@ -7,13 +7,15 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::history::History;
-use super::{CheckpointReport, MonitorEvent, Source, read_history};
+use super::{CheckpointReport, MonitorEvent, Source, lock, read_history};
 use crate::cam::SampleSet;
 use crate::cam::engine::Cancel;
 use crate::render::CamSettings;
 
 /// How often the follower asks whether the writer committed (a cheap query).
 const POLL: Duration = Duration::from_millis(300);
+/// Every so many polls, whether the writer is still there.
+const WRITER_CHECK: u32 = 7;
 
 pub struct Follower {
     pub history: History,
@@ -30,7 +32,15 @@ impl Follower {
         let mut sent: HashMap<String, CheckpointReport> = HashMap::new();
         let mut version = None;
         let mut replayed = false;
-        while !self.cancel.is_cancelled() {
+        let mut writer = true;
+        for poll in 1u32.. {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            // Asked before reading, so that the writer's last commit is read first.
+            let gone = writer
+                && poll.is_multiple_of(WRITER_CHECK)
+                && !lock::held_elsewhere(self.history.file());
             match self.history.data_version() {
                 Ok(v) if Some(v) == version => {}
                 Ok(v) => {
@@ -52,6 +62,14 @@ impl Follower {
                     checkpoints: sent.len(),
                 };
                 if self.events.send(replay).is_err() {
+                    return;
+                }
+            }
+            if gone {
+                // Still followed (nothing more comes); the user of the monitor may
+                // start a writer in its place.
+                writer = false;
+                if self.events.send(MonitorEvent::WriterGone).is_err() {
                     return;
                 }
             }

@@ -75,6 +75,21 @@ pub fn claim(history: &Path) -> std::io::Result<Claim> {
     Ok(Claim::Writer(lock))
 }
 
+/// Whether some process still holds the run's lock (a follower asks, to notice its
+/// writer gone). Locking a fresh handle and letting go at once disturbs nobody.
+pub fn held_elsewhere(history: &Path) -> bool {
+    let Ok(file) = File::open(lock_file(history)) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,7 +110,9 @@ mod tests {
         // Another open file description (as another process would have) is refused.
         let other = File::open(lock_file(&history)).unwrap();
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
+        assert!(held_elsewhere(&history));
         drop((first, second));
-        assert!(other.try_lock().is_ok(), "released with the last holder");
+        assert!(!held_elsewhere(&history), "released with the last holder");
+        assert!(other.try_lock().is_ok());
     }
 }

@@ -155,6 +155,9 @@ pub enum MonitorEvent {
     /// Another camwatch (this process id, if known) writes the run's history: this
     /// monitor only follows it, computing nothing (first event, when so).
     Following { writer: Option<u32> },
+    /// The camwatch that wrote the followed history stopped: nothing more will come
+    /// unless a new monitor (which then writes) takes its place.
+    WriterGone,
     /// The worker is computing a checkpoint: `done` of `total` samples, with `queued`
     /// more checkpoints waiting.
     Working {

@@ -379,7 +379,7 @@ impl App {
                 event,
             } => {
                 if generation == self.generation && run < self.runs.len() {
-                    self.on_monitor(run, event);
+                    return self.on_monitor(run, event);
                 }
                 Vec::new()
             }
@@ -400,7 +400,7 @@ impl App {
         }
     }
 
-    fn on_monitor(&mut self, run: usize, event: MonitorEvent) {
+    fn on_monitor(&mut self, run: usize, event: MonitorEvent) -> Vec<Effect> {
         let view = &mut self.runs[run];
         match event {
             MonitorEvent::Revised(report) | MonitorEvent::Measured(report) => {
@@ -429,6 +429,14 @@ impl App {
             }
             MonitorEvent::Replayed { .. } => view.replayed = true,
             MonitorEvent::Following { writer } => view.following = Some(writer),
+            MonitorEvent::WriterGone => {
+                // Its watcher stopped: the UI's own monitor takes over the run.
+                self.notice = Some(format!(
+                    "the camwatch writing {} stopped: computing it here",
+                    view.name
+                ));
+                return vec![Effect::Restart];
+            }
             MonitorEvent::Working {
                 path,
                 queued,
@@ -444,6 +452,7 @@ impl App {
             }
             MonitorEvent::Warning(message) => self.last_error = Some(message),
         }
+        Vec::new()
     }
 
     fn intent_of_mouse(&self, mouse: MouseEvent) -> Option<Intent> {
