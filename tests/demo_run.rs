@@ -133,6 +133,53 @@ fn demo_replays_the_shipped_run() {
     }
 }
 
+/// `camwatch demo --compare --headless`: both shipped runs replayed side by side, each
+/// line naming its run.
+#[test]
+fn demo_compare_replays_the_shipped_pair() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .current_dir(root)
+        .args(["demo", "--compare", "--headless", "--delay", "0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut epochs = std::collections::BTreeMap::<String, Vec<u64>>::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        if line["event"] == "checkpoint" {
+            let run = Path::new(line["run"].as_str().unwrap());
+            let name = run.file_name().unwrap().to_string_lossy().into_owned();
+            epochs
+                .entry(name)
+                .or_default()
+                .push(line["epoch"].as_u64().unwrap());
+        }
+    }
+    for list in epochs.values_mut() {
+        list.sort_unstable();
+    }
+    let shortcut = std::fs::read_dir(root.join("checkpoints-shortcut"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pdparams")
+        })
+        .count() as u64;
+    assert_eq!(
+        epochs["plain"],
+        (1..=u64::from(shipped_epochs())).collect::<Vec<_>>()
+    );
+    assert_eq!(epochs["shortcut"], (1..=shortcut).collect::<Vec<_>>());
+}
+
 /// The shipped pair: the same network trained on the same shapes, once with a shortcut
 /// (each class's training backgrounds tinted). From the epoch the plain run's attention
 /// reaches the objects, the shortcut run's stays off them, and it fails the held-out

@@ -214,22 +214,22 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let mut stdout = std::io::stdout().lock();
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
-        let (run, event) = match events.recv_timeout(Duration::from_millis(100)) {
-            Ok((run, Some(event))) => (run, event),
-            Ok((run, None)) => {
+        let (index, event) = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok((index, Some(event))) => (index, event),
+            Ok((index, None)) => {
                 // Only a stopped worker closes a channel: say so rather than end
                 // quietly with 0 as if the run were over.
                 monitors.into_iter().for_each(Monitor::stop);
                 return Err(format!(
                     "the monitor's worker for {} stopped unexpectedly",
-                    runs[run].dir.display()
+                    runs[index].dir.display()
                 )
                 .into());
             }
             Err(_) => continue,
         };
-        let run_index = run;
-        let run = several.then(|| runs[run].dir.as_path());
+        let dir = &runs[index].dir;
+        let run = several.then_some(dir.as_path());
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
                 let line = match &event {
@@ -274,13 +274,13 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 let writer = writer.map_or("another camwatch".into(), |p| format!("camwatch {p}"));
                 eprintln!(
                     "camwatch: {writer} watches {}: following its history read-only",
-                    paths::for_terminal(&runs[run_index].dir.display().to_string())
+                    paths::for_terminal(&dir.display().to_string())
                 );
             }
             MonitorEvent::WriterGone => eprintln!(
                 "camwatch: the camwatch writing {}'s history stopped: new checkpoints there \
                  are not computed until camwatch is started again",
-                paths::for_terminal(&runs[run_index].dir.display().to_string())
+                paths::for_terminal(&dir.display().to_string())
             ),
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }
