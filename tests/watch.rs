@@ -873,3 +873,58 @@ fn report_holds_the_numbers_of_the_history() {
         "{md}"
     );
 }
+
+/// Runs compared need not share an architecture, a framework or a file format: the
+/// demo's PaddlePaddle run beside a timm Res2Net-vd of another depth and width written
+/// as safetensors and as a torch pickle, each read for what it is, aligned by epoch.
+#[test]
+fn runs_of_other_architectures_and_formats_are_compared() {
+    let a = run_dir("mixed-paddle");
+    let b = run_dir("mixed-timm");
+    for e in [1, 2] {
+        std::fs::write(a.join(format!("epoch_{e}.pdparams")), demo_checkpoint(e)).unwrap();
+    }
+    let fixtures = common::fixtures();
+    std::fs::copy(
+        fixtures.join("timm_small.safetensors"),
+        b.join("epoch_1.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(fixtures.join("timm_small.pth"), b.join("epoch_2.pth")).unwrap();
+    let watch = Watch::start(&a, &[b.to_str().unwrap()]);
+    let mut seen = BTreeSet::new();
+    for line in watch.take(4) {
+        assert_ok_with_maps(&line);
+        let run = str_of(&line, "run").to_string();
+        let variant = line["arch"]["variant"].as_str().unwrap().to_string();
+        seen.insert((
+            run,
+            line["epoch"].as_u64().unwrap(),
+            str_of(&line, "format").to_string(),
+            variant,
+        ));
+    }
+    assert!(watch.interrupt().success());
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let expected: BTreeSet<_> = [
+        (a, 1, "pdparams", "paddle"),
+        (a, 2, "pdparams", "paddle"),
+        (b, 1, "safetensors", "timm"),
+        (b, 2, "torch", "timm"),
+    ]
+    .into_iter()
+    .map(|(r, e, f, v)| (r.to_string(), e, f.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(seen, expected);
+    let dump = history_json(Path::new(a), &[b]);
+    let runs = dump["runs"].as_array().unwrap();
+    for run in runs {
+        let epochs: Vec<u64> = run["checkpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["epoch"].as_u64().unwrap())
+            .collect();
+        assert_eq!(epochs, [1, 2], "{}", run["path"]);
+    }
+}
