@@ -30,11 +30,64 @@ pub enum DeviceError {
         "--device flex: this camwatch was built without the flex backend (cargo feature `flex`)"
     )]
     NoFlex,
-    #[error("--device {requested}: libtorch sees {available} CUDA device(s)")]
+    #[error("--device {requested}: libtorch sees {available} CUDA device(s){}", diagnosis.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     NoSuchGpu {
         requested: DeviceChoice,
         available: usize,
+        /// Why, when a GPU is there that libtorch cannot use (see [`gpu_diagnosis`]).
+        diagnosis: Option<String>,
     },
+}
+
+/// The CUDA version of the libraries camwatch bundles (the torch 2.9.0 wheel's), and
+/// the oldest NVIDIA driver that runs them.
+const BUNDLED_CUDA: &str = "12.8";
+const OLDEST_DRIVER: (u32, u32) = (525, 60);
+
+/// Why libtorch sees no GPU although the machine has one: the NVIDIA kernel driver is
+/// loaded (`/proc/driver/nvidia/version`) but too old for the bundled CUDA libraries,
+/// or something else keeps libtorch from it. `None` on a machine without the driver.
+pub fn gpu_diagnosis() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/driver/nvidia/version").ok()?;
+    Some(diagnose_driver(&text))
+}
+
+/// [`gpu_diagnosis`] from the text of `/proc/driver/nvidia/version`.
+fn diagnose_driver(text: &str) -> String {
+    // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 …"
+    let version = text
+        .split_whitespace()
+        .find(|w| w.split('.').count() >= 2 && w.split('.').all(|p| p.parse::<u32>().is_ok()));
+    let parsed = version.and_then(|v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    match (version, parsed) {
+        (Some(v), Some(found)) if found < OLDEST_DRIVER => format!(
+            "the NVIDIA driver {v} is too old for the CUDA {BUNDLED_CUDA} libraries camwatch \
+             bundles (needs {}.{} or newer): update the driver, or use --device cpu",
+            OLDEST_DRIVER.0, OLDEST_DRIVER.1
+        ),
+        (Some(v), _) => format!(
+            "the NVIDIA driver {v} is loaded but CUDA does not start (no device visible to \
+             this process? CUDA_VISIBLE_DEVICES, permissions on /dev/nvidia*); use --device cpu"
+        ),
+        (None, _) => "an NVIDIA driver is loaded but CUDA does not start; use --device cpu".into(),
+    }
+}
+
+/// Whether an error says the GPU ran out of memory (libtorch's, cuBLAS's and cuDNN's
+/// words for it): not the checkpoint's fault, so it is tried again, not recorded.
+pub fn out_of_gpu_memory(message: &str) -> bool {
+    [
+        "CUDA out of memory",
+        "CUDA error: out of memory",
+        "CUBLAS_STATUS_ALLOC_FAILED",
+        "CUDNN_STATUS_ALLOC_FAILED",
+        "cudaErrorMemoryAllocation",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 impl FromStr for DeviceChoice {
@@ -72,15 +125,22 @@ impl fmt::Display for DeviceChoice {
 pub struct SelectedDevice {
     pub device: Device,
     pub chosen: DeviceChoice,
+    /// `auto` chose the CPU although the machine has a GPU (see [`gpu_diagnosis`]).
+    pub gpu_unusable: bool,
 }
 
 impl SelectedDevice {
     pub fn label(&self) -> String {
         match self.chosen {
+            DeviceChoice::Cpu if self.gpu_unusable => "cpu (libtorch; GPU unusable)".into(),
             DeviceChoice::Cpu => "cpu (libtorch)".into(),
             DeviceChoice::Flex => "flex (pure Rust)".into(),
             other => other.to_string(),
         }
+    }
+
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.chosen, DeviceChoice::Cuda(_))
     }
 }
 
@@ -96,11 +156,17 @@ pub fn cuda_device_count() -> usize {
 }
 
 pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
+    let mut gpu_unusable = false;
     let chosen = match choice {
         DeviceChoice::Auto if cfg!(feature = "tch") => {
             if cuda_device_count() > 0 {
                 DeviceChoice::Cuda(0)
             } else {
+                // A GPU libtorch cannot use: said once, here, before any UI.
+                if let Some(diagnosis) = gpu_diagnosis() {
+                    eprintln!("camwatch: --device auto runs on the CPU: {diagnosis}");
+                    gpu_unusable = true;
+                }
                 DeviceChoice::Cpu
             }
         }
@@ -115,6 +181,7 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
                 return Err(DeviceError::NoSuchGpu {
                     requested: chosen,
                     available,
+                    diagnosis: gpu_diagnosis(),
                 });
             }
             libtorch(chosen)?
@@ -122,7 +189,11 @@ pub fn select(choice: DeviceChoice) -> Result<SelectedDevice, DeviceError> {
         _ => libtorch(chosen)?,
     };
     warm_up(&device);
-    Ok(SelectedDevice { device, chosen })
+    Ok(SelectedDevice {
+        device,
+        chosen,
+        gpu_unusable,
+    })
 }
 
 /// Caps the CPU threads the backends use for one operation, so that camwatch leaves
@@ -232,5 +303,42 @@ mod tests {
         );
         assert!("cuda:x".parse::<DeviceChoice>().is_err());
         assert!("gpu".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn an_old_driver_is_named_with_what_it_needs() {
+        let old = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.57.02  Tue Jul 13 16:14:05 UTC 2021\nGCC version:  gcc version 9.3.0\n";
+        let said = diagnose_driver(old);
+        assert!(
+            said.contains("470.57.02 is too old for the CUDA 12.8"),
+            "{said}"
+        );
+        assert!(said.contains("525.60 or newer"), "{said}");
+        let recent =
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  Release Build\n";
+        let said = diagnose_driver(recent);
+        assert!(
+            said.contains("570.133.20 is loaded but CUDA does not start"),
+            "{said}"
+        );
+        assert!(diagnose_driver("garbage").contains("an NVIDIA driver is loaded"));
+    }
+
+    #[test]
+    fn out_of_memory_is_told_from_other_errors() {
+        // As libtorch words it (through tch's error), and cuBLAS.
+        assert!(out_of_gpu_memory(
+            "epoch_3.pth: internal error: Torch(\"CUDA out of memory. Tried to allocate 20.00 MiB \
+             (GPU 0; 79.19 GiB total capacity; 78.50 GiB already allocated)\")"
+        ));
+        assert!(out_of_gpu_memory(
+            "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"
+        ));
+        assert!(!out_of_gpu_memory(
+            "epoch_3.pth: tensor \"fc.weight\" has shape [4, 2048]"
+        ));
+        assert!(!out_of_gpu_memory(
+            "CUDA error: an illegal memory access was encountered"
+        ));
     }
 }

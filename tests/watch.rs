@@ -928,3 +928,49 @@ fn runs_of_other_architectures_and_formats_are_compared() {
         assert_eq!(epochs, [1, 2], "{}", run["path"]);
     }
 }
+
+/// The GPU running out of memory (the training job beside camwatch took it) is not the
+/// checkpoint's fault: nothing is recorded against the file, which is tried again after
+/// a wait, or computed on the CPU at once with --cpu-fallback. (The out-of-memory error
+/// is simulated: CAMWATCH_FAKE_GPU_OOM makes the next computations fail as libtorch's
+/// would.)
+#[test]
+fn out_of_gpu_memory_waits_and_tries_again_or_falls_back_to_the_cpu() {
+    for fallback in [false, true] {
+        let dir = run_dir(&format!("gpu-oom-{fallback}"));
+        let extra: &[&str] = if fallback { &["--cpu-fallback"] } else { &[] };
+        let watch = Watch::start_with_env(&dir, extra, &[("CAMWATCH_FAKE_GPU_OOM", "2")]);
+        let start = Instant::now();
+        std::fs::write(dir.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+        let line = watch.next();
+        assert_ok_with_maps(&line);
+        let waited = start.elapsed();
+        // Written before the line; read by another thread: give it a moment.
+        let said = |text: &str| {
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && !watch.stderr.lock().unwrap().contains(text) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        said(if fallback { "on the CPU" } else { "in 4 s" });
+        let stderr = watch.stderr.lock().unwrap().clone();
+        if fallback {
+            assert!(
+                stderr.contains("computed on the CPU (--cpu-fallback)"),
+                "{stderr}"
+            );
+            assert_eq!(stderr.matches("ran out of memory").count(), 1, "{stderr}");
+        } else {
+            // Two failures: waits of 2 s and 4 s before the third try.
+            assert!(stderr.contains("trying again in 2 s"), "{stderr}");
+            assert!(stderr.contains("trying again in 4 s"), "{stderr}");
+            assert!(waited >= Duration::from_secs(6), "{waited:?}");
+        }
+        assert!(watch.interrupt().success());
+        // Nothing was recorded against the file: it has its maps, and no error.
+        let dump = history_json(&dir, &[]);
+        let checkpoints = dump["checkpoints"].as_array().unwrap();
+        assert_eq!(checkpoints.len(), 1);
+        assert_eq!(str_of(&checkpoints[0], "status"), "ok");
+    }
+}

@@ -41,6 +41,11 @@ pub struct WatchArgs {
     /// A file still incomplete (no end marker) and unchanged for this long is an error.
     #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = parse_seconds)]
     pub give_up: Duration,
+    /// When the GPU runs out of memory (the training job beside camwatch may need it
+    /// all), compute that checkpoint on the CPU instead of waiting for memory and trying
+    /// again (2 s, doubling, at most a minute apart).
+    #[arg(long)]
+    pub cpu_fallback: bool,
     /// CPU threads for the network [default: half the cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -146,6 +151,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             give_up: args.give_up,
         },
         metrics: args.run.cam.metric_settings("all"),
+        cpu_fallback: args.cpu_fallback,
     };
     let precision = config.settings.precision;
     // One monitor (history, scanner, worker) per run.

@@ -70,6 +70,9 @@ pub struct MonitorConfig {
     pub timing: Timing,
     /// The trust figures computed after each checkpoint's maps.
     pub metrics: MetricSettings,
+    /// When the GPU runs out of memory, compute that checkpoint on the CPU rather than
+    /// wait for memory and try again.
+    pub cpu_fallback: bool,
 }
 
 /// Where a report's maps came from.
@@ -341,6 +344,7 @@ impl Monitor {
             metrics: config.metrics,
             pending: Vec::new(),
             random: None,
+            gpu: worker::GpuMemory::new(config.cpu_fallback),
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())

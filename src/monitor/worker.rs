@@ -56,6 +56,44 @@ pub struct Worker {
     /// The untrained network of the sanity check, for the architecture (as JSON) it
     /// was built for.
     pub random: Option<(String, Res2Net)>,
+    pub gpu: GpuMemory,
+}
+
+/// What the worker does when the GPU runs out of memory (the training job beside it
+/// may hold it): the checkpoint is not the cause, so nothing is recorded; it is tried
+/// again later, or computed on the CPU when the user allowed that.
+#[derive(Default)]
+pub struct GpuMemory {
+    /// `--cpu-fallback`: compute such a checkpoint on the CPU at once.
+    pub cpu_fallback: bool,
+    /// The CPU device of the fallback, made on first use.
+    cpu: Option<SelectedDevice>,
+    /// Checkpoints waiting to be tried again, and when.
+    retries: Vec<(Instant, Job)>,
+    /// Tries so far, by content hash: the wait doubles each time.
+    attempts: std::collections::HashMap<String, u32>,
+    /// Test hook: the next so many computations fail as if the GPU ran out of memory
+    /// (`CAMWATCH_FAKE_GPU_OOM=N`, read at start), so the handling above can be
+    /// exercised on a machine without a GPU.
+    fake: u32,
+}
+
+impl GpuMemory {
+    pub fn new(cpu_fallback: bool) -> GpuMemory {
+        GpuMemory {
+            cpu_fallback,
+            fake: std::env::var("CAMWATCH_FAKE_GPU_OOM")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            ..GpuMemory::default()
+        }
+    }
+
+    /// How long to wait before try `attempt` (1, 2, …): 2 s, doubling, at most a minute.
+    fn wait(attempt: u32) -> Duration {
+        Duration::from_secs(2u64 << attempt.saturating_sub(1).min(5)).min(Duration::from_secs(60))
+    }
 }
 
 /// A checkpoint waiting for its trust figures.
@@ -76,6 +114,7 @@ impl Worker {
             self.warn(e.to_string());
         }
         while !self.cancel.is_cancelled() {
+            self.requeue_due();
             // Maps first: trust figures only when no checkpoint is waiting.
             let wait = if self.pending.is_empty() {
                 Duration::from_millis(250)
@@ -101,6 +140,22 @@ impl Worker {
                 Err(panic) => self.warn(panic),
             }
             device::release_cached_memory(&self.device);
+        }
+    }
+
+    /// Queues again the checkpoints whose wait for GPU memory is over (unless their
+    /// file changed meanwhile: the scanner queues the new content itself).
+    fn requeue_due(&mut self) {
+        let now = Instant::now();
+        let (due, later) = std::mem::take(&mut self.gpu.retries)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.gpu.retries = later;
+        for (_, job) in due {
+            if Fingerprint::of(&job.path) == Some(job.fingerprint) {
+                let (path, mtime) = (job.path.clone(), job.fingerprint.mtime_ns);
+                self.queue.push(path, mtime, false, job);
+            }
         }
     }
 
@@ -242,12 +297,36 @@ impl Worker {
             return self.finish_quietly_if(known_here, row, Source::History, start);
         }
         self.working(&row.path, 0, missing.len());
-        // Whatever goes wrong with this one file stays with it: a panic (a bug reached
-        // by some input) becomes its error entry and the worker goes on.
-        let computed = crate::isolate::isolated(|| self.compute(&job.path, &job.hash, &missing))
-            .unwrap_or_else(|panic| {
-                Err(Failure::Content(format!("{}: {panic}", job.path.display())))
-            });
+        let mut computed = self.compute_isolated(&job.path, &job.hash, &missing, false);
+        if matches!(computed, Err(Failure::GpuMemory(_))) {
+            device::release_cached_memory(&self.device);
+            if !self.gpu.cpu_fallback {
+                let attempt = self.gpu.attempts.entry(job.hash.clone()).or_default();
+                *attempt += 1;
+                let wait = GpuMemory::wait(*attempt);
+                self.warn(format!(
+                    "{}: the GPU ran out of memory (the training job may need it all): \
+                     trying again in {} s (--cpu-fallback computes it on the CPU instead)",
+                    job.path.display(),
+                    wait.as_secs()
+                ));
+                let retry = Job {
+                    path: job.path,
+                    fingerprint: job.fingerprint,
+                    hash: job.hash,
+                    epoch: job.epoch,
+                    failure: None,
+                };
+                self.gpu.retries.push((Instant::now() + wait, retry));
+                return Ok(());
+            }
+            self.warn(format!(
+                "{}: the GPU ran out of memory: computed on the CPU (--cpu-fallback)",
+                job.path.display()
+            ));
+            computed = self.compute_isolated(&job.path, &job.hash, &missing, true);
+        }
+        self.gpu.attempts.remove(&job.hash);
         match computed {
             // Stopping: nothing recorded, the file is computed at the next start.
             Err(Failure::Cancelled) => Ok(()),
@@ -273,7 +352,7 @@ impl Worker {
                 }
                 self.finish(row, &results, Source::Computed, start)
             }
-            Err(Failure::Content(message)) => {
+            Err(Failure::Content(message) | Failure::GpuMemory(message)) => {
                 row.status = Status::Error;
                 row.error = Some(message);
                 self.finish(row, &[], Source::Computed, start)
@@ -371,14 +450,56 @@ impl Worker {
         Ok(())
     }
 
+    /// [`Worker::compute`] on the worker's device (or the CPU, for the fallback), with
+    /// whatever goes wrong staying with this one file: a panic (a bug reached by some
+    /// input) becomes its error; the GPU running out of memory is told apart.
+    fn compute_isolated(
+        &mut self,
+        path: &Path,
+        hash: &str,
+        missing: &Missing,
+        on_cpu: bool,
+    ) -> Result<Computed, Failure> {
+        if !on_cpu && self.gpu.fake > 0 {
+            self.gpu.fake -= 1;
+            return Err(Failure::GpuMemory(format!(
+                "{}: CUDA out of memory (CAMWATCH_FAKE_GPU_OOM)",
+                path.display()
+            )));
+        }
+        let device = if on_cpu {
+            if self.gpu.cpu.is_none() {
+                let cpu = device::select(device::DeviceChoice::Cpu)
+                    .map_err(|e| Failure::Setting(format!("{}: {e}", path.display())))?;
+                self.gpu.cpu = Some(cpu);
+            }
+            self.gpu.cpu.clone().unwrap_or_else(|| self.device.clone())
+        } else {
+            self.device.clone()
+        };
+        let computed = crate::isolate::isolated(|| self.compute(path, hash, missing, &device))
+            .unwrap_or_else(|panic| Err(Failure::Content(format!("{}: {panic}", path.display()))));
+        match computed {
+            Err(Failure::Content(m) | Failure::Setting(m)) if device::out_of_gpu_memory(&m) => {
+                Err(Failure::GpuMemory(m))
+            }
+            other => other,
+        }
+    }
+
     /// Loads the checkpoint in the settings' precision; `None` when the file no longer
     /// holds the content the scanner hashed (or cannot be opened as it was queued).
-    fn load(&self, path: &Path, hash: &str) -> Result<Option<LoadedModel>, Failure> {
+    fn load(
+        &self,
+        path: &Path,
+        hash: &str,
+        device: &SelectedDevice,
+    ) -> Result<Option<LoadedModel>, Failure> {
         let loaded = checkpoint::with_file(path, |data| {
             if content_hash(data) != hash {
                 return Ok(None);
             }
-            loader::from_bytes(path, data, &self.device.device).map(|mut loaded| {
+            loader::from_bytes(path, data, &device.device).map(|mut loaded| {
                 let (precision, layer) = (self.settings.precision, self.settings.request.layer);
                 loaded.model = crate::precision::cast(loaded.model, precision, layer);
                 Some(loaded)
@@ -397,8 +518,14 @@ impl Worker {
 
     /// Loads the checkpoint (checking it is still the content the scanner hashed) and
     /// computes the missing maps.
-    fn compute(&self, path: &Path, hash: &str, missing: &Missing) -> Result<Computed, Failure> {
-        let Some(loaded) = self.load(path, hash)? else {
+    fn compute(
+        &self,
+        path: &Path,
+        hash: &str,
+        missing: &Missing,
+        device: &SelectedDevice,
+    ) -> Result<Computed, Failure> {
+        let Some(loaded) = self.load(path, hash, device)? else {
             return Ok(Computed::Changed);
         };
         let mut methods: Vec<Method> = Vec::new();
@@ -425,7 +552,7 @@ impl Worker {
             &samples,
             &self.samples.dir,
             &settings,
-            &self.device.device,
+            &device.device,
             &mut |done| self.working(path, done, samples.len()),
         )
         .map_err(|e| match e {
@@ -518,7 +645,7 @@ impl Worker {
         }
         let interrupt = Cancel::default();
         self.queue.interrupt_on_push(interrupt.clone());
-        let loaded = match self.load(&pending.path, &pending.hash) {
+        let loaded = match self.load(&pending.path, &pending.hash, &self.device) {
             Ok(Some(loaded)) => loaded,
             // Changed or unreadable since: the scanner sees to it.
             Ok(None) | Err(_) => return Ok(()),
@@ -629,6 +756,8 @@ enum Failure {
     Setting(String),
     /// The monitor is stopping.
     Cancelled,
+    /// The GPU ran out of memory: not the file's fault.
+    GpuMemory(String),
 }
 
 enum Computed {

@@ -52,7 +52,13 @@ pub struct Watch {
 
 impl Watch {
     pub fn start(dir: &Path, extra: &[&str]) -> Watch {
+        Watch::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Watch::start`] with environment variables set for camwatch.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+            .envs(env.iter().copied())
             .arg("watch")
             .arg(dir)
             .args(["--headless", "--device", "cpu"])
