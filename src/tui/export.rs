@@ -97,13 +97,7 @@ fn compared(app: &App, epoch: u64) -> EpochFrame {
         && let (Some(ca), Some(cb)) = (at(a), at(b))
     {
         tiles.push(Tile {
-            key: Some(ImageKey {
-                picture: Picture::Difference(
-                    view::map_id(app, a, sample, ca),
-                    view::map_id(app, b, sample, cb),
-                ),
-                with_box: false,
-            }),
+            key: Some(view::difference_key(app, sample, (a, ca), (b, cb))),
             caption: vec![
                 format!("{} - {}", b + 1, a + 1),
                 format!("red: {}", app.runs[b].name),

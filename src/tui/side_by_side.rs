@@ -131,14 +131,12 @@ pub fn plan(app: &App, screen: Rect) -> Plan {
             }),
             Pane::Run(run) => app.at(run).map(|c| view::overlay_key(app, run, sample, c)),
             Pane::Difference => app.difference_pair().and_then(|(a, b)| {
-                let (ca, cb) = (app.at(a)?, app.at(b)?);
-                Some(ImageKey {
-                    picture: Picture::Difference(
-                        view::map_id(app, a, sample, ca),
-                        view::map_id(app, b, sample, cb),
-                    ),
-                    with_box: view::with_box(app, sample),
-                })
+                Some(view::difference_key(
+                    app,
+                    sample,
+                    (a, app.at(a)?),
+                    (b, app.at(b)?),
+                ))
             }),
             _ => None,
         };

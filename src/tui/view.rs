@@ -335,6 +335,20 @@ pub(super) fn overlay_key(
     }
 }
 
+/// The signed difference of two runs' maps of a sample (`b − a`, each at one of its
+/// run's checkpoints), as the UI draws it (and exports it).
+pub(super) fn difference_key(
+    app: &App,
+    sample: usize,
+    (a, at_a): (usize, &CheckpointReport),
+    (b, at_b): (usize, &CheckpointReport),
+) -> ImageKey {
+    ImageKey {
+        picture: Picture::Difference(map_id(app, a, sample, at_a), map_id(app, b, sample, at_b)),
+        with_box: with_box(app, sample),
+    }
+}
+
 /// What the status line says of a run another camwatch writes.
 pub(super) fn following(writer: Option<u32>) -> String {
     match writer {
