@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before the first allocation worth keeping (see the function).
+    camwatch::device::reuse_freed_memory();
     let args = cli::Cli::parse();
     // A panic is a bug, but it still ends in one line naming what failed, not a
     // backtrace and status 101.
