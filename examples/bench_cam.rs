@@ -23,7 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("bf16") => Precision::Bf16,
         Some(other) => return Err(format!("{other:?}: expected fp32 or bf16").into()),
     };
-    let device = select(DeviceChoice::Cpu)?.device;
+    // As the monitor runs: freed memory reused within a checkpoint, handed back after.
+    camwatch::device::reuse_freed_memory();
+    let selected = select(DeviceChoice::Cpu)?;
+    let device = selected.device.clone();
     let request = CamRequest {
         methods: Method::parse_list(methods)?,
         layer: layer.parse()?,
@@ -37,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let loaded = loader::load(&PathBuf::from(checkpoint), &device)?;
         let model = precision::cast(loaded.model, precision, request.layer);
         render::compute_all(&model, &set, &request, Normalize::Imagenet, 224, &device)?;
+        camwatch::device::release_cached_memory(&selected);
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };
     run()?;
