@@ -98,14 +98,12 @@ fn attention_moves_onto_the_object_as_training_goes_on() {
     );
 }
 
-/// `camwatch demo --headless`: the shipped epochs replayed into a temporary folder and
-/// followed, each reported once with its maps; the folder is gone afterwards.
-#[test]
-fn demo_replays_the_shipped_run() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// `camwatch demo ARGS` from the repository's folder, which must succeed.
+fn demo(args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
-        .current_dir(root)
-        .args(["demo", "--headless", "--delay", "0.2"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("demo")
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -113,6 +111,14 @@ fn demo_replays_the_shipped_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// `camwatch demo --headless`: the shipped epochs replayed into a temporary folder and
+/// followed, each reported once with its maps; the folder is gone afterwards.
+#[test]
+fn demo_replays_the_shipped_run() {
+    let out = demo(&["--headless", "--delay", "0.2"]);
     // Checkpoint lines; `metrics` lines follow them as the trust figures arrive.
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -138,16 +144,7 @@ fn demo_replays_the_shipped_run() {
 #[test]
 fn demo_compare_replays_the_shipped_pair() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camwatch"))
-        .current_dir(root)
-        .args(["demo", "--compare", "--headless", "--delay", "0.1"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = demo(&["--compare", "--headless", "--delay", "0.1"]);
     let mut epochs = std::collections::BTreeMap::<String, Vec<u64>>::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let line: serde_json::Value = serde_json::from_str(line).unwrap();

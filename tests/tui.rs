@@ -74,6 +74,11 @@ fn start_with(name: &str, flags: &str) -> (Session, PathBuf) {
         root.join("samples").display(),
         snapshots.display()
     );
+    (open(name, &command, (100, 30)), snapshots)
+}
+
+/// `command` in a new tmux session of `size` columns and rows.
+fn open(name: &str, command: &str, (columns, rows): (u16, u16)) -> Session {
     let session = format!("{name}-{}", std::process::id());
     let started = tmux(&[
         "new-session",
@@ -81,17 +86,17 @@ fn start_with(name: &str, flags: &str) -> (Session, PathBuf) {
         "-s",
         &session,
         "-x",
-        "100",
+        &columns.to_string(),
         "-y",
-        "30",
-        &command,
+        &rows.to_string(),
+        command,
     ]);
     assert!(
         started.status.success(),
         "{}",
         String::from_utf8_lossy(&started.stderr)
     );
-    (Session(session), snapshots)
+    Session(session)
 }
 
 fn assert_terminal_restored(session: &Session) {
@@ -231,20 +236,7 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
         root.join("samples").display(),
         snapshots.display()
     );
-    let session = format!("compare-ui-{}", std::process::id());
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(started.status.success());
-    let session = Session(session);
+    let session = open("compare-ui", &command, (120, 40));
     let screen = session.wait_for("both runs at epoch 2", |s| {
         header(s).contains("⇆ 2/2 runs") && header(s).contains("epoch 2 [2/2] ● follow")
     });
