@@ -259,7 +259,7 @@ pub fn release_cached_memory(device: &SelectedDevice) {
     unsafe {
         libc::malloc_trim(0);
     }
-    if !matches!(device.chosen, DeviceChoice::Cuda(_)) {
+    if !device.is_cuda() {
         return;
     }
     #[cfg(camwatch_cuda_cache)]

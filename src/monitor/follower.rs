@@ -98,7 +98,7 @@ impl Follower {
                     source: Source::History,
                     ms: 0.0,
                 },
-                Some(before) if same(before, &report) => continue,
+                Some(before) if *before == report => continue,
                 Some(before) => {
                     let trust_changed = before.samples.len() != report.samples.len()
                         || before
@@ -118,9 +118,4 @@ impl Follower {
         }
         Ok(())
     }
-}
-
-/// Whether two reads of a checkpoint say the same (its figures are plain data).
-fn same(a: &CheckpointReport, b: &CheckpointReport) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }

@@ -86,7 +86,7 @@ pub enum Source {
 }
 
 /// One checkpoint content as the history holds it, with its samples' figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CheckpointReport {
     #[serde(serialize_with = "crate::paths::serialize")]
     pub path: PathBuf,

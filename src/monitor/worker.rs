@@ -467,15 +467,15 @@ impl Worker {
                 path.display()
             )));
         }
-        let device = if on_cpu {
-            if self.gpu.cpu.is_none() {
+        let device = match (on_cpu, &self.gpu.cpu) {
+            (false, _) => self.device.clone(),
+            (true, Some(cpu)) => cpu.clone(),
+            (true, None) => {
                 let cpu = device::select(device::DeviceChoice::Cpu)
                     .map_err(|e| Failure::Setting(format!("{}: {e}", path.display())))?;
-                self.gpu.cpu = Some(cpu);
+                self.gpu.cpu = Some(cpu.clone());
+                cpu
             }
-            self.gpu.cpu.clone().unwrap_or_else(|| self.device.clone())
-        } else {
-            self.device.clone()
         };
         let computed = crate::isolate::isolated(|| self.compute(path, hash, missing, &device))
             .unwrap_or_else(|panic| Err(Failure::Content(format!("{}: {panic}", path.display()))));

@@ -304,12 +304,7 @@ pub(super) fn with_box(app: &App, sample: usize) -> bool {
 }
 
 /// Run `run`'s map of a sample at one of its checkpoints, with the shown settings.
-pub(super) fn map_id(
-    app: &App,
-    run: usize,
-    sample: usize,
-    checkpoint: &CheckpointReport,
-) -> RunMap {
+fn map_id(app: &App, run: usize, sample: usize, checkpoint: &CheckpointReport) -> RunMap {
     RunMap {
         run,
         map: MapId {
@@ -350,7 +345,7 @@ pub(super) fn difference_key(
 }
 
 /// What the status line says of a run another camwatch writes.
-pub(super) fn following(writer: Option<u32>) -> String {
+fn following(writer: Option<u32>) -> String {
     match writer {
         Some(pid) => format!("read-only: camwatch {pid} writes it"),
         None => "read-only: another camwatch writes it".into(),
@@ -445,7 +440,7 @@ fn panes_drawn(plan: &Plan, drawn: Vec<Option<Rect>>) -> Vec<(Pane, Rect)> {
 
 /// Draws an encoded image centred in `area` (halfblocks as text; graphics by reserving
 /// their cells and adding them to `places`); returns where it went.
-pub(super) fn draw_image<'a>(
+fn draw_image<'a>(
     frame: &mut Frame,
     picture: Option<&'a Encoded>,
     area: Rect,
