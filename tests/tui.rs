@@ -237,8 +237,12 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
         snapshots.display()
     );
     let session = open("compare-ui", &command, (120, 40));
+    // Each run's history arrives on its own: wait for both.
     let screen = session.wait_for("both runs at epoch 2", |s| {
-        header(s).contains("⇆ 2/2 runs") && header(s).contains("epoch 2 [2/2] ● follow")
+        header(s).contains("⇆ 2/2 runs")
+            && header(s).contains("epoch 2 [2/2] ● follow")
+            && s.contains("[1] compare-ui-plain p")
+            && s.contains("[2] compare-ui-other p")
     });
     assert_eq!(
         screen.matches("(read-only)").count(),
