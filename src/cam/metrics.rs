@@ -277,107 +277,89 @@ pub struct Image<'a> {
 }
 
 /// Measures `image` with every metric of `settings`. `score` gets perturbed copies of
-/// the input and returns their target probabilities, in order.
+/// the input and returns their target probabilities, in order. It is called once per
+/// metric (twice for ROAD: the most relevant pixels removed, then the least), each call
+/// one batched run: a caller that stops between calls waits for at most one of them.
 pub fn evaluate<E>(
     image: &Image,
     settings: &MetricSettings,
     score: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<Vec<f32>, E>,
 ) -> Result<Faithfulness, E> {
-    let plan = Plan::new(image, settings);
-    let probabilities = score(plan.inputs)?;
-    let mut next = probabilities.into_iter();
-    let mut take = |n: usize| -> Vec<f32> { next.by_ref().take(n).collect() };
     let p0 = image.probability;
+    let steps = settings.steps;
+    let order = relevance_order(image.shown);
     let mut out = Faithfulness::default();
-    for part in plan.parts {
-        match part {
-            Part::Confidence => {
-                let p = take(1);
-                out.set(Metric::Confidence, p.first().copied().unwrap_or(p0) - p0);
+    for &metric in &settings.metrics {
+        let value = match metric {
+            Metric::Confidence => {
+                let p = score(vec![multiply(image)])?;
+                p.first().copied().unwrap_or(p0) - p0
             }
             // Deletion's step 0 and insertion's step n are the unchanged input.
-            Part::Deletion => {
+            Metric::Deletion => {
                 let mut p = vec![p0];
-                p.extend(take(settings.steps));
-                out.set(Metric::Deletion, trapezoid(&p));
+                p.extend(score(
+                    (1..=steps)
+                        .map(|i| delete(image, &order, i, steps))
+                        .collect(),
+                )?);
+                trapezoid(&p)
             }
-            Part::Insertion => {
-                let mut p = take(settings.steps);
+            Metric::Insertion => {
+                let mut p = score(
+                    (0..steps)
+                        .map(|i| insert(image, &order, i, steps))
+                        .collect(),
+                )?;
                 p.push(p0);
-                out.set(Metric::Insertion, trapezoid(&p));
+                trapezoid(&p)
             }
-            Part::Road => {
-                let n = ROAD_PERCENTILES.len();
-                let (most, least) = (take(n), take(n));
-                let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
-                out.set(Metric::Road, ((mean(&least) - mean(&most)) / 2.0) as f32);
+            Metric::Road => {
+                let most = score(road_inputs(
+                    image,
+                    Removed::MostRelevant,
+                    settings.road_noise,
+                ))?;
+                let least = score(road_inputs(
+                    image,
+                    Removed::LeastRelevant,
+                    settings.road_noise,
+                ))?;
+                let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+                ((mean(&least) - mean(&most)) / 2.0) as f32
             }
-        }
+        };
+        out.set(metric, value);
     }
     Ok(out)
 }
 
-enum Part {
-    Confidence,
-    Deletion,
-    Insertion,
-    Road,
+/// Which pixels ROAD imputes at each percentile.
+#[derive(Clone, Copy)]
+enum Removed {
+    MostRelevant,
+    LeastRelevant,
 }
 
-/// The perturbed inputs of every metric asked for, in one list (one batched run).
-struct Plan {
-    inputs: Vec<Vec<f32>>,
-    parts: Vec<Part>,
-}
-
-impl Plan {
-    fn new(image: &Image, settings: &MetricSettings) -> Plan {
-        let mut plan = Plan {
-            inputs: Vec::with_capacity(settings.forwards()),
-            parts: Vec::new(),
-        };
-        let order = relevance_order(image.shown);
-        for &metric in &settings.metrics {
-            match metric {
-                Metric::Confidence => {
-                    plan.inputs.push(multiply(image));
-                    plan.parts.push(Part::Confidence);
-                }
-                Metric::Deletion => {
-                    plan.inputs.extend(
-                        (1..=settings.steps).map(|i| delete(image, &order, i, settings.steps)),
-                    );
-                    plan.parts.push(Part::Deletion);
-                }
-                Metric::Insertion => {
-                    plan.inputs.extend(
-                        (0..settings.steps).map(|i| insert(image, &order, i, settings.steps)),
-                    );
-                    plan.parts.push(Part::Insertion);
-                }
-                Metric::Road => {
-                    plan.inputs.extend(road_inputs(image, settings.road_noise));
-                    plan.parts.push(Part::Road);
-                }
-            }
+/// ROAD's imputed images, one per percentile: the pixels above it removed, of the map
+/// (most relevant) or of its inverse (least relevant). The 9 solves are independent:
+/// they run on the threads camwatch may use (`--threads`), each with its own noise seed,
+/// so the result does not depend on their number.
+fn road_inputs(image: &Image, removed: Removed, noise: f32) -> Vec<Vec<f32>> {
+    let inverted: Vec<f32>;
+    let (map, first_seed) = match removed {
+        Removed::MostRelevant => (image.shown, 0),
+        Removed::LeastRelevant => {
+            inverted = image.shown.iter().map(|v| 1.0 - v).collect();
+            (&inverted[..], ROAD_PERCENTILES.len())
         }
-        plan
-    }
-}
-
-/// ROAD's imputed images: the most relevant pixels removed at each percentile, then the
-/// least relevant. The 18 solves are independent: they run on the threads camwatch may
-/// use (`--threads`), each with its own noise seed, so the result does not depend on
-/// their number.
-fn road_inputs(image: &Image, noise: f32) -> Vec<Vec<f32>> {
-    let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
-    let jobs: Vec<(usize, &[f32], f32)> = [image.shown, &inverted[..]]
-        .into_iter()
-        .flat_map(|map| ROAD_PERCENTILES.map(|p| (map, p)))
+    };
+    let jobs: Vec<(usize, f32)> = ROAD_PERCENTILES
+        .iter()
         .enumerate()
-        .map(|(i, (map, p))| (i, map, p))
+        .map(|(i, &p)| (first_seed + i, p))
         .collect();
-    let run = |&(i, map, p): &(usize, &[f32], f32)| {
+    let run = |&(i, p): &(usize, f32)| {
         // Kept: below the percentile; the rest is imputed.
         let threshold = percentile(map, p);
         let keep: Vec<bool> = map.iter().map(|&v| v < threshold).collect();
@@ -731,10 +713,9 @@ mod tests {
             steps: 4,
             road_noise: 0.0,
         };
-        let mut calls = 0;
+        let mut calls = Vec::new();
         let result = evaluate(&img, &settings, &mut |inputs: Vec<Vec<f32>>| {
-            calls += 1;
-            assert_eq!(inputs.len(), settings.forwards());
+            calls.push(inputs.len());
             Ok::<_, ()>(
                 inputs
                     .iter()
@@ -743,7 +724,7 @@ mod tests {
             )
         })
         .unwrap();
-        assert_eq!(calls, 1, "one batched call");
+        assert_eq!(calls, [4, 4, 1], "one batched call per metric");
         assert_eq!(result.deletion_auc, Some(0.125));
         assert_eq!(result.insertion_auc, Some(0.125));
         assert_eq!(result.confidence_change, Some(-1.0));
