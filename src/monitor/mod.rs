@@ -330,6 +330,7 @@ impl Monitor {
             messages: scan_rx,
             rescan_every,
         };
+        let measure_batch = config.settings.request.batch;
         let worker = worker::Worker {
             history,
             setting: setting(&config.settings, config.metrics.steps),
@@ -344,6 +345,8 @@ impl Monitor {
             metrics: config.metrics,
             pending: Vec::new(),
             random: None,
+            warm: None,
+            measure_batch,
             gpu: worker::GpuMemory::new(config.cpu_fallback),
         };
         let worker = std::thread::Builder::new()

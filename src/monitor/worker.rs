@@ -56,7 +56,27 @@ pub struct Worker {
     /// The untrained network of the sanity check, for the architecture (as JSON) it
     /// was built for.
     pub random: Option<(String, Res2Net)>,
+    /// The network of the checkpoint whose maps were computed last (by content hash),
+    /// kept for its trust figures, which come next unless a newer checkpoint does: they
+    /// start at once instead of after loading it again.
+    pub warm: Option<(String, LoadedModel)>,
+    /// Images per forward pass when measuring trust figures: as many as take about
+    /// [`GIVE_WAY_WITHIN`] (from the last maps' forward pass), so that a new checkpoint
+    /// waits no longer than that for its maps. The settings' batch until then.
+    pub measure_batch: usize,
     pub gpu: GpuMemory,
+}
+
+/// How long measuring trust figures may keep a new checkpoint waiting (each forward
+/// pass of it; ROAD's imputation of one map's nine images takes about as long on a
+/// 2-core CPU).
+const GIVE_WAY_WITHIN: Duration = Duration::from_millis(200);
+
+/// The batch whose forward pass takes about [`GIVE_WAY_WITHIN`] at `per_image`, at most
+/// `batch`.
+fn measure_batch(per_image: Duration, batch: usize) -> usize {
+    let fits = GIVE_WAY_WITHIN.as_secs_f64() / per_image.as_secs_f64().max(1e-6);
+    (fits as usize).clamp(1, batch.max(1))
 }
 
 /// What the worker does when the GPU runs out of memory (the training job beside it
@@ -257,6 +277,8 @@ impl Worker {
 
     fn handle(&mut self, job: Job) -> Result<(), HistoryError> {
         let start = Instant::now();
+        // Another checkpoint's turn: its network is not kept beside this one's.
+        self.warm = None;
         let mut row = CheckpointRow {
             path: job.path.clone(),
             hash: job.hash.clone(),
@@ -298,6 +320,8 @@ impl Worker {
         }
         self.working(&row.path, 0, missing.len());
         let mut computed = self.compute_isolated(&job.path, &job.hash, &missing, false);
+        // (A CPU fallback's network is not on the worker's device, nor is its speed.)
+        let on_device = computed.is_ok();
         if matches!(computed, Err(Failure::GpuMemory(_))) {
             device::release_cached_memory(&self.device);
             if !self.gpu.cpu_fallback {
@@ -339,10 +363,17 @@ impl Worker {
                 format,
                 arch,
                 results,
+                loaded,
+                forward_per_image,
             }) => {
                 row.format = Some(format);
                 row.arch = Some(arch);
                 if !self.metrics.is_off() {
+                    if on_device {
+                        self.warm = Some((row.hash.clone(), *loaded));
+                        self.measure_batch =
+                            measure_batch(forward_per_image, self.settings.request.batch);
+                    }
                     self.pending.push(Pending {
                         path: row.path.clone(),
                         hash: row.hash.clone(),
@@ -547,7 +578,7 @@ impl Worker {
             .iter()
             .map(|(i, _)| &self.samples.samples[*i])
             .collect();
-        let (maps, _) = render::compute_samples(
+        let (maps, timings) = render::compute_samples(
             &loaded.model,
             &samples,
             &self.samples.dir,
@@ -591,6 +622,8 @@ impl Worker {
             format: loaded.format.to_string(),
             arch,
             results,
+            loaded: Box::new(loaded),
+            forward_per_image: timings.forward / samples.len().max(1) as u32,
         })
     }
 }
@@ -645,13 +678,18 @@ impl Worker {
         }
         let interrupt = Cancel::default();
         self.queue.interrupt_on_push(interrupt.clone());
-        let loaded = match self.load(&pending.path, &pending.hash, &self.device) {
-            Ok(Some(loaded)) => loaded,
-            // Changed or unreadable since: the scanner sees to it.
-            Ok(None) | Err(_) => return Ok(()),
+        let loaded = match self.warm.take() {
+            Some((hash, loaded)) if hash == pending.hash => loaded,
+            _ => match self.load(&pending.path, &pending.hash, &self.device) {
+                Ok(Some(loaded)) => loaded,
+                // Changed or unreadable since: the scanner sees to it.
+                Ok(None) | Err(_) => return Ok(()),
+            },
         };
         let arch = serde_json::to_string(&ArchSummary::of(&loaded.config)).unwrap_or_default();
-        if self.metrics.sanity && self.random.as_ref().is_none_or(|(a, _)| *a != arch) {
+        let building_random =
+            self.metrics.sanity && self.random.as_ref().is_none_or(|(a, _)| *a != arch);
+        if building_random && !interrupt.is_cancelled() {
             let random = render::untrained_like(
                 &loaded.config,
                 &loaded.model,
@@ -660,14 +698,15 @@ impl Worker {
             );
             self.random = Some((arch, random));
         }
+        let batch = self.measure_batch.max(1);
         let settings = CamSettings {
             request: CamRequest {
                 cancel: interrupt.clone(),
+                batch,
                 ..self.settings.request.clone()
             },
             ..self.settings.clone()
         };
-        let batch = settings.request.batch.max(1);
         let row = CheckpointRow {
             path: pending.path.clone(),
             hash: pending.hash.clone(),
@@ -765,6 +804,8 @@ enum Computed {
         format: String,
         arch: String,
         results: Vec<(String, StoredSample)>,
+        loaded: Box<LoadedModel>,
+        forward_per_image: Duration,
     },
     /// The file no longer holds the content that was queued.
     Changed,
