@@ -278,8 +278,9 @@ pub struct Image<'a> {
 
 /// Measures `image` with every metric of `settings`. `score` gets perturbed copies of
 /// the input and returns their target probabilities, in order. It is called once per
-/// metric (twice for ROAD: the most relevant pixels removed, then the least), each call
-/// one batched run: a caller that stops between calls waits for at most one of them.
+/// metric, and for ROAD once per round of imputations (as many as camwatch has
+/// threads): a caller that stops between calls waits for at most one batched run or
+/// one round of solves.
 pub fn evaluate<E>(
     image: &Image,
     settings: &MetricSettings,
@@ -315,18 +316,22 @@ pub fn evaluate<E>(
                 trapezoid(&p)
             }
             Metric::Road => {
-                let most = score(road_inputs(
-                    image,
-                    Removed::MostRelevant,
-                    settings.road_noise,
-                ))?;
-                let least = score(road_inputs(
-                    image,
-                    Removed::LeastRelevant,
-                    settings.road_noise,
-                ))?;
-                let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-                ((mean(&least) - mean(&most)) / 2.0) as f32
+                let mut road = |removed| -> Result<f64, E> {
+                    let percentiles: Vec<usize> = (0..ROAD_PERCENTILES.len()).collect();
+                    let mut p = Vec::with_capacity(percentiles.len());
+                    for round in percentiles.chunks(crate::device::thread_limit().max(1)) {
+                        p.extend(score(road_inputs(
+                            image,
+                            removed,
+                            round,
+                            settings.road_noise,
+                        ))?);
+                    }
+                    Ok(p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64)
+                };
+                let most = road(Removed::MostRelevant)?;
+                let least = road(Removed::LeastRelevant)?;
+                ((least - most) / 2.0) as f32
             }
         };
         out.set(metric, value);
@@ -341,11 +346,16 @@ enum Removed {
     LeastRelevant,
 }
 
-/// ROAD's imputed images, one per percentile: the pixels above it removed, of the map
-/// (most relevant) or of its inverse (least relevant). The 9 solves are independent:
-/// they run on the threads camwatch may use (`--threads`), each with its own noise seed,
-/// so the result does not depend on their number.
-fn road_inputs(image: &Image, removed: Removed, noise: f32) -> Vec<Vec<f32>> {
+/// ROAD's imputed images for some of its percentiles (by index): the pixels above the
+/// percentile removed, of the map (most relevant) or of its inverse (least relevant).
+/// The solves are independent: they run on the threads camwatch may use (`--threads`),
+/// each with its own noise seed, so the result does not depend on their number.
+fn road_inputs(
+    image: &Image,
+    removed: Removed,
+    percentiles: &[usize],
+    noise: f32,
+) -> Vec<Vec<f32>> {
     let inverted: Vec<f32>;
     let (map, first_seed) = match removed {
         Removed::MostRelevant => (image.shown, 0),
@@ -354,10 +364,9 @@ fn road_inputs(image: &Image, removed: Removed, noise: f32) -> Vec<Vec<f32>> {
             (&inverted[..], ROAD_PERCENTILES.len())
         }
     };
-    let jobs: Vec<(usize, f32)> = ROAD_PERCENTILES
+    let jobs: Vec<(usize, f32)> = percentiles
         .iter()
-        .enumerate()
-        .map(|(i, &p)| (first_seed + i, p))
+        .map(|&i| (first_seed + i, ROAD_PERCENTILES[i]))
         .collect();
     let run = |&(i, p): &(usize, f32)| {
         // Kept: below the percentile; the rest is imputed.
@@ -367,7 +376,7 @@ fn road_inputs(image: &Image, removed: Removed, noise: f32) -> Vec<Vec<f32>> {
         impute(image, &keep, noise, &mut normal)
     };
     let threads = crate::device::thread_limit();
-    let per_thread = jobs.len().div_ceil(threads.max(1));
+    let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(per_thread)
