@@ -67,9 +67,9 @@ pub struct Worker {
     pub gpu: GpuMemory,
 }
 
-/// How long measuring trust figures may keep a new checkpoint waiting (each forward
-/// pass of it; ROAD's imputation of one map's nine images takes about as long on a
-/// 2-core CPU).
+/// How long measuring trust figures may keep a new checkpoint waiting: the time of one
+/// of its forward passes. (A round of ROAD's solves, one per thread, takes about 0.1 s
+/// for a 224×224 image on this project's 2-core CPU.)
 const GIVE_WAY_WITHIN: Duration = Duration::from_millis(200);
 
 /// The batch whose forward pass takes about [`GIVE_WAY_WITHIN`] at `per_image`, at most
