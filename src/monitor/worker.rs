@@ -820,3 +820,18 @@ pub fn content_hash(data: &[u8]) -> String {
 fn rename_in(error: &str, from: &Path, to: &Path) -> String {
     error.replace(&from.display().to_string(), &to.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measuring_batches_take_about_the_give_way_time() {
+        // Res2Net50 on a 2-core CPU (~50 ms an image), a GPU, and a very slow device.
+        assert_eq!(measure_batch(Duration::from_millis(50), 16), 4);
+        assert_eq!(measure_batch(Duration::from_micros(500), 16), 16);
+        assert_eq!(measure_batch(Duration::from_secs(3), 16), 1);
+        assert_eq!(measure_batch(Duration::ZERO, 16), 16);
+        assert_eq!(measure_batch(Duration::from_millis(50), 0), 1);
+    }
+}
