@@ -667,19 +667,10 @@ fn history_compares_runs_by_epoch() {
     assert!(!empty.join(".camwatch").exists());
 }
 
-#[test]
-fn the_difference_map_is_the_difference_of_the_stored_maps() {
-    use camwatch::cam::{CamRequest, Colormap, Layer, Method, SampleSet, Target};
-    use camwatch::monitor;
-    use camwatch::monitor::history::History;
-    use camwatch::monitor::maps::{MapId, MapReader};
-    use camwatch::render::CamSettings;
-    use camwatch::tui::{Painter, Picture, RunMap};
-
-    // Epoch 2 (attention still on the background) against epoch 9 (on the objects).
-    let dirs = [record("difference-a", &[2]), record("difference-b", &[9])];
-    let samples = SampleSet::load(&root().join("samples")).unwrap();
-    let settings = CamSettings {
+/// The demo samples' settings as `watch` records them by default.
+fn gradcam_settings(samples: &camwatch::cam::SampleSet) -> camwatch::render::CamSettings {
+    use camwatch::cam::{CamRequest, Layer, Method, Target};
+    camwatch::render::CamSettings {
         request: CamRequest {
             methods: vec![Method::GradCam],
             layer: Layer::LAST,
@@ -690,7 +681,90 @@ fn the_difference_map_is_the_difference_of_the_stored_maps() {
         normalize: samples.defaults.normalize.unwrap(),
         input_size: samples.defaults.input_size.unwrap(),
         precision: camwatch::precision::Precision::Fp32,
-    };
+    }
+}
+
+#[test]
+fn a_history_read_again_gives_what_a_whole_read_gives() {
+    use camwatch::cam::SampleSet;
+    use camwatch::cam::metrics::Faithfulness;
+    use camwatch::monitor::history::History;
+    use camwatch::monitor::{self, HistoryReader};
+    use camwatch::render::SampleTrust;
+
+    let dir = record("reader", &[2, 5, 9]);
+    let samples = SampleSet::load(&root().join("samples")).unwrap();
+    let settings = gradcam_settings(&samples);
+    let file = monitor::history_file(&dir, None);
+    let mut history = History::open(&file, &dir).unwrap();
+    let whole =
+        |history: &History| monitor::read_history(history, &samples, &settings, 16).unwrap();
+    let mut reader = HistoryReader::default();
+    let mut again = |history: &History| reader.read(history, &samples, &settings, 16).unwrap();
+    let first = again(&history);
+    assert_eq!(first.len(), 3);
+    assert_eq!(first, whole(&history));
+    assert_eq!(again(&history), first);
+
+    // Epoch 5's trust figures arrive: its report changes, the others do not.
+    let keys = monitor::sample_keys(&samples, settings.request.target);
+    let setting = monitor::setting(&settings, 16);
+    let epoch_5 = history
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.epoch == Some(5))
+        .unwrap();
+    let mut trust = SampleTrust::default();
+    trust.metrics.insert(
+        settings.request.methods[0],
+        Faithfulness {
+            deletion_auc: Some(0.25),
+            ..Default::default()
+        },
+    );
+    history
+        .record_trust(&epoch_5.hash, &setting, &[(keys[0].clone(), trust)])
+        .unwrap();
+    let second = again(&history);
+    assert_eq!(second, whole(&history));
+    assert_ne!(second[1], first[1]);
+    assert_eq!((&second[0], &second[2]), (&first[0], &first[2]));
+
+    // Epoch 5's first map recomputed (as after damage): epoch 9's drift, measured
+    // against it, changes too.
+    let mut stored = history.results(&epoch_5.hash, &setting, &keys).unwrap();
+    let map = &mut stored[0].maps[0];
+    map.map.values.reverse();
+    if let Some((_, energy, _)) = &mut map.on_object {
+        *energy = 1.0 - *energy;
+    }
+    history
+        .record(
+            &epoch_5,
+            &setting,
+            &[(keys[0].clone(), stored.swap_remove(0))],
+        )
+        .unwrap();
+    let third = again(&history);
+    assert_eq!(third, whole(&history));
+    assert_ne!(third[1], second[1]);
+    assert_ne!(third[2], second[2]);
+    assert_eq!(third[0], second[0]);
+}
+
+#[test]
+fn the_difference_map_is_the_difference_of_the_stored_maps() {
+    use camwatch::cam::{Colormap, Layer, Method, SampleSet, Target};
+    use camwatch::monitor;
+    use camwatch::monitor::history::History;
+    use camwatch::monitor::maps::{MapId, MapReader};
+    use camwatch::tui::{Painter, Picture, RunMap};
+
+    // Epoch 2 (attention still on the background) against epoch 9 (on the objects).
+    let dirs = [record("difference-a", &[2]), record("difference-b", &[9])];
+    let samples = SampleSet::load(&root().join("samples")).unwrap();
+    let settings = gradcam_settings(&samples);
     let history = |dir: &Path| History::open(&monitor::history_file(dir, None), dir).unwrap();
     let hash = |dir: &Path| history(dir).checkpoints().unwrap()[0].hash.clone();
     let keys = monitor::sample_keys(&samples, Target::Predicted);

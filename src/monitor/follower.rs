@@ -7,7 +7,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::history::History;
-use super::{CheckpointReport, MonitorEvent, Source, lock, read_history};
+use super::{CheckpointReport, HistoryReader, MonitorEvent, Source, lock};
 use crate::cam::SampleSet;
 use crate::cam::engine::Cancel;
 use crate::render::CamSettings;
@@ -30,6 +30,7 @@ impl Follower {
     pub fn run(self) {
         // Each checkpoint as last sent, to tell new ones from revised ones.
         let mut sent: HashMap<String, CheckpointReport> = HashMap::new();
+        let mut reader = HistoryReader::default();
         let mut version = None;
         let mut replayed = false;
         let mut writer = true;
@@ -45,7 +46,7 @@ impl Follower {
                 Ok(v) if Some(v) == version => {}
                 Ok(v) => {
                     version = Some(v);
-                    match read_history(&self.history, &self.samples, &self.settings, self.steps) {
+                    match reader.read(&self.history, &self.samples, &self.settings, self.steps) {
                         Ok(reports) => {
                             if self.send_changes(reports, &mut sent).is_err() {
                                 return;

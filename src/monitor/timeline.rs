@@ -409,19 +409,33 @@ impl<'a> Walk<'a> {
     }
 
     pub fn report(&mut self, entry: &Entry, stored: Vec<StoredSample>) -> CheckpointReport {
-        let (figures, events) = figures(
+        let report = report_after(
             &self.samples,
+            self.methods,
+            entry,
             &stored,
             self.previous.as_deref(),
-            self.methods,
         );
         if entry.status == Status::Ok {
             self.previous = Some(stored);
         }
-        let mut report = CheckpointReport::new(entry, figures);
-        report.events = events;
         report
     }
+}
+
+/// An entry's report from its results and those of the last entry before it that has
+/// maps (`previous`): what [`Walk`] does at each step.
+pub fn report_after(
+    samples: &[&Sample],
+    methods: &[Method],
+    entry: &Entry,
+    stored: &[StoredSample],
+    previous: Option<&[StoredSample]>,
+) -> CheckpointReport {
+    let (figures, events) = figures(samples, stored, previous, methods);
+    let mut report = CheckpointReport::new(entry, figures);
+    report.events = events;
+    report
 }
 
 /// The figures of `methods` only.
