@@ -64,6 +64,15 @@ pub fn can_draw(c: char) -> bool {
     glyph(c).is_some()
 }
 
+/// `line` as [`burn`] can draw it: lowercased (the font has no capitals), without the
+/// characters it has no glyph for.
+pub fn drawable(line: &str) -> String {
+    line.to_lowercase()
+        .chars()
+        .filter(|&c| can_draw(c))
+        .collect()
+}
+
 /// Lines of text in white on a darkened band across the top of `image`, as large as
 /// the widest line allows (1 to 3 pixels a font pixel).
 pub fn burn(image: &mut RgbImage, lines: &[String]) {
@@ -124,6 +133,7 @@ mod tests {
         // Every character of a caption is in the font.
         assert!("epoch 0123456789 p box hit miss".chars().all(can_draw));
         assert!(('a'..='z').chain("_-()".chars()).all(can_draw), "run names");
+        assert_eq!(drawable("checkpoint Best.pth ✓"), "checkpoint best.pth ");
         // No two letters alike.
         let mut seen: Vec<[u8; 7]> = ('a'..='z').filter_map(glyph).collect();
         seen.sort_unstable();

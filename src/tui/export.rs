@@ -56,11 +56,7 @@ pub fn caption(
     }
     [epoch, figures_line]
         .into_iter()
-        .map(|l| {
-            l.chars()
-                .filter(|c| caption::can_draw(*c))
-                .collect::<String>()
-        })
+        .map(|l| caption::drawable(&l))
         .filter(|l| !l.trim().is_empty())
         .collect()
 }
@@ -107,17 +103,7 @@ fn compared(app: &App, epoch: u64) -> EpochFrame {
     let tiles = tiles
         .into_iter()
         .map(|mut t| {
-            // The caption font has lowercase letters only.
-            t.caption = t
-                .caption
-                .iter()
-                .map(|l| {
-                    l.to_lowercase()
-                        .chars()
-                        .filter(|c| caption::can_draw(*c))
-                        .collect()
-                })
-                .collect();
+            t.caption = t.caption.iter().map(|l| caption::drawable(l)).collect();
             t
         })
         .collect();
