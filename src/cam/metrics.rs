@@ -184,18 +184,6 @@ impl MetricSettings {
     pub fn is_off(&self) -> bool {
         self.metrics.is_empty() && !self.sanity
     }
-
-    /// Forward passes per map (each a perturbed copy of the image).
-    pub fn forwards(&self) -> usize {
-        self.metrics
-            .iter()
-            .map(|m| match m {
-                Metric::Confidence => 1,
-                Metric::Deletion | Metric::Insertion => self.steps,
-                Metric::Road => 2 * ROAD_PERCENTILES.len(),
-            })
-            .sum()
-    }
 }
 
 /// The figures of one map; a metric not asked for is `None`.

