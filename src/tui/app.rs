@@ -175,6 +175,9 @@ pub struct App {
     pub grid: bool,
     pub show_box: bool,
     pub help: bool,
+    /// The help's first line shown, where it is taller than the screen (kept within
+    /// the help by the loop, from the screen's height).
+    pub help_first: u16,
     pub last_error: Option<String>,
     /// A passing message (snapshot written, export failed).
     pub notice: Option<String>,
@@ -223,6 +226,7 @@ impl App {
             grid: false,
             show_box: true,
             help: false,
+            help_first: 0,
             last_error: None,
             notice: None,
             generation: 0,
@@ -497,6 +501,9 @@ impl App {
             Intent::NextSample => self.sample = (self.sample + 1) % samples,
             Intent::PreviousSample => self.sample = (self.sample + samples - 1) % samples,
             Intent::SelectSample(i) => self.sample = i.min(samples - 1),
+            // The open help scrolls where the screen cuts it; the epoch stays.
+            Intent::NextEpoch if self.help => self.help_first = self.help_first.saturating_sub(1),
+            Intent::PreviousEpoch if self.help => self.help_first += 1,
             Intent::NextEpoch => self.step_epoch(1),
             Intent::PreviousEpoch => self.step_epoch(-1),
             Intent::FirstEpoch => self.select_epoch(0),
@@ -538,7 +545,10 @@ impl App {
             }
             Intent::ToggleGrid => self.grid = !self.grid,
             Intent::ToggleBox => self.show_box = !self.show_box,
-            Intent::ToggleHelp => self.help = !self.help,
+            Intent::ToggleHelp => {
+                self.help = !self.help;
+                self.help_first = 0;
+            }
             Intent::Snapshot | Intent::Animate => {
                 if self.current().is_none() {
                     self.notice = Some("nothing to save yet: no checkpoint has maps".into());
@@ -804,6 +814,24 @@ pub(crate) mod tests {
             });
         }
         app
+    }
+
+    #[test]
+    fn the_open_help_takes_the_epoch_keys_to_scroll() {
+        let mut app = app_with(3);
+        let epoch = app.current().map(|c| c.hash.clone());
+        app.update(key(KeyCode::Char('?')));
+        for _ in 0..3 {
+            app.update(key(KeyCode::Down));
+        }
+        app.update(key(KeyCode::Up));
+        assert_eq!(app.help_first, 2);
+        assert_eq!(app.current().map(|c| c.hash.clone()), epoch, "epoch kept");
+        app.update(key(KeyCode::Char('?')));
+        app.update(key(KeyCode::Char('?')));
+        assert_eq!(app.help_first, 0, "opened again at the top");
+        assert!(crate::tui::view::help_hidden(&app, 24) > 0);
+        assert_eq!(crate::tui::view::help_hidden(&app, 60), 0);
     }
 
     #[test]

@@ -180,6 +180,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         let plan = Plan::new(&app, Rect::new(0, 0, size.width, size.height));
         app.clicks = plan.clicks(&app);
         app.timeline_first = plan.areas.timeline_first;
+        app.help_first = app.help_first.min(view::help_hidden(&app, size.height));
         encoder.want(frames.missing(&plan));
         match frames.draw(&mut guard.terminal, &app, &plan) {
             Ok(Some(panes)) => {

@@ -189,15 +189,16 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
             .and_then(|(_, d)| *d);
         let image = image_area(*cell);
         if at.is_none() && image.height > 0 {
-            // In the middle of where the image would be.
+            // In the middle of where the image would be, over as many rows as it needs.
+            let lines = wrap_words(&placeholder(app, *pane), image.width);
+            let height = (lines.len() as u16).min(image.height);
             let middle = Rect {
-                y: image.y + image.height / 2,
-                height: 1,
+                y: image.y + (image.height - height) / 2,
+                height,
                 ..image
             };
-            let text = Paragraph::new(placeholder(app, *pane))
-                .dark_gray()
-                .centered();
+            let lines: Vec<Line> = lines.into_iter().map(Line::from).collect();
+            let text = Paragraph::new(lines).dark_gray().centered();
             frame.render_widget(text, middle);
         }
         // Right under the image (images keep their proportions, so may not fill), or
@@ -209,7 +210,7 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
             height: 1,
             ..*cell
         };
-        frame.render_widget(Paragraph::new(caption_of(app, *pane)), caption);
+        frame.render_widget(Paragraph::new(caption_of(app, *pane, cell.width)), caption);
     }
     frame.render_widget(Paragraph::new(legend(app)), areas.legend);
     draw_axis(frame, app, areas);
@@ -243,50 +244,96 @@ fn placeholder(app: &App, pane: Pane) -> String {
     }
 }
 
-/// `[2] shortcut p .31 ✗ box .12 miss` under a run's overlay; what is differenced
-/// under the difference.
-fn caption_of(app: &App, pane: Pane) -> Line<'static> {
-    match pane {
-        Pane::Image => Line::from("image").dark_gray(),
-        Pane::Run(run) => {
-            let mut spans = vec![run_tag(app, run)];
-            if let Some(f) = app.at(run).and_then(|c| app.figures(c)) {
-                let right = app
-                    .samples
-                    .get(app.sample)
-                    .and_then(|s| s.label)
-                    .map(|l| if f.predicted == l { " ✓" } else { " ✗" });
-                spans.push(Span::raw(format!(
-                    " p {:.2}{}",
-                    f.target_prob,
-                    right.unwrap_or("")
-                )));
-                let method = app.method.name();
-                if let (Some(energy), Some(hit)) = (
-                    f.box_energy.as_ref().and_then(|m| m.get(method)),
-                    f.pointing_hit.as_ref().and_then(|m| m.get(method)),
-                ) {
-                    spans.push(Span::raw(format!(
-                        " box {energy:.2} {}",
-                        if *hit { "hit" } else { "miss" }
-                    )));
-                }
-            }
-            Line::from(spans)
-        }
+/// `[2] shortcut p 0.31 ✗ box 0.12 miss` under a run's overlay, what is differenced
+/// under the difference: the longest form that fits `width` (the legend names the runs,
+/// so narrow panes drop the name first, then the words).
+fn caption_of(app: &App, pane: Pane, width: u16) -> Line<'static> {
+    let mut forms = match pane {
+        Pane::Image => vec![Line::from("image").dark_gray()],
+        Pane::Run(run) => run_captions(app, run),
         Pane::Difference => match app.difference_pair() {
-            Some((a, b)) => Line::from(vec![
-                Span::raw(format!("[{}]", b + 1)).fg(colour(b)).bold(),
-                Span::raw(" − "),
-                Span::raw(format!("[{}]", a + 1)).fg(colour(a)).bold(),
-                Span::raw(" (red: "),
-                Span::raw(format!("[{}]", b + 1)).fg(colour(b)),
-                Span::raw(" more)"),
-            ]),
-            None => Line::default(),
+            Some((a, b)) => {
+                let tag = |r: usize| Span::raw(format!("[{}]", r + 1)).fg(colour(r)).bold();
+                let minus = || vec![tag(b), Span::raw(" − "), tag(a)];
+                let mut full = minus();
+                full.extend([
+                    Span::raw(" (red: "),
+                    Span::raw(format!("[{}]", b + 1)).fg(colour(b)),
+                    Span::raw(" more)"),
+                ]);
+                vec![Line::from(full), Line::from(minus())]
+            }
+            None => vec![Line::default()],
         },
-        _ => Line::default(),
+        _ => vec![Line::default()],
+    };
+    let fits = forms
+        .iter()
+        .position(|line| line.width() <= usize::from(width));
+    forms.swap_remove(fits.unwrap_or(forms.len() - 1))
+}
+
+/// A run's caption in its forms, longest first.
+fn run_captions(app: &App, run: usize) -> Vec<Line<'static>> {
+    let name = run_tag(app, run);
+    let number = Span::raw(format!("[{}]", run + 1)).fg(colour(run)).bold();
+    let Some(f) = app.at(run).and_then(|c| app.figures(c)) else {
+        return vec![Line::from(name), Line::from(number)];
+    };
+    let right = app
+        .samples
+        .get(app.sample)
+        .and_then(|s| s.label)
+        .map_or("", |l| if f.predicted == l { " ✓" } else { " ✗" });
+    let method = app.method.name();
+    let on_box = f
+        .box_energy
+        .as_ref()
+        .and_then(|m| m.get(method))
+        .zip(f.pointing_hit.as_ref().and_then(|m| m.get(method)));
+    // `p 0.31 ✓ box 0.12 hit`, then `p .31 ✓ box .12 hit`, then `.31✓ .12`.
+    let with_words = |number: &dyn Fn(f32) -> String| {
+        format!(
+            " p {}{right}{}",
+            number(f.target_prob),
+            on_box.map_or(String::new(), |(energy, hit)| format!(
+                " box {} {}",
+                number(*energy),
+                if *hit { "hit" } else { "miss" }
+            ))
+        )
+    };
+    let short = |x: f32| format!("{x:.2}").trim_start_matches('0').to_owned();
+    let words = with_words(&|x| format!("{x:.2}"));
+    let terse = format!(
+        " {}{}{}",
+        short(f.target_prob),
+        right.trim_start(),
+        on_box.map_or(String::new(), |(energy, _)| format!(" {}", short(*energy)))
+    );
+    vec![
+        Line::from(vec![name, Span::raw(words.clone())]),
+        Line::from(vec![number.clone(), Span::raw(words)]),
+        Line::from(vec![number.clone(), Span::raw(with_words(&short))]),
+        Line::from(vec![number, Span::raw(terse)]),
+    ]
+}
+
+/// `text` broken at spaces into lines of at most `width` columns (a longer word is
+/// cut by the widget).
+fn wrap_words(text: &str, width: u16) -> Vec<String> {
+    let width = usize::from(width.max(1));
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
     }
+    lines
 }
 
 /// `[2] shortcut` in the run's colour.
@@ -645,5 +692,35 @@ pub(crate) mod tests {
         let panes: Vec<Pane> = at_6.slots.iter().map(|s| s.pane).collect();
         assert_eq!(panes, [Pane::Image, Pane::Run(1)]);
         assert_eq!(placeholder(&app, Pane::Run(0)), "no epoch 6 in this run");
+    }
+
+    #[test]
+    fn captions_and_placeholders_fit_narrow_panes() {
+        let mut app = comparing();
+        app.apply(Intent::PreviousEpoch);
+        let text = |line: Line| {
+            line.spans
+                .iter()
+                .map(|s| s.content.as_ref())
+                .collect::<String>()
+        };
+        let wide = text(caption_of(&app, Pane::Run(1), 80));
+        assert!(wide.starts_with("[2] b p "), "{wide}");
+        for width in [14, 20, 30] {
+            for pane in [Pane::Run(0), Pane::Run(1), Pane::Difference] {
+                let line = caption_of(&app, pane, width);
+                assert!(
+                    line.width() <= usize::from(width),
+                    "{width}: {}",
+                    text(line)
+                );
+            }
+        }
+        assert_eq!(text(caption_of(&app, Pane::Difference, 14)), "[2] − [1]");
+        assert_eq!(
+            wrap_words("no epoch 16 in this run", 14),
+            ["no epoch 16 in", "this run"]
+        );
+        assert_eq!(wrap_words("computing x…", 40), ["computing x…"]);
     }
 }

@@ -977,9 +977,22 @@ pub fn help_lines(app: &App) -> Vec<(String, String)> {
         .collect();
     lines.extend(MOUSE.iter().map(|(k, h)| (k.to_string(), h.to_string())));
     lines.push((String::new(), String::new()));
+    if app.runs.len() > 1 {
+        // Narrow panes shorten it to `[2] .31✗ .12`.
+        lines.push((
+            "captions".into(),
+            "[run] p(target) ✓/✗, box energy, hit/miss".into(),
+        ));
+    }
     lines.push(("images".into(), app.graphics.clone()));
     lines.push((String::new(), "maps are computed in the background".into()));
     lines
+}
+
+/// How many of the help's lines a screen `height` rows high cannot show at once (the
+/// help scrolls by as many).
+pub fn help_hidden(app: &App, height: u16) -> u16 {
+    (help_lines(app).len() as u16 + 2).saturating_sub(height)
 }
 
 fn draw_help(frame: &mut Frame, app: &App) {
@@ -987,6 +1000,7 @@ fn draw_help(frame: &mut Frame, app: &App) {
     let area = frame.area();
     let width = 62.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
+    let hidden = help_hidden(app, area.height);
     let popup = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
@@ -1007,7 +1021,13 @@ fn draw_help(frame: &mut Frame, app: &App) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" Keys ")),
+        Paragraph::new(lines)
+            .scroll((app.help_first.min(hidden), 0))
+            .block(Block::new().borders(Borders::ALL).title(if hidden > 0 {
+                " Keys (↑↓ scroll) "
+            } else {
+                " Keys "
+            })),
         popup,
     );
 }
