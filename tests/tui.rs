@@ -238,19 +238,21 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     );
     let session = open("compare-ui", &command, (120, 40));
     // Each run's history arrives on its own: wait for both.
+    // Captions go without the run's name where it would not fit (the legend names
+    // the runs).
     let screen = session.wait_for("both runs at epoch 2", |s| {
         header(s).contains("⇆ 2/2 runs")
             && header(s).contains("epoch 2 [2/2] ● follow")
-            && s.contains("[1] compare-ui-plain p")
-            && s.contains("[2] compare-ui-other p")
+            && s.contains("[1] p 0.")
+            && s.contains("[2] p 0.")
     });
     assert_eq!(
         screen.matches("(read-only)").count(),
         2,
         "both runs followed, not computed:\n{screen}"
     );
-    assert!(screen.contains("[1] compare-ui-plain p"), "{screen}");
-    assert!(screen.contains("[2] compare-ui-other p"), "{screen}");
+    assert!(screen.contains("[1] p 0."), "{screen}");
+    assert!(screen.contains("[2] p 0."), "{screen}");
     assert!(screen.contains("[2] − [1]"), "{screen}");
 
     // The watchers write on; the UI follows.
@@ -264,8 +266,8 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     assert!(screen.contains("no epoch 4 in this run"), "{screen}");
     session.keys("j");
     let screen = session.wait_for("epoch 3", |s| header(s).contains("epoch 3 [3/4]"));
-    assert!(screen.contains("[1] compare-ui-plain p"), "{screen}");
-    assert!(screen.contains("no epoch 3 in [2] compare-ui"), "{screen}");
+    assert!(screen.contains("[1] p 0."), "{screen}");
+    assert!(screen.contains("no epoch 3 in [2]"), "{screen}");
     session.keys("j");
     session.wait_for("epoch 2, in both", |s| header(s).contains("epoch 2 [2/4]"));
     session.keys("2");
@@ -301,7 +303,7 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     write(0, 5);
     session.keys("End");
     session.wait_for("epoch 5, computed by the UI", |s| {
-        header(s).contains("epoch 5 [5/5] ● follow") && s.contains("[1] compare-ui-plain p")
+        header(s).contains("epoch 5 [5/5] ● follow") && s.contains("[1] p 0.")
     });
 
     session.keys("q");
