@@ -180,6 +180,16 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
         areas.header,
     );
     draw_list(frame, app, areas.list, areas.list_first);
+    // Every run's caption in the same form: the longest that fits them all.
+    let run_form = areas
+        .panes
+        .iter()
+        .filter_map(|(cell, pane)| match pane {
+            Pane::Run(run) => Some(longest_fitting(&run_captions(app, *run), cell.width)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
     for (cell, pane) in &areas.panes {
         let at = plan
             .slots
@@ -210,7 +220,12 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
             height: 1,
             ..*cell
         };
-        frame.render_widget(Paragraph::new(caption_of(app, *pane, cell.width)), caption);
+        let mut forms = captions(app, *pane);
+        let form = match pane {
+            Pane::Run(_) => run_form,
+            _ => longest_fitting(&forms, cell.width),
+        };
+        frame.render_widget(Paragraph::new(forms.swap_remove(form)), caption);
     }
     frame.render_widget(Paragraph::new(legend(app)), areas.legend);
     draw_axis(frame, app, areas);
@@ -244,11 +259,11 @@ fn placeholder(app: &App, pane: Pane) -> String {
     }
 }
 
-/// `[2] shortcut p 0.31 ✗ box 0.12 miss` under a run's overlay, what is differenced
-/// under the difference: the longest form that fits `width` (the legend names the runs,
-/// so narrow panes drop the name first, then the words).
-fn caption_of(app: &App, pane: Pane, width: u16) -> Line<'static> {
-    let mut forms = match pane {
+/// The captions a pane can have, longest first: `[2] shortcut p 0.31 ✗ box 0.12 miss`
+/// under a run's overlay, what is differenced under the difference (the legend names
+/// the runs, so narrow panes drop the name first, then the words).
+fn captions(app: &App, pane: Pane) -> Vec<Line<'static>> {
+    match pane {
         Pane::Image => vec![Line::from("image").dark_gray()],
         Pane::Run(run) => run_captions(app, run),
         Pane::Difference => match app.difference_pair() {
@@ -266,19 +281,25 @@ fn caption_of(app: &App, pane: Pane, width: u16) -> Line<'static> {
             None => vec![Line::default()],
         },
         _ => vec![Line::default()],
-    };
+    }
+}
+
+/// The first of `forms` no wider than `width`, or the last.
+fn longest_fitting(forms: &[Line], width: u16) -> usize {
     let fits = forms
         .iter()
         .position(|line| line.width() <= usize::from(width));
-    forms.swap_remove(fits.unwrap_or(forms.len() - 1))
+    fits.unwrap_or(forms.len() - 1)
 }
 
-/// A run's caption in its forms, longest first.
+/// A run's caption in its four forms, longest first (four for every run, so that all
+/// can be drawn in one form).
 fn run_captions(app: &App, run: usize) -> Vec<Line<'static>> {
     let name = run_tag(app, run);
     let number = Span::raw(format!("[{}]", run + 1)).fg(colour(run)).bold();
     let Some(f) = app.at(run).and_then(|c| app.figures(c)) else {
-        return vec![Line::from(name), Line::from(number)];
+        let number = Line::from(number);
+        return vec![Line::from(name), number.clone(), number.clone(), number];
     };
     let right = app
         .samples
@@ -704,11 +725,16 @@ pub(crate) mod tests {
                 .map(|s| s.content.as_ref())
                 .collect::<String>()
         };
-        let wide = text(caption_of(&app, Pane::Run(1), 80));
+        let caption = |pane, width| {
+            let mut forms = captions(&app, pane);
+            let form = longest_fitting(&forms, width);
+            forms.swap_remove(form)
+        };
+        let wide = text(caption(Pane::Run(1), 80));
         assert!(wide.starts_with("[2] b p "), "{wide}");
         for width in [14, 20, 30] {
             for pane in [Pane::Run(0), Pane::Run(1), Pane::Difference] {
-                let line = caption_of(&app, pane, width);
+                let line = caption(pane, width);
                 assert!(
                     line.width() <= usize::from(width),
                     "{width}: {}",
@@ -716,7 +742,10 @@ pub(crate) mod tests {
                 );
             }
         }
-        assert_eq!(text(caption_of(&app, Pane::Difference, 14)), "[2] − [1]");
+        assert_eq!(text(caption(Pane::Difference, 14)), "[2] − [1]");
+        // At epoch 6 run a has no figures, yet as many forms as b.
+        app.apply(Intent::LatestEpoch);
+        assert_eq!(run_captions(&app, 0).len(), run_captions(&app, 1).len());
         assert_eq!(
             wrap_words("no epoch 16 in this run", 14),
             ["no epoch 16 in", "this run"]
