@@ -180,17 +180,21 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
         areas.header,
     );
     draw_list(frame, app, areas.list, areas.list_first);
+    let mut pane_captions: Vec<Vec<Line>> = areas
+        .panes
+        .iter()
+        .map(|(_, pane)| captions(app, *pane))
+        .collect();
     // Every run's caption in the same form: the longest that fits them all.
     let run_form = areas
         .panes
         .iter()
-        .filter_map(|(cell, pane)| match pane {
-            Pane::Run(run) => Some(longest_fitting(&run_captions(app, *run), cell.width)),
-            _ => None,
-        })
+        .zip(&pane_captions)
+        .filter(|((_, pane), _)| matches!(pane, Pane::Run(_)))
+        .map(|((cell, _), forms)| longest_fitting(forms, cell.width))
         .max()
         .unwrap_or(0);
-    for (cell, pane) in &areas.panes {
+    for ((cell, pane), forms) in areas.panes.iter().zip(&mut pane_captions) {
         let at = plan
             .slots
             .iter()
@@ -220,10 +224,9 @@ pub fn draw(frame: &mut Frame, app: &App, plan: &Plan, drawn: &[Option<Rect>]) {
             height: 1,
             ..*cell
         };
-        let mut forms = captions(app, *pane);
         let form = match pane {
             Pane::Run(_) => run_form,
-            _ => longest_fitting(&forms, cell.width),
+            _ => longest_fitting(forms, cell.width),
         };
         frame.render_widget(Paragraph::new(forms.swap_remove(form)), caption);
     }
