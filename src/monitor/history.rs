@@ -440,7 +440,6 @@ impl History {
         tx.commit().map_err(wrap)
     }
 
-    /// What is stored for `hash` under `setting`, for each of `samples` (digests).
     /// Per checkpoint (by content hash), what the history holds for `setting`, in
     /// brief: per table, its rows and a sum of what a reader sees change when a row is
     /// replaced (a recomputed map's box energy, a damaged row's lengths). A reader that
@@ -492,6 +491,7 @@ impl History {
         Ok(marks)
     }
 
+    /// What is stored for `hash` under `setting`, for each of `samples` (digests).
     pub fn results(
         &self,
         hash: &str,
