@@ -1,6 +1,8 @@
 //! The shipped demo run (checkpoints/, samples/, made by tools/train_demo.py): as it
 //! trains, Grad-CAM's attention moves onto the object.
 
+mod common;
+
 use std::path::Path;
 
 use camwatch::cam::{CamRequest, Layer, Method, Normalize, SampleSet, Target};
@@ -62,27 +64,14 @@ fn figures_of(run: &str, epoch: u32) -> Figures {
     }
 }
 
-/// The shipped epochs: epoch_1 … epoch_N.
-fn shipped_epochs() -> u32 {
-    epochs_of("checkpoints")
-}
-
-fn epochs_of(run: &str) -> u32 {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(run);
-    let count = std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            let name = e.as_ref().unwrap().file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("epoch_") && name.ends_with(".pdparams")
-        })
-        .count();
-    count as u32
+/// The shipped run's last epoch.
+fn last_epoch(run: &str) -> u32 {
+    common::last_shipped_epoch(run) as u32
 }
 
 #[test]
 fn attention_moves_onto_the_object_as_training_goes_on() {
-    let last = shipped_epochs();
+    let last = last_epoch("checkpoints");
     let (first_energy, first_hits) = attention_on_object(1);
     let (last_energy, last_hits) = attention_on_object(last);
     eprintln!(
@@ -127,10 +116,7 @@ fn demo_replays_the_shipped_run() {
         .collect();
     let mut epochs: Vec<u64> = lines.iter().map(|l| l["epoch"].as_u64().unwrap()).collect();
     epochs.sort();
-    assert_eq!(
-        epochs,
-        (1..=u64::from(shipped_epochs())).collect::<Vec<_>>()
-    );
+    assert_eq!(epochs, common::shipped_epochs("checkpoints"));
     for line in &lines {
         assert_eq!(line["status"], "ok");
         assert_eq!(line["samples"].as_array().unwrap().len(), 12);
@@ -143,7 +129,6 @@ fn demo_replays_the_shipped_run() {
 /// line naming its run.
 #[test]
 fn demo_compare_replays_the_shipped_pair() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = demo(&["--compare", "--headless", "--delay", "0.1"]);
     let mut epochs = std::collections::BTreeMap::<String, Vec<u64>>::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -160,21 +145,11 @@ fn demo_compare_replays_the_shipped_pair() {
     for list in epochs.values_mut() {
         list.sort_unstable();
     }
-    let shortcut = std::fs::read_dir(root.join("checkpoints-shortcut"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "pdparams")
-        })
-        .count() as u64;
+    assert_eq!(epochs["plain"], common::shipped_epochs("checkpoints"));
     assert_eq!(
-        epochs["plain"],
-        (1..=u64::from(shipped_epochs())).collect::<Vec<_>>()
+        epochs["shortcut"],
+        common::shipped_epochs("checkpoints-shortcut")
     );
-    assert_eq!(epochs["shortcut"], (1..=shortcut).collect::<Vec<_>>());
 }
 
 /// The shipped pair: the same network trained on the same shapes, once with a shortcut
@@ -183,7 +158,7 @@ fn demo_compare_replays_the_shipped_pair() {
 /// samples the plain run gets right.
 #[test]
 fn the_shortcut_run_looks_at_the_background() {
-    let epochs = epochs_of("checkpoints-shortcut");
+    let epochs = last_epoch("checkpoints-shortcut");
     assert!(epochs >= 8, "checkpoints-shortcut/ holds {epochs} epochs");
     let on_object = (1..=epochs)
         .find(|&e| figures_of("checkpoints", e).hits >= 9)

@@ -553,6 +553,62 @@ fn signals_while_computing_end_cleanly() {
     assert_eq!(count, 3, "each epoch recorded once");
 }
 
+/// A history in a folder above the run (`watch /x/run --history /x/h.sqlite`): only
+/// camwatch's own files are skipped, so a checkpoint renamed into the run is read at
+/// once, not at the 30-s rescan (where every event under `/x` was ignored before).
+#[test]
+fn a_history_above_the_run_still_follows_in_seconds() {
+    let top = run_dir("watch-history-above");
+    let run = top.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    let history = top.join("h.sqlite");
+    let watch = Watch::start(&run, &["--history", history.to_str().unwrap()]);
+    assert_eq!(watch.next()["epoch"], 1);
+    assert!(history.exists());
+    let partial = run.join(".epoch_2.partial");
+    std::fs::write(&partial, demo_checkpoint(2)).unwrap();
+    let renamed = Instant::now();
+    std::fs::rename(&partial, run.join("epoch_2.pdparams")).unwrap();
+    assert_eq!(watch.next()["epoch"], 2);
+    let took = renamed.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "rename to maps took {took:?}"
+    );
+    assert!(watch.interrupt().success());
+}
+
+/// `timeout` signals its child and then the child's process group: the same SIGTERM
+/// twice at once is one request to stop, which ends with status 0 (it used to be taken
+/// for a second signal: status 1, and no word of why).
+#[test]
+fn the_same_signal_twice_at_once_stops_cleanly() {
+    let dir = run_dir("watch-signal-twice");
+    std::fs::write(dir.join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    let watch = Watch::start(&dir, &SIGNALLED_RUN);
+    let started = Instant::now();
+    while !watch.stderr.lock().unwrap().contains("watching") {
+        assert!(started.elapsed() < Duration::from_secs(30), "never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = watch.child.id().to_string();
+    let twice = Command::new("sh")
+        .args(["-c", "kill -TERM \"$1\"; kill -TERM \"$1\"", "sh", &pid])
+        .status()
+        .unwrap();
+    assert!(twice.success());
+    let stderr = watch.stderr.clone();
+    let mut child = watch.child;
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status:?}; stderr:\n{}",
+        stderr.lock().unwrap()
+    );
+}
+
 #[test]
 fn trust_figures_follow_the_maps_and_never_hold_them_up() {
     let dir = run_dir("watch-trust");

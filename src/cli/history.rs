@@ -12,6 +12,7 @@ use camwatch::paths;
 use camwatch::render::CamSettings;
 
 use camwatch::monitor::history::History;
+use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::{self, CheckpointReport, timeline};
 
 use super::CliResult;
@@ -207,10 +208,10 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
     }
     let dirs: Vec<&PathBuf> = std::iter::once(&run.dir).chain(more).collect();
     let files: Vec<PathBuf> = if more.is_empty() {
-        vec![run.history_file()]
+        vec![run.history_place(Purpose::Read).file]
     } else {
         dirs.iter()
-            .map(|dir| monitor::history_file(dir, None))
+            .map(|dir| place::locate(dir, None, Purpose::Read).file)
             .collect()
     };
     // Reading never creates a history: a missing one is named before anything slow.
@@ -230,7 +231,7 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
     let steps = run.cam.metric_steps;
     let mut runs = Vec::new();
     for (dir, file) in dirs.into_iter().zip(files) {
-        let history = History::open(&file, dir)?;
+        let history = History::open_read_only(&file, dir)?;
         let checkpoints = monitor::read_history(&history, &samples, &settings, steps)?;
         runs.push(StoredRun {
             dir: dir.clone(),

@@ -9,6 +9,7 @@ mod render;
 mod report;
 mod run_args;
 mod show;
+mod signals;
 mod watch;
 
 use std::path::PathBuf;

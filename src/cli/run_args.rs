@@ -6,7 +6,7 @@ use clap::Args;
 
 use camwatch::cam::{SampleSet, Target};
 use camwatch::device::SelectedDevice;
-use camwatch::monitor;
+use camwatch::monitor::place::{self, HistoryPlace, Purpose};
 use camwatch::render::CamSettings;
 
 use super::CliResult;
@@ -20,7 +20,8 @@ pub struct RunArgs {
     /// Sample images, with optional labels.csv, classes.txt and camwatch.toml.
     #[arg(long, default_value = "samples")]
     pub samples: PathBuf,
-    /// The history database, or a folder for it [default: DIR/.camwatch/history.sqlite]
+    /// The history database, or a folder for it [default: DIR/.camwatch/history.sqlite,
+    /// or the user's cache folder where DIR may not be written]
     #[arg(long)]
     pub history: Option<PathBuf>,
     #[command(flatten)]
@@ -28,8 +29,9 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn history_file(&self) -> PathBuf {
-        monitor::history_file(&self.dir, self.history.as_deref())
+    /// Where this run's history is, for `purpose`.
+    pub fn history_place(&self, purpose: Purpose) -> HistoryPlace {
+        place::locate(&self.dir, self.history.as_deref(), purpose)
     }
 
     /// The sample set and what to compute for it on `device`, checked against each

@@ -10,14 +10,15 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
+use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::readiness::Timing;
-use camwatch::monitor::{self, CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
-use super::CliResult;
 use super::run_args::RunArgs;
+use super::{CliResult, signals};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
@@ -125,7 +126,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     for &signal in signals {
         if args.headless {
             // A second signal, if the clean stop hangs, ends it at once.
-            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+            signals::end_at_a_second(signal, Arc::clone(&stop))?;
         }
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
@@ -139,9 +140,23 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 .into(),
         );
     }
+    let mut notices = Vec::new();
+    let mut history_of = |dir: &PathBuf, given: Option<&std::path::Path>| -> CliResult<PathBuf> {
+        let place = place::locate(dir, given, Purpose::Watch);
+        if let Some(notice) = place::prepare(dir, &place)? {
+            notices.push(notice);
+        }
+        Ok(place.file)
+    };
+    let history = history_of(&args.run.dir, args.run.history.as_deref())?;
+    let more_histories = args
+        .more
+        .iter()
+        .map(|dir| history_of(dir, None))
+        .collect::<CliResult<Vec<_>>>()?;
     let config = MonitorConfig {
         dir: args.run.dir.clone(),
-        history: args.run.history_file(),
+        history,
         samples,
         settings,
         device,
@@ -156,11 +171,16 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let precision = config.settings.precision;
     // One monitor (history, scanner, worker) per run.
     let runs: Vec<MonitorConfig> = std::iter::once(config.clone())
-        .chain(args.more.iter().map(|dir| MonitorConfig {
-            dir: dir.clone(),
-            history: monitor::history_file(dir, None),
-            ..config.clone()
-        }))
+        .chain(
+            args.more
+                .iter()
+                .zip(more_histories)
+                .map(|(dir, history)| MonitorConfig {
+                    dir: dir.clone(),
+                    history,
+                    ..config.clone()
+                }),
+        )
         .collect();
     if !args.headless {
         if !std::io::stdout().is_terminal() {
@@ -176,7 +196,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             blend: style.blend,
             precision,
             signalled: stop,
+            notice: (!notices.is_empty()).then(|| notices.join("; ")),
         });
+    }
+    for notice in &notices {
+        eprintln!("camwatch: {}", paths::for_terminal(notice));
     }
     // Their events on one channel.
     let several = runs.len() > 1;
@@ -277,11 +301,17 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");
             }
             MonitorEvent::Following { writer } => {
-                let writer = writer.map_or("another camwatch".into(), |p| format!("camwatch {p}"));
-                eprintln!(
-                    "camwatch: {writer} watches {}: following its history read-only",
-                    paths::for_terminal(&dir.display().to_string())
-                );
+                let dir = paths::for_terminal(&dir.display().to_string());
+                match writer {
+                    Some(writer) => eprintln!(
+                        "camwatch: {} watches {dir}: following its history read-only",
+                        paths::for_terminal(&writer.to_string())
+                    ),
+                    None => eprintln!(
+                        "camwatch: nobody writes {dir}'s history now and this user may not: \
+                         showing it read-only"
+                    ),
+                }
             }
             MonitorEvent::WriterGone => eprintln!(
                 "camwatch: the camwatch writing {}'s history stopped: new checkpoints there \

@@ -24,6 +24,8 @@ pub struct Follower {
     pub steps: usize,
     pub events: Sender<MonitorEvent>,
     pub cancel: Cancel,
+    /// Whether a writer is there to notice gone.
+    pub writer: bool,
 }
 
 impl Follower {
@@ -33,7 +35,7 @@ impl Follower {
         let mut reader = HistoryReader::default();
         let mut version = None;
         let mut replayed = false;
-        let mut writer = true;
+        let mut writer = self.writer;
         for poll in 1u32.. {
             if self.cancel.is_cancelled() {
                 return;

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::scan::Fingerprint;
 use crate::cam::metrics::Metric;
@@ -86,6 +86,32 @@ CREATE TABLE IF NOT EXISTS trust (
     PRIMARY KEY (hash, sample, prep, layer, target, method, figure, steps)
 ) WITHOUT ROWID;
 ";
+
+/// A stored schema version this camwatch reads, or the error naming it.
+fn check_schema(file: &Path, found: String) -> Result<(), HistoryError> {
+    if found == SCHEMA_VERSION.to_string() {
+        return Ok(());
+    }
+    Err(HistoryError {
+        path: file.to_path_buf(),
+        source: HistoryProblem::Schema { found },
+    })
+}
+
+/// `file:PATH?immutable=1`, the path percent-encoded as SQLite's URIs want.
+fn immutable_uri(file: &Path) -> String {
+    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut uri = String::from("file:");
+    for &byte in crate::paths::bytes(&absolute) {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("history {}: {source}", path.display())]
@@ -208,21 +234,27 @@ pub struct History {
 }
 
 impl History {
+    /// Creates the folder the database `file` goes in, if it is missing.
+    pub fn make_folder(file: &Path) -> Result<(), HistoryError> {
+        let Some(parent) = file.parent() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(parent).map_err(|source| HistoryError {
+            path: file.to_path_buf(),
+            source: HistoryProblem::Folder {
+                folder: parent.to_path_buf(),
+                source,
+            },
+        })
+    }
+
     /// Opens (or creates) the database `file` for the run in `root`.
     pub fn open(file: &Path, root: &Path) -> Result<History, HistoryError> {
-        let wrap = |source: HistoryProblem| HistoryError {
+        History::make_folder(file)?;
+        let wrap = |source: rusqlite::Error| HistoryError {
             path: file.to_path_buf(),
-            source,
+            source: source.into(),
         };
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| {
-                wrap(HistoryProblem::Folder {
-                    folder: parent.to_path_buf(),
-                    source,
-                })
-            })?;
-        }
-        let wrap = |source: rusqlite::Error| wrap(source.into());
         let conn = Connection::open(file).map_err(wrap)?;
         // WAL: a reader (the TUI, `camwatch history`, sqlite3) never blocks the writer, and a
         // kill -9 loses at most the transaction being written. NORMAL sync is durable
@@ -248,19 +280,71 @@ impl History {
                 )
                 .map_err(wrap)?;
             }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(found) => {
-                return Err(HistoryError {
-                    path: file.to_path_buf(),
-                    source: HistoryProblem::Schema { found },
-                });
-            }
+            Some(found) => check_schema(file, found)?,
         }
         Ok(History {
             conn,
             file: file.to_path_buf(),
             root: root.to_path_buf(),
         })
+    }
+
+    /// Opens the existing database `file` for reading only: another camwatch's (perhaps
+    /// another user's) history, or one in a folder this user may not write.
+    ///
+    /// A WAL database is read through its `-shm` index, which SQLite creates beside it
+    /// when missing. While its writer runs, the index is there and is read (SQLite
+    /// copes with one this user may not write). Once the writer has closed it, the
+    /// index is gone, and in a folder this user may not write it cannot be made: the
+    /// database, then whole in its main file, is opened as immutable instead.
+    pub fn open_read_only(file: &Path, root: &Path) -> Result<History, HistoryError> {
+        let wrap = |source: rusqlite::Error| HistoryError {
+            path: file.to_path_buf(),
+            source: source.into(),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let schema = |conn: &Connection| -> rusqlite::Result<String> {
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+        };
+        let opened = Connection::open_with_flags(file, flags)
+            .and_then(|conn| schema(&conn).map(|found| (conn, found)));
+        let (conn, found) = match opened {
+            Ok(opened) => opened,
+            Err(_) if file.exists() => {
+                let conn = Connection::open_with_flags(immutable_uri(file), flags).map_err(wrap)?;
+                let found = schema(&conn).map_err(wrap)?;
+                (conn, found)
+            }
+            Err(e) => return Err(wrap(e)),
+        };
+        check_schema(file, found)?;
+        Ok(History {
+            conn,
+            file: file.to_path_buf(),
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Writes a consistent copy of the whole database to the new file `to` (whose
+    /// folder is created): a cache history starts from the run folder's.
+    pub fn copy_to(&self, to: &Path) -> Result<(), HistoryError> {
+        History::make_folder(to)?;
+        let Some(target) = to.to_str() else {
+            // VACUUM INTO takes text: such a cache history starts empty instead.
+            return Ok(());
+        };
+        self.conn
+            .execute("VACUUM INTO ?1", [target])
+            .map(drop)
+            .map_err(|e| HistoryError {
+                path: to.to_path_buf(),
+                source: e.into(),
+            })
     }
 
     pub fn file(&self) -> &Path {

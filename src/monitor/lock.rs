@@ -19,8 +19,29 @@ pub struct RunLock(#[allow(dead_code)] File);
 pub enum Claim {
     /// This process writes the run's history.
     Writer(Arc<RunLock>),
-    /// Another process does: its id, if it wrote one.
-    Held { pid: Option<u32> },
+    /// Another process does.
+    Held(Holder),
+}
+
+/// The camwatch that writes a run's history, as far as it can be known.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holder {
+    /// Its process id, from the lock file.
+    pub pid: Option<u32>,
+    /// Its user's name (of the process, else of the lock file).
+    pub user: Option<String>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("camwatch")?;
+        match (&self.pid, &self.user) {
+            (Some(pid), Some(user)) => write!(f, " {pid} of {user}"),
+            (Some(pid), None) => write!(f, " {pid}"),
+            (None, Some(user)) => write!(f, " of {user}"),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// Locks held in this process, by lock file: a monitor replaced by a new one (new
@@ -49,6 +70,11 @@ pub fn claim(history: &Path) -> std::io::Result<Claim> {
     {
         return Ok(Claim::Writer(lock));
     }
+    // Asked first through a descriptor anyone who may read the run can open: a
+    // teammate's camwatch finds the writer without the right to write the lock.
+    if let Some(holder) = holder(history) {
+        return Ok(Claim::Held(holder));
+    }
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -57,14 +83,7 @@ pub fn claim(history: &Path) -> std::io::Result<Claim> {
         .open(&path)?;
     match file.try_lock() {
         Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            // Bounded: a process id is a few bytes, whatever else the file holds.
-            let _ = (&mut file).take(32).read_to_string(&mut text);
-            return Ok(Claim::Held {
-                pid: text.trim().parse().ok(),
-            });
-        }
+        Err(TryLockError::WouldBlock) => return Ok(Claim::Held(describe(&mut file))),
         Err(TryLockError::Error(e)) => return Err(e),
     }
     file.set_len(0)?;
@@ -75,19 +94,76 @@ pub fn claim(history: &Path) -> std::io::Result<Claim> {
     Ok(Claim::Writer(lock))
 }
 
-/// Whether some process still holds the run's lock (a follower asks, to notice its
-/// writer gone). Locking a fresh handle and letting go at once disturbs nobody.
-pub fn held_elsewhere(history: &Path) -> bool {
-    let Ok(file) = File::open(lock_file(history)) else {
-        return false;
-    };
+/// The camwatch that holds the run's lock, if another process does (a follower asks,
+/// to notice its writer gone). The lock file is opened for reading only, and locking a
+/// fresh handle and letting go at once disturbs nobody.
+pub fn holder(history: &Path) -> Option<Holder> {
+    let mut file = File::open(lock_file(history)).ok()?;
     match file.try_lock() {
         Ok(()) => {
             let _ = file.unlock();
-            false
+            None
         }
-        Err(_) => true,
+        Err(TryLockError::WouldBlock) => Some(describe(&mut file)),
+        // A file system without locks: nobody can be seen holding it.
+        Err(TryLockError::Error(_)) => None,
     }
+}
+
+/// Whether claiming failed because this user may not write where the history is (a
+/// teammate's run, a read-only mount).
+pub fn is_not_ours(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// Whether another process holds the run's lock.
+pub fn held_elsewhere(history: &Path) -> bool {
+    holder(history).is_some()
+}
+
+/// Who holds the lock whose file is `file`: the process id written in it, and the user
+/// running that process (else the file's owner).
+fn describe(file: &mut File) -> Holder {
+    let mut text = String::new();
+    // Bounded: a process id is a few bytes, whatever else the file holds.
+    let _ = file.rewind();
+    let _ = file.take(32).read_to_string(&mut text);
+    let pid: Option<u32> = text.trim().parse().ok();
+    let uid = pid
+        .and_then(|pid| std::fs::metadata(format!("/proc/{pid}")).ok())
+        .or_else(|| file.metadata().ok())
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    Holder {
+        pid,
+        user: uid.and_then(user_name),
+    }
+}
+
+/// The login name of `uid`, from the password database.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer points into memory that outlives the call, and the buffer's
+    // length is its own; `found` is either null or `&entry`.
+    let status = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r filled `pw_name` with a NUL-terminated string inside `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
@@ -111,6 +187,12 @@ mod tests {
         let other = File::open(lock_file(&history)).unwrap();
         assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock)));
         assert!(held_elsewhere(&history));
+        let holder = holder(&history).unwrap();
+        assert_eq!(holder.pid, Some(std::process::id()));
+        assert!(
+            holder.user.is_some(),
+            "the user running this test has a name"
+        );
         drop((first, second));
         assert!(!held_elsewhere(&history), "released with the last holder");
         assert!(other.try_lock().is_ok());

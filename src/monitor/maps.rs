@@ -65,7 +65,7 @@ impl MapReader {
     /// The stored map, if the history has it yet.
     pub fn map(&mut self, id: &MapId) -> Option<Map> {
         if self.history.is_none() {
-            self.history = History::open(&self.history_file, &self.dir).ok();
+            self.history = History::open_read_only(&self.history_file, &self.dir).ok();
         }
         let history = self.history.as_ref()?;
         let mut settings = self.settings.clone();

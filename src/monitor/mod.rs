@@ -16,6 +16,7 @@ mod follower;
 pub mod history;
 pub mod lock;
 pub mod maps;
+pub mod place;
 pub mod queue;
 pub mod readiness;
 pub mod scan;
@@ -43,19 +44,11 @@ use timeline::{Entry, SampleFigures};
 
 pub use worker::content_hash;
 
-/// The history folder inside the watched one, unless `--history` moves it.
+/// The history folder inside the watched one, unless it lives elsewhere ([`place`]).
 pub const HISTORY_DIR: &str = ".camwatch";
 pub const HISTORY_FILE: &str = "history.sqlite";
 
-/// The history database for a run in `dir`: `PATH` itself when it names a file (or ends
-/// in `.sqlite`), else `PATH/history.sqlite`; by default `dir/.camwatch/history.sqlite`.
-pub fn history_file(dir: &Path, history: Option<&Path>) -> PathBuf {
-    match history {
-        Some(p) if p.is_file() || p.extension().is_some_and(|e| e == "sqlite") => p.into(),
-        Some(p) => p.join(HISTORY_FILE),
-        None => dir.join(HISTORY_DIR).join(HISTORY_FILE),
-    }
-}
+pub use place::history_file;
 
 /// Everything the monitor needs, resolved by the caller.
 #[derive(Clone)]
@@ -155,9 +148,10 @@ pub enum MonitorEvent {
     Measured(Box<CheckpointReport>),
     /// The stored history has been reported; what follows is live.
     Replayed { checkpoints: usize },
-    /// Another camwatch (this process id, if known) writes the run's history: this
-    /// monitor only follows it, computing nothing (first event, when so).
-    Following { writer: Option<u32> },
+    /// Another camwatch writes the run's history: this monitor only follows it,
+    /// computing nothing (first event, when so). `None`: nobody writes it now, and this
+    /// user may not (another user's run, its camwatch stopped).
+    Following { writer: Option<lock::Holder> },
     /// The camwatch that wrote the followed history stopped: nothing more will come
     /// unless a new monitor (which then writes) takes its place.
     WriterGone,
@@ -304,6 +298,39 @@ impl HistoryReader {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_history_folder_inside_the_run_is_skipped() {
+        let top = tempfile::tempdir().unwrap();
+        let run = top.path().join("run");
+        std::fs::create_dir_all(run.join("kept/deeper")).unwrap();
+        // Above the run (issue: every event under it was skipped), and beside it.
+        assert_eq!(
+            own_folder(&run, &top.path().join("h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &top.path().join("other/h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &run.join("h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &run.join("kept/deeper/h.sqlite")),
+            run.join("kept/deeper")
+        );
+        assert_eq!(
+            own_folder(&run, &history_file(&run, None)),
+            run.join(HISTORY_DIR)
+        );
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     #[error(transparent)]
@@ -315,6 +342,23 @@ pub enum MonitorError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The folder inside the watched one that holds camwatch's own files, never scanned:
+/// the history's folder when it lies inside the watched folder, else `.camwatch` (a
+/// history beside or above the run, `--history /x/h.sqlite` for `/x/run`, makes no
+/// folder of the run camwatch's: the whole run would be skipped).
+fn own_folder(dir: &Path, history: &Path) -> PathBuf {
+    let inside = history.parent().and_then(|parent| {
+        let dir = std::fs::canonicalize(dir).ok()?;
+        let parent = std::fs::canonicalize(parent).ok()?;
+        let relative = parent.strip_prefix(&dir).ok()?;
+        (!relative.as_os_str().is_empty()).then(|| relative.to_path_buf())
+    });
+    match inside {
+        Some(relative) => dir.join(relative),
+        None => dir.join(HISTORY_DIR),
+    }
 }
 
 /// A running monitor: the threads behind its events. Stopped (and its threads joined)
@@ -341,10 +385,18 @@ impl Monitor {
         if !config.dir.is_dir() {
             return Err(MonitorError::NotAFolder(config.dir));
         }
-        let history = History::open(&config.history, &config.dir)?;
+        History::make_folder(&config.history)?;
         let lock = match lock::claim(&config.history) {
             Ok(lock::Claim::Writer(lock)) => lock,
-            Ok(lock::Claim::Held { pid }) => return Ok(Monitor::follow(config, history, pid)),
+            Ok(lock::Claim::Held(holder)) => {
+                let history = History::open_read_only(&config.history, &config.dir)?;
+                return Ok(Monitor::follow(config, history, Some(holder)));
+            }
+            // Another user's run whose camwatch stopped: what it wrote is still shown.
+            Err(e) if lock::is_not_ours(&e) && config.history.exists() => {
+                let history = History::open_read_only(&config.history, &config.dir)?;
+                return Ok(Monitor::follow(config, history, None));
+            }
             Err(source) => {
                 return Err(MonitorError::Lock {
                     path: lock::lock_file(&config.history),
@@ -352,6 +404,7 @@ impl Monitor {
                 });
             }
         };
+        let history = History::open(&config.history, &config.dir)?;
         let sample_keys = sample_keys(&config.samples, config.settings.request.target);
         // Files recorded at their current size and mtime are not read again.
         let mut known = HashMap::new();
@@ -388,14 +441,9 @@ impl Monitor {
             (None, Some(_)) => Duration::from_secs(30),
             (None, None) => Duration::from_secs(2),
         };
-        // The history's folder is not scanned, unless it is the watched folder itself.
-        let skip = match config.history.parent() {
-            Some(parent) if parent != config.dir => parent.to_path_buf(),
-            _ => config.dir.join(HISTORY_DIR),
-        };
         let scanner = scanner::Scanner {
             dir: config.dir.clone(),
-            skip,
+            skip: own_folder(&config.dir, &config.history),
             tracker,
             queue: Arc::clone(&queue),
             messages: scan_rx,
@@ -444,8 +492,9 @@ impl Monitor {
     fn follow(
         config: MonitorConfig,
         history: History,
-        writer: Option<u32>,
+        writer: Option<lock::Holder>,
     ) -> (Monitor, Receiver<MonitorEvent>) {
+        let followed = writer.is_some();
         let (event_tx, events) = mpsc::channel();
         let _ = event_tx.send(MonitorEvent::Following { writer });
         let cancel = Cancel::default();
@@ -456,6 +505,7 @@ impl Monitor {
             steps: config.metrics.steps,
             events: event_tx,
             cancel: cancel.clone(),
+            writer: followed,
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-follower".into())

@@ -120,9 +120,9 @@ pub struct RunView {
     /// more wait.
     pub working: Option<Working>,
     pub replayed: bool,
-    /// Another camwatch writes this run's history (its process id, if known): the UI
-    /// follows it read-only.
-    pub following: Option<Option<u32>>,
+    /// The UI follows this run's history read-only: another camwatch writes it (as far
+    /// as it is known), or (`None`) nobody does now and this user may not.
+    pub following: Option<Option<crate::monitor::lock::Holder>>,
     /// Drawn when comparing (`1`…`8` toggle).
     pub shown: bool,
 }

@@ -60,6 +60,8 @@ pub struct TuiOptions {
     /// Set by SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT, which
     /// end the UI the way `q` does; registered by the caller before anything slow.
     pub signalled: Arc<AtomicBool>,
+    /// Said in the status line at start (where a history is kept, say).
+    pub notice: Option<String>,
 }
 
 /// How long the loop sleeps when nothing happens.
@@ -102,7 +104,10 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     app.target = config.settings.request.target;
     app.blend = options.blend;
     app.graphics = choice.label();
-    app.notice = choice.notice.clone();
+    app.notice = match (&options.notice, &choice.notice) {
+        (Some(ours), Some(probe)) => Some(format!("{ours}; {probe}")),
+        (ours, probe) => ours.clone().or_else(|| probe.clone()),
+    };
     let mut monitors = start_monitors(&options.runs, options.precision, &mut app, &tx)?;
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();

@@ -20,6 +20,7 @@ use crate::cam::Target;
 use crate::cam::metrics::Metric;
 use crate::monitor::CheckpointReport;
 use crate::monitor::history::Status;
+use crate::monitor::lock::Holder;
 use crate::monitor::maps::MapId;
 use crate::monitor::timeline::SampleFigures;
 
@@ -344,11 +345,11 @@ pub(super) fn difference_key(
     }
 }
 
-/// What the status line says of a run another camwatch writes.
-fn following(writer: Option<u32>) -> String {
+/// What the status line says of a run followed read-only.
+fn following(writer: Option<&Holder>) -> String {
     match writer {
-        Some(pid) => format!("read-only: camwatch {pid} writes it"),
-        None => "read-only: another camwatch writes it".into(),
+        Some(holder) => format!("read-only: {holder} writes it"),
+        None => "read-only: nobody writes it now".into(),
     }
 }
 
@@ -959,8 +960,9 @@ fn status(app: &App) -> Line<'static> {
         app.graphics,
         app.run().dir.display()
     )));
-    if let Some(writer) = app.run().following {
-        parts.push(Span::raw(format!("· {} ", following(writer))).yellow());
+    if let Some(writer) = &app.run().following {
+        let text = crate::paths::for_terminal(&following(writer.as_ref()));
+        parts.push(Span::raw(format!("· {text} ")).yellow());
     }
     if let Some(latest) = app.epochs().last() {
         parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));

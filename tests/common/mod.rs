@@ -24,6 +24,28 @@ pub fn demo_epochs(name: &str, epochs: u32) -> PathBuf {
     work
 }
 
+/// The epochs of the checkpoints in the shipped run `run` (`checkpoints`,
+/// `checkpoints-shortcut`), by the number camwatch reads from each name, sorted: what a
+/// user or camwatch put beside them (a history, other files) does not count.
+pub fn shipped_epochs(run: &str) -> Vec<u64> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(run);
+    let skip = dir.join(camwatch::monitor::HISTORY_DIR);
+    let mut epochs: Vec<u64> = camwatch::monitor::scan::scan(&dir, &skip)
+        .iter()
+        .filter_map(|path| camwatch::monitor::epoch::epoch_of(path))
+        .collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    epochs
+}
+
+/// The last epoch of the shipped run `run`.
+pub fn last_shipped_epoch(run: &str) -> u64 {
+    *shipped_epochs(run)
+        .last()
+        .expect("the shipped run has epochs")
+}
+
 /// Where `tools/make_fixtures.py` wrote the checkpoints and their references
 /// (`scripts/test` runs it when they are missing).
 pub fn fixtures() -> PathBuf {

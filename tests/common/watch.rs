@@ -57,8 +57,15 @@ impl Watch {
 
     /// [`Watch::start`] with environment variables set for camwatch.
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_camwatch"))
-            .envs(env.iter().copied())
+        let mut command = Watch::command(dir, extra);
+        command.envs(env.iter().copied());
+        Watch::spawn(command)
+    }
+
+    /// The command [`Watch::start`] runs, to be changed before [`Watch::spawn`].
+    pub fn command(dir: &Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_camwatch"));
+        command
             .arg("watch")
             .arg(dir)
             .args(["--headless", "--device", "cpu"])
@@ -76,7 +83,13 @@ impl Watch {
             })
             .arg("--samples")
             .arg(root().join("samples"))
-            .args(extra)
+            .args(extra);
+        command
+    }
+
+    /// Runs `command` (a `camwatch watch --headless`), reading its lines.
+    pub fn spawn(mut command: Command) -> Watch {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
