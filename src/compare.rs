@@ -6,10 +6,9 @@ use std::path::Path;
 
 use image::{Rgb, RgbImage};
 
-use crate::cam::{Map, Method, Sample};
+use crate::cam::Map;
 use crate::monitor::CheckpointReport;
 use crate::monitor::history::Status;
-use crate::monitor::timeline::SampleFigures;
 use crate::render;
 
 /// One run, as its history holds it.
@@ -20,77 +19,8 @@ pub struct Run {
     pub checkpoints: Vec<CheckpointReport>,
 }
 
-/// A run-level figure at a checkpoint: a mean over the samples that have it.
-pub struct Figure {
-    pub name: &'static str,
-    /// A short name for narrow places (the UI's chart gutter).
-    pub short: &'static str,
-    /// A sample's value, from its figures, the method and its label (if any).
-    pub value: fn(&SampleFigures, Method, Option<usize>) -> Option<f32>,
-}
-
-/// The run-level figures runs are compared by, in order.
-pub const FIGURES: [Figure; 4] = [
-    Figure {
-        name: "mean box energy",
-        short: "box energy",
-        value: |f, m, _| f.box_energy.as_ref()?.get(m.name()).copied(),
-    },
-    Figure {
-        name: "pointing hits",
-        short: "pointing",
-        value: |f, m, _| {
-            Some(f32::from(u8::from(
-                *f.pointing_hit.as_ref()?.get(m.name())?,
-            )))
-        },
-    },
-    Figure {
-        name: "samples right",
-        short: "right",
-        value: |f, _, label| Some(f32::from(u8::from(f.predicted == label?))),
-    },
-    Figure {
-        name: "mean p(target)",
-        short: "p(target)",
-        value: |f, _, _| Some(f.target_prob),
-    },
-];
-
-impl Figure {
-    /// The mean over `checkpoint`'s samples that have the figure.
-    pub fn at(
-        &self,
-        checkpoint: &CheckpointReport,
-        method: Method,
-        samples: &[Sample],
-    ) -> Option<f32> {
-        self.mean(checkpoint, method, |i, name| {
-            // The samples come in the set's order: look further only if not.
-            samples
-                .get(i)
-                .filter(|s| s.name == name)
-                .or_else(|| samples.iter().find(|s| s.name == name))
-                .and_then(|s| s.label)
-        })
-    }
-
-    /// [`Figure::at`], with each sample's label found by `label(index, name)`.
-    pub fn mean(
-        &self,
-        checkpoint: &CheckpointReport,
-        method: Method,
-        label: impl Fn(usize, &str) -> Option<usize>,
-    ) -> Option<f32> {
-        let values: Vec<f32> = checkpoint
-            .samples
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| (self.value)(f, method, label(i, &f.name)))
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
-    }
-}
+/// The figures runs are compared by, in order (from the one table of figures).
+pub use crate::figures::COMPARED as FIGURES;
 
 /// The checkpoints with maps and an epoch number (only those can be aligned), each with
 /// its epoch, in training order.
@@ -185,7 +115,8 @@ pub fn difference_image(difference: &[f32], (width, height): (u32, u32)) -> RgbI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::monitor::timeline::MapShape;
+    use crate::cam::{Method, Sample};
+    use crate::monitor::timeline::{MapShape, SampleFigures};
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 

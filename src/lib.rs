@@ -9,6 +9,7 @@ pub mod cam;
 pub mod checkpoint;
 pub mod compare;
 pub mod device;
+pub mod figures;
 pub mod isolate;
 pub mod loader;
 pub mod model;

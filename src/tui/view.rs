@@ -18,6 +18,7 @@ use super::keymap::{KEYMAP, MOUSE};
 use super::side_by_side;
 use crate::cam::Target;
 use crate::cam::metrics::Metric;
+use crate::figures::{CHARTED, Figure, Needs};
 use crate::monitor::CheckpointReport;
 use crate::monitor::history::Status;
 use crate::monitor::lock::Holder;
@@ -732,110 +733,40 @@ fn draw_timeline(frame: &mut Frame, app: &App, areas: &Areas) {
 const RUN_COLOUR: Color = Color::LightCyan;
 const SAMPLE_COLOUR: Color = Color::Yellow;
 
-/// One chart: a name, a sample's value at a checkpoint (the run's is its mean over
-/// samples), the top of its scale, and what the samples need for it.
-struct Chart {
-    name: &'static str,
-    value: fn(&App, &SampleFigures) -> Option<f32>,
-    max: f32,
-    needs: Needs,
+/// The run's value of a charted figure at a checkpoint (the mean over the samples that
+/// have one), and the shown sample's.
+fn run_value(figure: &Figure, app: &App, c: &CheckpointReport) -> Option<f32> {
+    figure.mean(c, app.method, |_, name| label_of(app, name))
 }
 
-#[derive(PartialEq)]
-enum Needs {
-    Nothing,
-    Boxes,
-    Labels,
-    /// Faithfulness figures in some checkpoint (`--metrics`).
-    Metrics,
+fn sample_value(figure: &Figure, app: &App, c: &CheckpointReport) -> Option<f32> {
+    let f = app.figures(c)?;
+    (figure.value)(f, app.method, label_of(app, &f.name))
 }
 
-const CHARTS: [Chart; 7] = [
-    Chart {
-        name: "p(target)",
-        value: |_, f| Some(f.target_prob),
-        max: 1.0,
-        needs: Needs::Nothing,
-    },
-    Chart {
-        name: "box energy",
-        value: |app, f| f.box_energy.as_ref()?.get(app.method.name()).copied(),
-        max: 1.0,
-        needs: Needs::Boxes,
-    },
-    Chart {
-        name: "pointing",
-        value: |app, f| {
-            let hit = f.pointing_hit.as_ref()?.get(app.method.name())?;
-            Some(f32::from(u8::from(*hit)))
-        },
-        max: 1.0,
-        needs: Needs::Boxes,
-    },
-    Chart {
-        name: "right",
-        value: |app, f| {
-            let label = app.samples.iter().find(|s| s.name == f.name)?.label?;
-            Some(f32::from(u8::from(f.predicted == label)))
-        },
-        max: 1.0,
-        needs: Needs::Labels,
-    },
-    Chart {
-        name: "drift",
-        value: |app, f| Some(f.drift.as_ref()?.get(app.method.name())?.one_minus_corr),
-        // 1 − correlation: 0 (the same map) to 2 (its negative).
-        max: 2.0,
-        needs: Needs::Nothing,
-    },
-    Chart {
-        name: "insertion",
-        value: |app, f| f.metrics.as_ref()?.get(app.method.name())?.insertion_auc,
-        max: 1.0,
-        needs: Needs::Metrics,
-    },
-    Chart {
-        name: "deletion",
-        value: |app, f| f.metrics.as_ref()?.get(app.method.name())?.deletion_auc,
-        max: 1.0,
-        needs: Needs::Metrics,
-    },
-];
-
-impl Chart {
-    /// The run's value at a checkpoint: the mean over the samples that have one.
-    fn run(&self, app: &App, c: &CheckpointReport) -> Option<f32> {
-        let values: Vec<f32> = c
-            .samples
-            .iter()
-            .filter_map(|f| (self.value)(app, f))
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f32>() / values.len() as f32)
-    }
-
-    /// The shown sample's value at a checkpoint.
-    fn sample(&self, app: &App, c: &CheckpointReport) -> Option<f32> {
-        (self.value)(app, app.figures(c)?)
-    }
+fn label_of(app: &App, name: &str) -> Option<usize> {
+    app.samples.iter().find(|s| s.name == name)?.label
 }
 
 /// The charts this run has data for: box figures only with boxes, "right" only with
 /// labels.
-fn chart_rows(app: &App) -> Vec<&'static Chart> {
+fn chart_rows(app: &App) -> Vec<&'static Figure> {
     let boxes = app.samples.iter().any(|s| s.has_box);
     let labels = app.samples.iter().any(|s| s.label.is_some());
-    let metrics = app
-        .run()
-        .checkpoints
-        .iter()
-        .any(|c| c.samples.iter().any(|f| f.metrics.is_some()));
-    CHARTS
-        .iter()
+    let measured = |has: fn(&SampleFigures) -> bool| {
+        app.run()
+            .checkpoints
+            .iter()
+            .any(|c| c.samples.iter().any(has))
+    };
+    CHARTED
+        .into_iter()
         .filter(|c| match c.needs {
             Needs::Nothing => true,
             Needs::Boxes => boxes,
             Needs::Labels => labels,
-            Needs::Metrics => metrics,
+            Needs::Metrics => measured(|f| f.metrics.is_some()),
+            Needs::Sanity => measured(|f| f.sanity.is_some()),
         })
         .collect()
 }
@@ -869,15 +800,15 @@ fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
         let y = area.y + row as u16 * height;
         let line = Rect::new(area.x, y, area.width, height);
         let name = Rect::new(area.x, y, plot.x - area.x, 1);
-        frame.render_widget(Paragraph::new(chart.name).dark_gray(), name);
+        frame.render_widget(Paragraph::new(chart.short).dark_gray(), name);
         let at = |f: &dyn Fn(&CheckpointReport) -> Option<f32>| -> Vec<Option<(f64, f64)>> {
             columns
                 .iter()
                 .map(|(i, x)| f(epochs[*i]).map(|v| (*x, f64::from(v.min(chart.max)))))
                 .collect()
         };
-        let run = at(&|c| chart.run(app, c));
-        let sample = at(&|c| chart.sample(app, c));
+        let run = at(&|c| run_value(chart, app, c));
+        let sample = at(&|c| sample_value(chart, app, c));
         let cursor = current
             .and_then(|i| columns.iter().find(|(index, _)| *index == i))
             .map(|(_, x)| *x);
@@ -904,9 +835,9 @@ fn draw_charts(frame: &mut Frame, app: &App, areas: &Areas) {
         let value = |v: Option<f32>| v.map_or("  - ".to_string(), |v| format!("{v:>4.2}"));
         let shown = current.map(|i| epochs[i]);
         let values = Line::from(vec![
-            Span::raw(value(shown.and_then(|c| chart.run(app, c)))).fg(RUN_COLOUR),
+            Span::raw(value(shown.and_then(|c| run_value(chart, app, c)))).fg(RUN_COLOUR),
             Span::raw(" "),
-            Span::raw(value(shown.and_then(|c| chart.sample(app, c)))).fg(SAMPLE_COLOUR),
+            Span::raw(value(shown.and_then(|c| sample_value(chart, app, c)))).fg(SAMPLE_COLOUR),
         ]);
         let right = Rect::new(
             plot.x + plot.width + 1,
