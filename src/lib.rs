@@ -19,5 +19,6 @@ pub mod precision;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod tensorboard;
 pub mod tui;
 pub mod untrusted;

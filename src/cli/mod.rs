@@ -3,6 +3,7 @@
 mod cam_args;
 mod check;
 mod demo;
+mod export;
 mod history;
 mod info;
 mod render;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Compare runs' histories by epoch: charts, the samples side by side with the
     /// difference of two runs' maps, and a report.md.
     Report(report::ReportArgs),
+    /// Write runs' histories as TensorBoard event files (scalars per figure and method,
+    /// overlays per sample), for TensorBoard, W&B and Aim.
+    Export(export::ExportArgs),
 }
 
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
@@ -84,5 +88,6 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(args),
         Command::Check(args) => check::run(args),
         Command::Report(args) => report::run(args),
+        Command::Export(args) => export::run(args),
     }
 }

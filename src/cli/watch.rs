@@ -14,9 +14,11 @@ use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
+use camwatch::tensorboard::{EventLog, ImageOptions, Live, RunExport};
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
+use super::export::{ImageArgs, run_folders};
 use super::run_args::RunArgs;
 use super::{CliResult, signals};
 
@@ -56,6 +58,13 @@ pub struct WatchArgs {
     /// Where `s` (snapshot) and `a` (animation) write their files.
     #[arg(long, default_value = "snapshots")]
     pub snapshots: PathBuf,
+    /// Also write each checkpoint's figures and overlays as TensorBoard event files
+    /// into DIR as they come (one subfolder per run when several); a restart adds
+    /// what is missing, never a step twice.
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageArgs,
 }
 
 impl WatchArgs {
@@ -182,6 +191,10 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 }),
         )
         .collect();
+    let exports = match &args.tensorboard {
+        Some(root) => Some(tensorboard_exports(root, &runs, &args)?),
+        None => None,
+    };
     if !args.headless {
         if !std::io::stdout().is_terminal() {
             return Err("stdout is not a terminal: use --headless for JSON lines".into());
@@ -197,11 +210,14 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             precision,
             signalled: stop,
             notice: (!notices.is_empty()).then(|| notices.join("; ")),
+            tensorboard: exports,
         });
     }
     for notice in &notices {
         eprintln!("camwatch: {}", paths::for_terminal(notice));
     }
+    let warn = |text: String| eprintln!("camwatch: {}", paths::for_terminal(&text));
+    let live = exports.map(|exports| Live::start(exports, Box::new(warn)));
     // Their events on one channel.
     let several = runs.len() > 1;
     let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
@@ -260,6 +276,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         };
         let dir = &runs[index].dir;
         let run = several.then_some(dir.as_path());
+        if let (Some(live), Some(report)) = (&live, event.report()) {
+            live.report(index, report, &runs[index].settings);
+        }
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
                 let line = match &event {
@@ -327,5 +346,33 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         }
     }
     monitors.into_iter().for_each(Monitor::stop);
+    if let Some(live) = live {
+        live.finish();
+    }
     Ok(())
+}
+
+/// Each run's TensorBoard export under `root` (its log folder read back first).
+fn tensorboard_exports(
+    root: &std::path::Path,
+    runs: &[MonitorConfig],
+    args: &WatchArgs,
+) -> CliResult<Vec<RunExport>> {
+    let dirs: Vec<&std::path::Path> = runs.iter().map(|r| r.dir.as_path()).collect();
+    let images = ImageOptions {
+        size: args.images.image_size,
+        style: args.run.cam.style(false),
+    };
+    let mut exports = Vec::with_capacity(runs.len());
+    for (run, folder) in runs.iter().zip(run_folders(root, &dirs)) {
+        let log = EventLog::open(&folder)?;
+        exports.push(RunExport::new(
+            log,
+            (run.dir.clone(), run.history.clone()),
+            run.samples.clone(),
+            run.metrics.steps,
+            images.clone(),
+        ));
+    }
+    Ok(exports)
 }

@@ -168,6 +168,19 @@ pub enum MonitorEvent {
     Warning(String),
 }
 
+impl MonitorEvent {
+    /// The checkpoint a [`MonitorEvent::Checkpoint`] or [`MonitorEvent::Measured`]
+    /// reports, as it now stands.
+    pub fn report(&self) -> Option<&CheckpointReport> {
+        match self {
+            MonitorEvent::Checkpoint { report, .. } | MonitorEvent::Measured(report) => {
+                Some(report)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// To the scanner thread.
 #[derive(Debug)]
 pub enum ScanMessage {

@@ -30,6 +30,8 @@ pub enum Message {
     },
     /// A snapshot or animation written (the files), or why not.
     Exported(Result<Vec<PathBuf>, String>),
+    /// Something to say in the status line (the TensorBoard export stopped, say).
+    Notice(String),
 }
 
 /// What a key or click asks for.
@@ -385,6 +387,10 @@ impl App {
                 if generation == self.generation && run < self.runs.len() {
                     return self.on_monitor(run, event);
                 }
+                Vec::new()
+            }
+            Message::Notice(text) => {
+                self.notice = Some(text);
                 Vec::new()
             }
             Message::Exported(result) => {

@@ -37,6 +37,7 @@ use crate::cam::image_ops::Blend;
 use crate::cam::{Colormap, Target};
 use crate::monitor::maps::MapReader;
 use crate::monitor::{Monitor, MonitorConfig};
+use crate::tensorboard::LiveHandle;
 
 /// Everything that reaches the UI loop, on one channel.
 pub enum Event {
@@ -62,6 +63,8 @@ pub struct TuiOptions {
     pub signalled: Arc<AtomicBool>,
     /// Said in the status line at start (where a history is kept, say).
     pub notice: Option<String>,
+    /// `--tensorboard`: each run's export, written as its checkpoints arrive.
+    pub tensorboard: Option<Vec<crate::tensorboard::RunExport>>,
 }
 
 /// How long the loop sleeps when nothing happens.
@@ -108,7 +111,24 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         (Some(ours), Some(probe)) => Some(format!("{ours}; {probe}")),
         (ours, probe) => ours.clone().or_else(|| probe.clone()),
     };
-    let mut monitors = start_monitors(&options.runs, options.precision, &mut app, &tx)?;
+    let live = options.tensorboard.map(|exports| {
+        let tx = tx.clone();
+        let warn = move |text: String| {
+            let _ = tx.send(Event::App(Message::Notice(text)));
+        };
+        crate::tensorboard::Live::start(exports, Box::new(warn))
+    });
+    let tensorboard = live.as_ref().map(|live| live.handle());
+    let start = |app: &mut App| {
+        start_monitors(
+            &options.runs,
+            options.precision,
+            app,
+            &tx,
+            tensorboard.as_ref(),
+        )
+    };
+    let mut monitors = start(&mut app)?;
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();
     let mut log = FrameLog::from_env(&choice);
@@ -149,7 +169,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 Effect::Restart => {
                     app.generation += 1;
                     app.runs.iter_mut().for_each(app::RunView::reset);
-                    match start_monitors(&options.runs, options.precision, &mut app, &tx) {
+                    match start(&mut app) {
                         Ok(new) => {
                             let old = std::mem::replace(&mut monitors, new);
                             // Stopping waits for the forward pass under way: not here.
@@ -237,10 +257,18 @@ fn start_monitors(
     precision: crate::precision::PrecisionChoice,
     app: &mut App,
     tx: &Sender<Event>,
+    tensorboard: Option<&LiveHandle>,
 ) -> Result<Vec<Monitor>, Box<dyn std::error::Error>> {
     let mut monitors = Vec::with_capacity(runs.len());
     for (run, config) in runs.iter().enumerate() {
-        match start_monitor(config, run, precision, app, tx.clone()) {
+        match start_monitor(
+            config,
+            run,
+            precision,
+            app,
+            tx.clone(),
+            tensorboard.cloned(),
+        ) {
             Ok(monitor) => monitors.push(monitor),
             Err(e) => {
                 monitors.into_iter().for_each(Monitor::stop);
@@ -259,6 +287,7 @@ fn start_monitor(
     precision: crate::precision::PrecisionChoice,
     app: &mut App,
     tx: Sender<Event>,
+    tensorboard: Option<LiveHandle>,
 ) -> Result<Monitor, Box<dyn std::error::Error>> {
     let mut config = config.clone();
     let request = &mut config.settings.request;
@@ -271,10 +300,14 @@ fn start_monitor(
     config.settings.precision =
         precision.resolve(&config.device, &config.settings.request.methods, app.layer);
     app.device = format!("{} {}", config.device.label(), config.settings.precision);
+    let settings = config.settings.clone();
     let (monitor, events) = Monitor::start(config)?;
     let generation = app.generation;
     std::thread::spawn(move || {
         for event in events {
+            if let (Some(tensorboard), Some(report)) = (&tensorboard, event.report()) {
+                tensorboard.report(run, report, &settings);
+            }
             if tx
                 .send(Event::App(Message::Monitor {
                     generation,
