@@ -1,0 +1,440 @@
+//! The one worker: takes checkpoints from the queue (newest first), turns each into maps
+//! for the sample set (only what the history does not hold yet), records them, and
+//! reports; when no checkpoint waits, it measures their trust figures. The history is
+//! its own: nothing else writes to it.
+//!
+//! - `mod.rs`: the loop, the history and the reports;
+//! - [`compute`]: a checkpoint loaded and its missing maps computed;
+//! - [`measure`]: the trust figures, a batch at a time, giving way to new checkpoints;
+//! - [`gpu`]: the GPU running out of memory (retries with backoff, or the CPU).
+
+mod compute;
+mod gpu;
+mod measure;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use super::history::{CheckpointRow, History, HistoryError, Setting, Status, StoredSample};
+use super::queue::Queue;
+use super::scan::Fingerprint;
+use super::timeline::{self, Entry};
+use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
+use crate::cam::engine::Cancel;
+use crate::cam::metrics::MetricSettings;
+use crate::cam::{Method, SampleSet};
+use crate::device::{self, SelectedDevice};
+use crate::loader::LoadedModel;
+use crate::model::Res2Net;
+use crate::render::CamSettings;
+
+pub use gpu::GpuMemory;
+
+/// A checkpoint file the scanner found complete (or gave up on), at the content it read.
+#[derive(Debug)]
+pub struct Job {
+    pub path: PathBuf,
+    pub fingerprint: Fingerprint,
+    pub hash: String,
+    pub epoch: Option<u64>,
+    /// Why the file cannot be used, when the scanner already knows.
+    pub failure: Option<String>,
+}
+
+pub struct Worker {
+    pub history: History,
+    pub samples: SampleSet,
+    /// Per sample, the key its results are stored under.
+    pub sample_keys: Vec<String>,
+    pub settings: CamSettings,
+    pub setting: Setting,
+    pub device: SelectedDevice,
+    pub queue: Arc<Queue<Job>>,
+    pub events: Sender<MonitorEvent>,
+    pub scanner: Sender<ScanMessage>,
+    /// Set when the monitor stops: the loop ends, and a computation under way stops
+    /// at its next forward pass (the settings' request carries the same token).
+    pub cancel: Cancel,
+    /// The trust figures to compute once a checkpoint's maps are recorded.
+    pub metrics: MetricSettings,
+    /// Checkpoints whose maps are recorded but whose trust figures are not (all) yet:
+    /// measured when no checkpoint waits for its maps, the newest first.
+    pub pending: Vec<Pending>,
+    /// The untrained network of the sanity check, for the architecture (as JSON) it
+    /// was built for.
+    pub random: Option<(String, Res2Net)>,
+    /// The network of the checkpoint whose maps were computed last (by content hash),
+    /// kept for its trust figures, which come next unless a newer checkpoint does: they
+    /// start at once instead of after loading it again.
+    pub warm: Option<(String, LoadedModel)>,
+    /// Images per forward pass when measuring trust figures: as many as take about
+    /// `measure::GIVE_WAY_WITHIN` (from the last maps' forward pass), so that a new checkpoint
+    /// waits no longer than that for its maps. The settings' batch until then.
+    pub measure_batch: usize,
+    pub gpu: GpuMemory,
+}
+
+/// A checkpoint waiting for its trust figures.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub path: PathBuf,
+    pub hash: String,
+    pub fingerprint: Fingerprint,
+    pub epoch: Option<u64>,
+}
+
+/// What a job's checkpoint needs: per sample (by index), the methods not yet stored.
+type Missing = Vec<(usize, Vec<Method>)>;
+
+impl Worker {
+    pub fn run(mut self) {
+        if let Err(e) = self.replay() {
+            self.warn(e.to_string());
+        }
+        while !self.cancel.is_cancelled() {
+            self.requeue_due();
+            // Maps first: trust figures only when no checkpoint is waiting.
+            let wait = if self.pending.is_empty() {
+                Duration::from_millis(250)
+            } else {
+                Duration::ZERO
+            };
+            let Some(job) = self.queue.pop(wait) else {
+                if let Some(next) = self.next_pending() {
+                    match crate::isolate::isolated(|| self.measure(next)) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => self.warn(e.to_string()),
+                        Err(panic) => self.warn(panic),
+                    }
+                    device::release_cached_memory(&self.device);
+                }
+                continue;
+            };
+            match crate::isolate::isolated(|| self.handle(job)) {
+                Ok(Ok(())) => {}
+                // The history could not be written (disk full, database locked for
+                // long): say so and go on; the file is looked at again when it changes.
+                Ok(Err(e)) => self.warn(e.to_string()),
+                Err(panic) => self.warn(panic),
+            }
+            device::release_cached_memory(&self.device);
+        }
+    }
+
+    fn working(&self, path: &Path, done: usize, total: usize) {
+        let _ = self.events.send(MonitorEvent::Working {
+            path: path.to_path_buf(),
+            queued: self.queue.len(),
+            done,
+            total,
+        });
+    }
+
+    fn warn(&self, message: String) {
+        let _ = self.events.send(MonitorEvent::Warning(message));
+    }
+
+    /// Reports the whole stored history at once, in training order, and queues what the
+    /// current sample set and methods still need from files that are still there.
+    fn replay(&mut self) -> Result<(), HistoryError> {
+        let rows = self.history.checkpoints()?;
+        let entries = timeline::order(&rows);
+        let mut walk = timeline::Walk::new(&self.samples.samples, &self.settings.request.methods);
+        let mut reported = 0;
+        for entry in &entries {
+            let start = Instant::now();
+            let stored = self.stored(&entry.hash)?;
+            if entry.status == Status::Ok && !self.missing(&stored).is_empty() {
+                // Computed again (only what is missing) if one of its files is unchanged.
+                if let Some(row) = rows.iter().rev().find(|r| {
+                    r.hash == entry.hash && Fingerprint::of(&r.path) == Some(r.fingerprint)
+                }) {
+                    self.queue.push(
+                        row.path.clone(),
+                        row.fingerprint.mtime_ns,
+                        false,
+                        Job {
+                            path: row.path.clone(),
+                            fingerprint: row.fingerprint,
+                            hash: row.hash.clone(),
+                            epoch: row.epoch,
+                            failure: None,
+                        },
+                    );
+                    continue;
+                }
+            }
+            if entry.status == Status::Ok
+                && !self.untrusted(&stored).is_empty()
+                && let Some(row) = rows.iter().rev().find(|r| {
+                    r.hash == entry.hash && Fingerprint::of(&r.path) == Some(r.fingerprint)
+                })
+            {
+                self.pending.push(Pending {
+                    path: row.path.clone(),
+                    hash: row.hash.clone(),
+                    fingerprint: row.fingerprint,
+                    epoch: row.epoch,
+                });
+            }
+            let report = walk.report(entry, stored);
+            reported += 1;
+            self.send(report, Source::History, start);
+        }
+        let _ = self.events.send(MonitorEvent::Replayed {
+            checkpoints: reported,
+        });
+        Ok(())
+    }
+
+    fn send(&self, report: CheckpointReport, source: Source, start: Instant) {
+        let _ = self.events.send(MonitorEvent::Checkpoint {
+            report: Box::new(report),
+            source,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+        });
+    }
+
+    fn stored(&self, hash: &str) -> Result<Vec<StoredSample>, HistoryError> {
+        self.history.results(hash, &self.setting, &self.sample_keys)
+    }
+
+    fn missing(&self, stored: &[StoredSample]) -> Missing {
+        stored
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let methods: Vec<Method> = self
+                    .settings
+                    .request
+                    .methods
+                    .iter()
+                    .copied()
+                    .filter(|m| s.prediction.is_none() || !s.maps.iter().any(|x| x.method == *m))
+                    .collect();
+                (!methods.is_empty()).then_some((i, methods))
+            })
+            .collect()
+    }
+
+    fn handle(&mut self, mut job: Job) -> Result<(), HistoryError> {
+        let start = Instant::now();
+        // Another checkpoint's turn: its network is not kept beside this one's.
+        self.warm = None;
+        let mut row = CheckpointRow {
+            path: job.path.clone(),
+            hash: job.hash.clone(),
+            fingerprint: job.fingerprint,
+            epoch: job.epoch,
+            status: Status::Ok,
+            error: None,
+            format: None,
+            arch: None,
+        };
+        if let Some(failure) = job.failure {
+            row.status = Status::Error;
+            row.error = Some(failure);
+            return self.finish(row, &[], Source::Computed, start);
+        }
+        let rows = self.history.checkpoints()?;
+        let known_here = rows
+            .iter()
+            .any(|r| r.path == row.path && r.hash == row.hash);
+        let same_content = rows.iter().rev().find(|r| r.hash == row.hash);
+        if let Some(seen) = same_content.filter(|r| r.status == Status::Error) {
+            // The same bytes failed before (under this or another name): same error.
+            row.status = Status::Error;
+            row.error = seen
+                .error
+                .as_ref()
+                .map(|e| rename_in(e, &seen.path, &row.path));
+            let source = Source::History;
+            return self.finish_quietly_if(known_here, row, source, start);
+        }
+        let stored = self.stored(&row.hash)?;
+        let missing = self.missing(&stored);
+        if missing.is_empty() {
+            if let Some(seen) = same_content {
+                row.format.clone_from(&seen.format);
+                row.arch.clone_from(&seen.arch);
+            }
+            return self.finish_quietly_if(known_here, row, Source::History, start);
+        }
+        self.working(&row.path, 0, missing.len());
+        let mut computed = self.compute_isolated(&job.path, &job.hash, &missing, false);
+        // (A CPU fallback's network is not on the worker's device, nor is its speed.)
+        let on_device = computed.is_ok();
+        if matches!(computed, Err(Failure::GpuMemory(_))) {
+            match self.out_of_gpu_memory(job, &missing) {
+                // Tried again later: nothing more now.
+                Err(()) => return Ok(()),
+                Ok((again, back)) => (computed, job) = (again, back),
+            }
+        }
+        self.gpu.attempts.remove(&job.hash);
+        match computed {
+            // Stopping: nothing recorded, the file is computed at the next start.
+            Err(Failure::Cancelled) => Ok(()),
+            Ok(Computed::Changed) => {
+                // Rewritten since the scanner read it: the scanner looks again.
+                let _ = self.scanner.send(ScanMessage::Recheck(job.path));
+                Ok(())
+            }
+            Ok(Computed::Done {
+                format,
+                arch,
+                results,
+                loaded,
+                forward_per_image,
+            }) => {
+                row.format = Some(format);
+                row.arch = Some(arch);
+                if !self.metrics.is_off() {
+                    if on_device {
+                        self.warm = Some((row.hash.clone(), *loaded));
+                        self.measure_batch =
+                            measure::measure_batch(forward_per_image, self.settings.request.batch);
+                    }
+                    self.pending.push(Pending {
+                        path: row.path.clone(),
+                        hash: row.hash.clone(),
+                        fingerprint: row.fingerprint,
+                        epoch: row.epoch,
+                    });
+                }
+                self.finish(row, &results, Source::Computed, start)
+            }
+            Err(Failure::Content(message) | Failure::GpuMemory(message)) => {
+                row.status = Status::Error;
+                row.error = Some(message);
+                self.finish(row, &[], Source::Computed, start)
+            }
+            Err(Failure::Setting(message)) => {
+                // Not the file's fault (a class index out of range, say): reported but
+                // not recorded, so that other settings compute it.
+                let entry = Entry {
+                    hash: row.hash,
+                    path: row.path.clone(),
+                    paths: vec![row.path],
+                    epoch: row.epoch,
+                    mtime_ns: row.fingerprint.mtime_ns,
+                    status: Status::Error,
+                    error: Some(message),
+                    format: None,
+                    arch: None,
+                };
+                self.send(
+                    CheckpointReport::new(&entry, Vec::new()),
+                    Source::Computed,
+                    start,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a file whose content is already in the history; reported unless the
+    /// same file at the same content was recorded before (a touched or re-read file).
+    fn finish_quietly_if(
+        &mut self,
+        known_here: bool,
+        row: CheckpointRow,
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
+        if known_here {
+            return self.history.record(&row, &self.setting, &[]);
+        }
+        self.finish(row, &[], source, start)
+    }
+
+    fn finish(
+        &mut self,
+        row: CheckpointRow,
+        results: &[(String, StoredSample)],
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
+        self.history.record(&row, &self.setting, results)?;
+        self.report(&row, source, start)
+    }
+
+    /// Reports `row`'s content as the history now holds it, and the next checkpoint's
+    /// figures when they changed with it.
+    fn report(
+        &self,
+        row: &CheckpointRow,
+        source: Source,
+        start: Instant,
+    ) -> Result<(), HistoryError> {
+        let rows = self.history.checkpoints()?;
+        let entries = timeline::order(&rows);
+        let Some(at) = entries.iter().position(|e| e.hash == row.hash) else {
+            return Ok(());
+        };
+        // Reported under the name just seen, with the epoch of the content.
+        let mut entry = entries[at].clone();
+        entry.path = row.path.clone();
+        entry.status = row.status;
+        entry.error = row.error.clone();
+        let previous = match entries[..at].iter().rev().find(|e| e.status == Status::Ok) {
+            Some(p) => Some(self.stored(&p.hash)?),
+            None => None,
+        };
+        let methods = &self.settings.request.methods;
+        let mut walk = timeline::Walk::new(&self.samples.samples, methods).after(previous);
+        let report = walk.report(&entry, self.stored(&row.hash)?);
+        match source {
+            Source::Measured => {
+                let _ = self.events.send(MonitorEvent::Measured(Box::new(report)));
+                return Ok(());
+            }
+            _ => self.send(report, source, start),
+        }
+        // Computed after a later checkpoint (newest first): that one's drift was
+        // measured against an older neighbour, or none. Tell the UI its new figures.
+        if row.status == Status::Ok
+            && let Some(next) = entries[at + 1..].iter().find(|e| e.status == Status::Ok)
+        {
+            let report = walk.report(next, self.stored(&next.hash)?);
+            let _ = self.events.send(MonitorEvent::Revised(Box::new(report)));
+        }
+        Ok(())
+    }
+}
+
+/// Why a checkpoint gave no maps.
+enum Failure {
+    /// The file: unreadable, foreign, mismatched. Recorded: the same bytes fail again.
+    Content(String),
+    /// The settings (a layer or class the network does not have).
+    Setting(String),
+    /// The monitor is stopping.
+    Cancelled,
+    /// The GPU ran out of memory: not the file's fault.
+    GpuMemory(String),
+}
+
+enum Computed {
+    Done {
+        format: String,
+        arch: String,
+        results: Vec<(String, StoredSample)>,
+        loaded: Box<LoadedModel>,
+        forward_per_image: Duration,
+    },
+    /// The file no longer holds the content that was queued.
+    Changed,
+}
+
+/// The BLAKE3 hash of a file's bytes, in hex: the identity of a checkpoint's content.
+pub fn content_hash(data: &[u8]) -> String {
+    blake3::hash(data).to_hex().to_string()
+}
+
+/// An error recorded for one name, told for another name of the same bytes.
+fn rename_in(error: &str, from: &Path, to: &Path) -> String {
+    error.replace(&from.display().to_string(), &to.display().to_string())
+}
