@@ -1,9 +1,10 @@
 //! The figures camwatch gives per checkpoint, in one table: what each is called, how a
 //! sample's value comes from its figures, its unit and scale, and which way is better.
-//! The UI's charts, the comparing view and `camwatch report`, `camwatch check`'s rules
-//! and the TensorBoard export all read it, so they name and compute the same thing the
-//! same way.
+//! The UI's charts, the comparing view and `camwatch report`, `camwatch history`'s
+//! table, `camwatch check`'s rules and the TensorBoard export all read it, so they name
+//! and compute the same thing the same way.
 
+use crate::cam::metrics::Metric;
 use crate::cam::{Method, Sample};
 use crate::monitor::CheckpointReport;
 use crate::monitor::timeline::SampleFigures;
@@ -16,15 +17,15 @@ pub enum Better {
 }
 
 /// What the samples (or the run) must have for a figure to exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Needs {
     Nothing,
     /// Object boxes in `labels.csv`.
     Boxes,
     /// Labels in `labels.csv`.
     Labels,
-    /// Faithfulness figures, measured after the maps (`--metrics`).
-    Metrics,
+    /// This faithfulness metric, measured after the maps (`--metrics`).
+    Metric(Metric),
     /// The sanity checks, measured after the maps.
     Sanity,
 }
@@ -112,7 +113,7 @@ pub static FIGURES: [Figure; 10] = [
         unit: "area under p(target) as the map's pixels are inserted, 0..1",
         max: 1.0,
         better: Better::Higher,
-        needs: Needs::Metrics,
+        needs: Needs::Metric(Metric::Insertion),
         value: |f, m, _| f.metrics.as_ref()?.get(m.name())?.insertion_auc,
     },
     Figure {
@@ -122,7 +123,7 @@ pub static FIGURES: [Figure; 10] = [
         unit: "area under p(target) as the map's pixels are deleted, 0..1",
         max: 1.0,
         better: Better::Lower,
-        needs: Needs::Metrics,
+        needs: Needs::Metric(Metric::Deletion),
         value: |f, m, _| f.metrics.as_ref()?.get(m.name())?.deletion_auc,
     },
     Figure {
@@ -132,7 +133,7 @@ pub static FIGURES: [Figure; 10] = [
         unit: "ROAD's least- minus most-relevant-first score change, -1..1",
         max: 1.0,
         better: Better::Higher,
-        needs: Needs::Metrics,
+        needs: Needs::Metric(Metric::Road),
         value: |f, m, _| f.metrics.as_ref()?.get(m.name())?.road_combined,
     },
     Figure {
@@ -142,18 +143,21 @@ pub static FIGURES: [Figure; 10] = [
         unit: "p(target) of the image times its map minus of the image, -1..1",
         max: 1.0,
         better: Better::Higher,
-        needs: Needs::Metrics,
+        needs: Needs::Metric(Metric::Confidence),
         value: |f, m, _| f.metrics.as_ref()?.get(m.name())?.confidence_change,
     },
     Figure {
         key: "sanity_flags",
         name: "sanity flags",
         short: "flags",
-        unit: "sanity checks failed (ignores the class, like an untrained network's), 0..2",
-        max: 2.0,
+        unit: "1 when a sanity check flags the map (ignores the class, like an untrained network's), 0..1",
+        max: 1.0,
         better: Better::Lower,
         needs: Needs::Sanity,
-        value: |f, m, _| Some(f.sanity.as_ref()?.get(m.name())?.flags().len() as f32),
+        value: |f, m, _| {
+            let flags = f.sanity.as_ref()?.get(m.name())?.flags();
+            Some(f32::from(u8::from(!flags.is_empty())))
+        },
     },
 ];
 

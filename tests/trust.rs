@@ -277,7 +277,7 @@ fn check_passes_the_last_demo_epoch_and_fails_the_first() {
     let stdout = String::from_utf8_lossy(&first.stdout);
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(!first.status.success());
-    assert!(stdout.contains("FAIL  box energy"), "{stdout}");
+    assert!(stdout.contains("FAIL  mean box energy"), "{stdout}");
     assert!(stderr.contains("check(s) failed"), "{stderr}");
 
     let missing = check("99");

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use camwatch::cam::metrics::{Metric, MetricSettings};
-use camwatch::cam::{Method, SampleMaps};
+use camwatch::cam::{Method, Sample};
+use camwatch::figures::{self, Better, Figure, Needs};
+use camwatch::monitor::history::{Prediction, StoredMap, StoredSample};
+use camwatch::monitor::timeline::SampleFigures;
 use camwatch::monitor::{self, epoch, scan, timeline};
 use camwatch::paths;
 use camwatch::render::{self, SampleTrust};
@@ -72,74 +75,66 @@ fn parse_epoch(s: &str) -> Result<Epoch, String> {
     }
 }
 
-/// What a rule measures, over the samples, per method.
+/// What a rule measures, over the samples, per method: a figure of the one table
+/// (its name, its direction, how a sample's value is found), or the run-level Average
+/// Drop.
 #[derive(Clone, Copy)]
-enum Figure {
-    BoxEnergy,
-    PointingHits,
-    Accuracy,
-    /// The mean of a faithfulness metric.
-    Mean(Metric),
+enum Measure {
+    /// The mean over the samples that have the figure.
+    Mean(&'static Figure),
+    /// How many samples have it (a 0/1 figure: maps flagged).
+    Count(&'static Figure),
+    /// Average Drop in confidence (percent), from each sample's confidence change.
     AverageDrop,
-    SanityFlags,
 }
 
-impl Figure {
+impl Measure {
     fn name(self) -> &'static str {
         match self {
-            Figure::BoxEnergy => "box energy",
-            Figure::PointingHits => "pointing hits",
-            Figure::Accuracy => "accuracy",
-            Figure::Mean(Metric::Deletion) => "deletion AUC",
-            Figure::Mean(Metric::Insertion) => "insertion AUC",
-            Figure::Mean(Metric::Road) => "ROAD combined",
-            Figure::Mean(Metric::Confidence) => "conf. change",
-            Figure::AverageDrop => "average drop %",
-            Figure::SanityFlags => "sanity flags",
+            Measure::Mean(f) | Measure::Count(f) => f.name,
+            Measure::AverageDrop => "average drop %",
         }
     }
 
-    /// The metric it needs computed, if any.
-    fn metric(self) -> Option<Metric> {
+    /// Which way passes: the figure's own better direction.
+    fn at_least(self) -> bool {
         match self {
-            Figure::Mean(m) => Some(m),
-            Figure::AverageDrop => Some(Metric::Confidence),
-            _ => None,
+            Measure::Mean(f) | Measure::Count(f) => f.better == Better::Higher,
+            Measure::AverageDrop => false,
+        }
+    }
+
+    /// What must be measured after the maps for it.
+    fn needs(self) -> Needs {
+        match self {
+            Measure::Mean(f) | Measure::Count(f) => f.needs,
+            Measure::AverageDrop => Needs::Metric(Metric::Confidence),
         }
     }
 }
 
-/// A figure, which way it must go, and its threshold.
+/// A measure and its threshold.
 struct Rule {
-    figure: Figure,
-    at_least: bool,
+    measure: Measure,
     threshold: f32,
 }
 
 impl CheckArgs {
     fn rules(&self) -> Vec<Rule> {
-        let rule = |figure, at_least, threshold: Option<f32>| {
-            threshold.map(|threshold| Rule {
-                figure,
-                at_least,
-                threshold,
-            })
+        let rule = |measure, threshold: Option<f32>| {
+            threshold.map(|threshold| Rule { measure, threshold })
         };
+        let mean = |key| Measure::Mean(figures::by_key(key));
         [
-            rule(Figure::BoxEnergy, true, self.min_box_energy),
-            rule(Figure::PointingHits, true, self.min_pointing),
-            rule(Figure::Accuracy, true, self.min_accuracy),
-            rule(Figure::Mean(Metric::Deletion), false, self.max_deletion_auc),
+            rule(mean("box_energy"), self.min_box_energy),
+            rule(mean("pointing_hits"), self.min_pointing),
+            rule(mean("samples_right"), self.min_accuracy),
+            rule(mean("deletion_auc"), self.max_deletion_auc),
+            rule(mean("insertion_auc"), self.min_insertion_auc),
+            rule(mean("road_combined"), self.min_road),
+            rule(Measure::AverageDrop, self.max_average_drop),
             rule(
-                Figure::Mean(Metric::Insertion),
-                true,
-                self.min_insertion_auc,
-            ),
-            rule(Figure::Mean(Metric::Road), true, self.min_road),
-            rule(Figure::AverageDrop, false, self.max_average_drop),
-            rule(
-                Figure::SanityFlags,
-                false,
+                Measure::Count(figures::by_key("sanity_flags")),
                 self.max_sanity_flags.map(|n| n as f32),
             ),
         ]
@@ -167,14 +162,11 @@ pub fn run(args: CheckArgs) -> CliResult {
     });
     metrics.steps = args.cam.metric_steps;
     for rule in &rules {
-        if let Some(m) = rule
-            .figure
-            .metric()
-            .filter(|m| !metrics.metrics.contains(m))
-        {
-            metrics.metrics.push(m);
+        match rule.measure.needs() {
+            Needs::Metric(m) if !metrics.metrics.contains(&m) => metrics.metrics.push(m),
+            Needs::Sanity => metrics.sanity = true,
+            _ => {}
         }
-        metrics.sanity |= matches!(rule.figure, Figure::SanityFlags);
     }
     let cam = CamArgs {
         checkpoint: checkpoint.clone(),
@@ -197,11 +189,13 @@ pub fn run(args: CheckArgs) -> CliResult {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let figures = sample_figures(&computed, &trust);
     let mut failed = 0;
     for rule in &rules {
         for &method in methods {
-            let value = figure(rule.figure, method, &computed, &trust)?;
-            let holds = if rule.at_least {
+            let value = measure(rule.measure, method, &computed, &figures, &trust)?;
+            let at_least = rule.measure.at_least();
+            let holds = if at_least {
                 value >= rule.threshold
             } else {
                 value <= rule.threshold
@@ -210,9 +204,9 @@ pub fn run(args: CheckArgs) -> CliResult {
             println!(
                 "{}  {:<15} {:>8.3} {} {:<8} {method}",
                 if holds { "pass" } else { "FAIL" },
-                rule.figure.name(),
+                rule.measure.name(),
                 value,
-                if rule.at_least { "≥" } else { "≤" },
+                if at_least { "≥" } else { "≤" },
                 rule.threshold,
             );
         }
@@ -228,69 +222,71 @@ pub fn run(args: CheckArgs) -> CliResult {
     Ok(())
 }
 
-/// `figure` for `method`, over the samples.
-fn figure(
-    figure: Figure,
+/// The computed results as the history would report them, for the figures table.
+fn sample_figures(computed: &Computed, trust: &[SampleTrust]) -> Vec<SampleFigures> {
+    let stored: Vec<StoredSample> = computed
+        .results
+        .iter()
+        .zip(trust)
+        .map(|(result, trust)| StoredSample {
+            prediction: Some(Prediction {
+                logits: result.logits.clone(),
+                probs: result.probs.clone(),
+                predicted: result.predicted,
+            }),
+            maps: result
+                .maps
+                .iter()
+                .map(|(method, map)| StoredMap {
+                    method: *method,
+                    class: result.target,
+                    map: map.clone(),
+                    // Measured against the sample's box when the figures are made.
+                    on_object: None,
+                })
+                .collect(),
+            trust: trust.clone(),
+        })
+        .collect();
+    let samples: Vec<&Sample> = computed.set.samples.iter().collect();
+    timeline::sample_figures(&samples, &stored, &computed.resolved.request.methods)
+}
+
+/// `measure` for `method`, over the samples.
+fn measure(
+    measure: Measure,
     method: Method,
     computed: &Computed,
+    figures: &[SampleFigures],
     trust: &[SampleTrust],
 ) -> CliResult<f32> {
-    let samples = &computed.set.samples;
-    let maps = |r: &SampleMaps| {
-        r.maps
-            .iter()
-            .find(|(m, _)| *m == method)
-            .map(|(_, map)| map.clone())
-    };
-    let mean = |values: Vec<f32>, what: &str| -> CliResult<f32> {
-        if values.is_empty() {
-            return Err(format!("{}: {what}", computed.set.dir.display()).into());
+    let figure = match measure {
+        Measure::Mean(f) | Measure::Count(f) => f,
+        Measure::AverageDrop => {
+            return Ok(render::confidence_summary(method, &computed.results, trust)
+                .map_or(0.0, |s| s.average_drop));
         }
-        Ok(values.iter().sum::<f32>() / values.len() as f32)
     };
-    let on_object = || -> Vec<(f32, bool)> {
-        samples
-            .iter()
-            .zip(&computed.results)
-            .filter_map(|(sample, result)| {
-                let (_, energy, hit) = timeline::measure_on_object(&maps(result)?, sample)?;
-                Some((energy, hit))
-            })
-            .collect()
-    };
-    let no_boxes = "no sample has a box in labels.csv (x0,y0,x1,y1)";
-    match figure {
-        Figure::BoxEnergy => mean(on_object().iter().map(|o| o.0).collect(), no_boxes),
-        Figure::PointingHits => mean(
-            on_object()
-                .iter()
-                .map(|o| f32::from(u8::from(o.1)))
-                .collect(),
-            no_boxes,
-        ),
-        Figure::Accuracy => mean(
-            samples
-                .iter()
-                .zip(&computed.results)
-                .filter_map(|(s, r)| Some(f32::from(u8::from(s.label? == r.predicted))))
-                .collect(),
-            "no sample has a label in labels.csv",
-        ),
-        Figure::AverageDrop => Ok(render::confidence_summary(method, &computed.results, trust)
-            .map_or(0.0, |s| s.average_drop)),
-        Figure::SanityFlags => Ok(trust
-            .iter()
-            .filter_map(|t| t.sanity.get(&method))
-            .map(|s| s.flags().len().min(1) as f32)
-            .sum()),
-        Figure::Mean(m) => mean(
-            trust
-                .iter()
-                .filter_map(|t| t.metrics.get(&method)?.get(m))
-                .collect(),
-            "no metric computed",
-        ),
+    let samples = &computed.set.samples;
+    let values: Vec<f32> = figures
+        .iter()
+        .filter_map(|f| {
+            let label = samples.iter().find(|s| s.name == f.name)?.label;
+            (figure.value)(f, method, label)
+        })
+        .collect();
+    if let Measure::Count(_) = measure {
+        return Ok(values.iter().sum());
     }
+    if values.is_empty() {
+        let why = match figure.needs {
+            Needs::Boxes => "no sample has a box in labels.csv (x0,y0,x1,y1)",
+            Needs::Labels => "no sample has a label in labels.csv",
+            _ => "no metric computed",
+        };
+        return Err(format!("{}: {why}", computed.set.dir.display()).into());
+    }
+    Ok(values.iter().sum::<f32>() / values.len() as f32)
 }
 
 /// The checkpoint to check: `run` itself when it is a file, else the one of the folder

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use camwatch::cam::SampleSet;
-use camwatch::cam::metrics::Faithfulness;
+use camwatch::cam::{Method, Sample, SampleSet};
+use camwatch::figures;
 use camwatch::paths;
 use camwatch::render::CamSettings;
 
@@ -91,7 +91,11 @@ pub fn run(args: HistoryArgs) -> CliResult {
             .path
             .strip_prefix(&args.run.dir)
             .unwrap_or(&report.path);
-        let line = summarise(report);
+        let line = summarise(
+            report,
+            shared.settings.request.methods[0],
+            &shared.samples.samples,
+        );
         println!(
             "{epoch:>6}  {:<32} {:>6}  {line}",
             paths::for_terminal(&name.display().to_string()),
@@ -104,55 +108,41 @@ pub fn run(args: HistoryArgs) -> CliResult {
     Ok(())
 }
 
-/// Means over samples (first method): target probability, box energy, pointing hits,
-/// 1 − correlation with the previous checkpoint, insertion and deletion AUC (once
-/// measured); and the number of events.
-fn summarise(report: &CheckpointReport) -> String {
-    let samples = &report.samples;
-    if samples.is_empty() {
+/// The table's figures, by the one table of figures: the run means of target
+/// probability, box energy (and the pointing hits as a count), drift, insertion and
+/// deletion AUC (once measured) for `method`; and the number of events.
+fn summarise(report: &CheckpointReport, method: Method, samples: &[Sample]) -> String {
+    if report.samples.is_empty() {
         return String::new();
     }
-    let mean = |values: Vec<f32>| {
-        if values.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{:.3}", values.iter().sum::<f32>() / values.len() as f32)
-        }
+    let mean = |key: &str| {
+        figures::by_key(key)
+            .at(report, method, samples)
+            .map_or("-".to_string(), |v| format!("{v:.3}"))
     };
-    let first = |m: &Option<std::collections::BTreeMap<String, f32>>| {
-        m.as_ref().and_then(|m| m.values().next().copied())
-    };
-    let probs = samples.iter().map(|s| s.target_prob).collect();
-    let energy = samples
+    // Hits as a count of the samples with a box: `3/12`.
+    let pointing = figures::by_key("pointing_hits");
+    let hits: Vec<f32> = report
+        .samples
         .iter()
-        .filter_map(|s| first(&s.box_energy))
-        .collect();
-    let hits: Vec<bool> = samples
-        .iter()
-        .filter_map(|s| s.pointing_hit.as_ref()?.values().next().copied())
-        .collect();
-    let drift = samples
-        .iter()
-        .filter_map(|s| Some(s.drift.as_ref()?.values().next()?.one_minus_corr))
+        .filter_map(|f| (pointing.value)(f, method, None))
         .collect();
     let hits = if hits.is_empty() {
         "-".into()
     } else {
-        format!("{}/{}", hits.iter().filter(|h| **h).count(), hits.len())
-    };
-    let metric = |get: fn(&Faithfulness) -> Option<f32>| {
-        samples
-            .iter()
-            .filter_map(|s| get(s.metrics.as_ref()?.values().next()?))
-            .collect()
+        format!(
+            "{}/{}",
+            hits.iter().filter(|h| **h > 0.5).count(),
+            hits.len()
+        )
     };
     format!(
         "{:>7}  {:>7}  {hits:>6}  {:>6}  {:>6}  {:>6}  {:>6}",
-        mean(probs),
-        mean(energy),
-        mean(drift),
-        mean(metric(|f| f.insertion_auc)),
-        mean(metric(|f| f.deletion_auc)),
+        mean("target_prob"),
+        mean("box_energy"),
+        mean("drift"),
+        mean("insertion_auc"),
+        mean("deletion_auc"),
         report.events.len()
     )
 }

@@ -355,6 +355,16 @@ fn figures(
     (out, events)
 }
 
+/// The figures of results just computed, with no checkpoint before them (what `camwatch
+/// check` judges): as the history would report them.
+pub fn sample_figures(
+    samples: &[&Sample],
+    results: &[StoredSample],
+    methods: &[Method],
+) -> Vec<SampleFigures> {
+    figures(samples, results, None, methods).0
+}
+
 /// Share of a checkpoint's samples (with boxes) whose map must point inside the box for
 /// attention to count as on the object.
 pub const ON_OBJECT_SHARE: f32 = 0.75;

@@ -141,7 +141,7 @@ impl RunExport {
                 self.log.scalar(&tag, step, wall_time, *value, &about);
             }
         }
-        let measured_later = matches!(figure.needs, Needs::Metrics | Needs::Sanity);
+        let measured_later = matches!(figure.needs, Needs::Metric(_) | Needs::Sanity);
         if measured_later && values.iter().any(Option::is_none) {
             return;
         }

@@ -765,7 +765,7 @@ fn chart_rows(app: &App) -> Vec<&'static Figure> {
             Needs::Nothing => true,
             Needs::Boxes => boxes,
             Needs::Labels => labels,
-            Needs::Metrics => measured(|f| f.metrics.is_some()),
+            Needs::Metric(_) => measured(|f| f.metrics.is_some()),
             Needs::Sanity => measured(|f| f.sanity.is_some()),
         })
         .collect()
@@ -864,7 +864,8 @@ pub(super) fn plot_series(ctx: &mut canvas::Context, series: &[Option<(f64, f64)
 }
 
 /// What happens now (computing, a notice or an error) first, where a narrow terminal
-/// keeps it; then the device, the graphics, the run.
+/// keeps it, and whose camwatch writes the results when another one does; then the
+/// device, the graphics, the run.
 fn status(app: &App) -> Line<'static> {
     let mut parts = vec![Span::raw(" ")];
     if let Some(w) = &app.run().working {
@@ -885,16 +886,17 @@ fn status(app: &App) -> Line<'static> {
     } else if let Some(error) = &app.last_error {
         parts.push(Span::raw(format!("{error} · ")).red());
     }
+    // Whose the results are, before the set-up: 80 columns keep it.
+    if let Some(writer) = &app.run().following {
+        let text = crate::paths::for_terminal(&following(writer.as_ref()));
+        parts.push(Span::raw(format!("{text} · ")).yellow());
+    }
     parts.push(Span::raw(format!(
         "{} · {} · {} ",
         app.device,
         app.graphics,
         app.run().dir.display()
     )));
-    if let Some(writer) = &app.run().following {
-        let text = crate::paths::for_terminal(&following(writer.as_ref()));
-        parts.push(Span::raw(format!("· {text} ")).yellow());
-    }
     if let Some(latest) = app.epochs().last() {
         parts.push(Span::raw(format!("· latest {} ", App::epoch_label(latest))));
     }
