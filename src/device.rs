@@ -249,6 +249,30 @@ pub fn reuse_freed_memory() {
     }
 }
 
+/// What a monitor does with the memory a checkpoint's computation used, once done
+/// (`--gpu-memory`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryUse {
+    /// Kept for the next checkpoint: no allocation on its critical path, but the
+    /// memory stays taken from the training job beside camwatch.
+    Keep,
+    /// Handed back after each checkpoint ([`release_cached_memory`]).
+    #[default]
+    Release,
+}
+
+impl FromStr for MemoryUse {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "keep" => Ok(MemoryUse::Keep),
+            "release" => Ok(MemoryUse::Release),
+            _ => Err(format!("{s:?}: expected keep or release")),
+        }
+    }
+}
+
 /// Hands memory kept for reuse back after a checkpoint, so the training job beside
 /// camwatch can use it: the heap's free pages to the system ([`reuse_freed_memory`]),
 /// and what libtorch's CUDA allocator keeps cached to the driver, as

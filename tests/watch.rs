@@ -579,6 +579,49 @@ fn a_history_above_the_run_still_follows_in_seconds() {
     assert!(watch.interrupt().success());
 }
 
+/// `--gpu-memory keep` (nothing handed back between checkpoints) computes the same
+/// maps; a word other than keep or release is refused in one line.
+#[test]
+fn memory_kept_between_checkpoints_gives_the_same_maps() {
+    let dir = run_dir("watch-gpu-memory");
+    for epoch in 1..=2 {
+        std::fs::write(
+            dir.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    }
+    let watch = Watch::start(&dir, &["--gpu-memory", "keep"]);
+    let lines = watch.take(2);
+    assert!(watch.interrupt().success());
+    // Computed again from scratch, memory handed back as by default.
+    std::fs::remove_dir_all(dir.join(".camwatch")).unwrap();
+    let watch = Watch::start(&dir, &[]);
+    let released = watch.take(2);
+    assert!(watch.interrupt().success());
+    let energy = |lines: &[Value]| -> Vec<(u64, f64)> {
+        let mut out: Vec<(u64, f64)> = lines
+            .iter()
+            .map(|l| {
+                let e = l["samples"][0]["box_energy"]["gradcam"].as_f64().unwrap();
+                (l["epoch"].as_u64().unwrap(), e)
+            })
+            .collect();
+        out.sort_by_key(|(epoch, _)| *epoch);
+        out
+    };
+    assert_eq!(energy(&lines), energy(&released));
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["watch", "--headless", "--gpu-memory", "sometimes"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("expected keep or release"), "{stderr}");
+}
+
 /// `timeout` signals its child and then the child's process group: the same SIGTERM
 /// twice at once is one request to stop, which ends with status 0 (it used to be taken
 /// for a second signal: status 1, and no word of why).

@@ -158,10 +158,11 @@ class MemorySampler(threading.Thread):
         return later[0] if later else None
 
 
-def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_on):
+def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_on,
+                memory="release"):
     """Per-checkpoint `ms` of a headless watch over 4 distinct copies, and the GPU's
-    memory around it."""
-    name = f"watch-{Path(samples).name}-{device}-{precision}"
+    memory around it, with `--gpu-memory MEMORY`."""
+    name = f"watch-{Path(samples).name}-{device}-{precision}-{memory}"
     folder = raw / name
     if folder.exists():
         shutil.rmtree(folder)
@@ -174,7 +175,8 @@ def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_o
         watch = subprocess.Popen(
             [str(camwatch), "watch", str(folder), "--headless", "--samples", str(samples),
              "--device", device, "--precision", precision, "--metrics", "none",
-             "--settle", "0.2"], stdout=subprocess.PIPE, stderr=err, text=True)
+             "--settle", "0.2", "--gpu-memory", memory],
+            stdout=subprocess.PIPE, stderr=err, text=True)
         for line in watch.stdout:
             event = json.loads(line)
             if event.get("event") != "checkpoint":
@@ -294,6 +296,10 @@ def main():
             key = f"{len([p for p in Path(folder).iterdir() if p.suffix == '.png'])} samples {precision}"
             summary["watch"][key] = watch_times(camwatch, checkpoint, folder, gpu, precision,
                                                 raw, not args.cpu_only)
+    # What --gpu-memory keep holds on the GPU between checkpoints, and what it saves.
+    key = f"{len([p for p in Path(samples).iterdir() if p.suffix == '.png'])} samples fp32 keep"
+    summary["watch"][key] = watch_times(camwatch, checkpoint, samples, gpu, "fp32", raw,
+                                        not args.cpu_only, memory="keep")
     print("pytorch-grad-cam…", file=sys.stderr)
     summary["pytorch_grad_cam_ms"] = grad_cam_times(checkpoint, samples, gpu, raw)
     summary["seconds"] = round(time.time() - started, 1)

@@ -49,6 +49,11 @@ pub struct WatchArgs {
     /// again (2 s, doubling, at most a minute apart).
     #[arg(long)]
     pub cpu_fallback: bool,
+    /// After each checkpoint, hand the memory its computation used back to the
+    /// training job (release: libtorch's cached GPU memory and the heap's free pages),
+    /// or keep it for the next checkpoint (keep: no allocation on its way to the maps).
+    #[arg(long, value_name = "keep|release", default_value = "release")]
+    pub gpu_memory: device::MemoryUse,
     /// CPU threads for the network [default: half the cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -176,6 +181,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         },
         metrics: args.run.cam.metric_settings("all"),
         cpu_fallback: args.cpu_fallback,
+        memory: args.gpu_memory,
     };
     let precision = config.settings.precision;
     // One monitor (history, scanner, worker) per run.

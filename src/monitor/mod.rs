@@ -66,6 +66,8 @@ pub struct MonitorConfig {
     /// When the GPU runs out of memory, compute that checkpoint on the CPU rather than
     /// wait for memory and try again.
     pub cpu_fallback: bool,
+    /// Whether the memory of a checkpoint's computation is handed back after it.
+    pub memory: crate::device::MemoryUse,
 }
 
 /// Where a report's maps came from.
@@ -480,6 +482,7 @@ impl Monitor {
             warm: None,
             measure_batch,
             gpu: worker::GpuMemory::new(config.cpu_fallback),
+            memory: config.memory,
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())

@@ -25,7 +25,7 @@ use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
 use crate::cam::engine::Cancel;
 use crate::cam::metrics::MetricSettings;
 use crate::cam::{Method, SampleSet};
-use crate::device::{self, SelectedDevice};
+use crate::device::{self, MemoryUse, SelectedDevice};
 use crate::loader::LoadedModel;
 use crate::model::Res2Net;
 use crate::render::CamSettings;
@@ -74,6 +74,8 @@ pub struct Worker {
     /// waits no longer than that for its maps. The settings' batch until then.
     pub measure_batch: usize,
     pub gpu: GpuMemory,
+    /// Whether memory is handed back after each checkpoint (`--gpu-memory`).
+    pub memory: MemoryUse,
 }
 
 /// A checkpoint waiting for its trust figures.
@@ -108,7 +110,7 @@ impl Worker {
                         Ok(Err(e)) => self.warn(e.to_string()),
                         Err(panic) => self.warn(panic),
                     }
-                    device::release_cached_memory(&self.device);
+                    self.done_with_memory();
                 }
                 continue;
             };
@@ -119,6 +121,14 @@ impl Worker {
                 Ok(Err(e)) => self.warn(e.to_string()),
                 Err(panic) => self.warn(panic),
             }
+            self.done_with_memory();
+        }
+    }
+
+    /// After a checkpoint's maps or a batch of trust figures: the memory they used is
+    /// handed back to the training job, unless `--gpu-memory keep`.
+    fn done_with_memory(&self) {
+        if self.memory == MemoryUse::Release {
             device::release_cached_memory(&self.device);
         }
     }
