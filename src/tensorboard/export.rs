@@ -207,11 +207,9 @@ impl RunExport {
         hash: &str,
         settings: &CamSettings,
     ) -> Result<Vec<StoredSample>, HistoryError> {
-        if self.history.is_none() {
-            self.history = Some(History::open_read_only(&self.history_file, &self.dir)?);
-        }
-        let Some(history) = &self.history else {
-            unreachable!("opened above");
+        let history = match &mut self.history {
+            Some(history) => history,
+            none => none.insert(History::open_read_only(&self.history_file, &self.dir)?),
         };
         let keys = sample_keys(&self.samples, settings.request.target);
         history.results(hash, &setting(settings, self.steps), &keys)

@@ -86,7 +86,7 @@ fn write_held(runs: &mut [Option<RunExport>], held: &mut Vec<Held>, warn: &Warn)
 
 /// The writer thread of a watcher's exports, one per run (by the monitor's run index).
 pub struct Live {
-    messages: Option<Sender<Message>>,
+    handle: LiveHandle,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -119,25 +119,19 @@ impl Live {
             })
             .ok();
         Live {
-            messages: Some(tx),
+            handle: LiveHandle(Some(tx)),
             thread,
         }
     }
 
     /// Writes what `report` of run `run` has that its log lacks.
     pub fn report(&self, run: usize, report: &CheckpointReport, settings: &CamSettings) {
-        if let Some(messages) = &self.messages {
-            let _ = messages.send(Message::Report {
-                run,
-                report: Box::new(report.clone()),
-                settings: Box::new(settings.clone()),
-            });
-        }
+        self.handle.report(run, report, settings);
     }
 
     /// A sender for another thread (the UI's monitors).
     pub fn handle(&self) -> LiveHandle {
-        LiveHandle(self.messages.clone())
+        self.handle.clone()
     }
 
     /// Writes what was sent, then ends the thread.
@@ -146,7 +140,7 @@ impl Live {
     }
 
     fn stop(&mut self) {
-        self.messages = None;
+        self.handle.0 = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -173,11 +173,9 @@ impl EventLog {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<(), LogError> {
-        if self.file.is_none() {
-            self.file = Some(self.create()?);
-        }
-        let Some((file, path, good)) = self.file.as_mut() else {
-            unreachable!("made above");
+        let (file, path, good) = match &mut self.file {
+            Some(open) => open,
+            none => none.insert(create(&self.folder)?),
         };
         let written = file.write_all(bytes).and_then(|()| file.sync_data());
         if let Err(source) = written {
@@ -191,46 +189,47 @@ impl EventLog {
         *good += bytes.len() as u64;
         Ok(())
     }
+}
 
-    /// A new event file of camwatch's, starting with its version record.
-    fn create(&self) -> Result<(File, PathBuf, u64), LogError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        // TensorBoard reads a folder's files in name order: the time first. The counter
-        // keeps two logs of one process in one second apart.
-        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "events.out.tfevents.{}.{}.{}.{}{OWN_SUFFIX}",
-            now.as_secs(),
-            host_name(),
-            std::process::id(),
-            MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let path = self.folder.join(name);
-        let wrap = |source| LogError {
-            path: path.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(wrap)?;
-        let version = Event {
-            wall_time: now.as_secs_f64(),
-            step: 0,
-            what: Some(What::FileVersion("brain.Event:2".into())),
-        };
-        let mut bytes = Vec::new();
-        record::frame(&version.encode_to_vec(), &mut bytes);
-        if let Err(source) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
-            drop(file);
-            let _ = std::fs::remove_file(&path);
-            return Err(wrap(source));
-        }
-        Ok((file, path.clone(), bytes.len() as u64))
+/// A new event file of camwatch's in `folder`, starting with its version record; with
+/// its length.
+fn create(folder: &Path) -> Result<(File, PathBuf, u64), LogError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // TensorBoard reads a folder's files in name order: the time first. The counter
+    // keeps two logs of one process in one second apart.
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "events.out.tfevents.{}.{}.{}.{}{OWN_SUFFIX}",
+        now.as_secs(),
+        host_name(),
+        std::process::id(),
+        MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let path = folder.join(name);
+    let wrap = |source| LogError {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(wrap)?;
+    let version = Event {
+        wall_time: now.as_secs_f64(),
+        step: 0,
+        what: Some(What::FileVersion("brain.Event:2".into())),
+    };
+    let mut bytes = Vec::new();
+    record::frame(&version.encode_to_vec(), &mut bytes);
+    if let Err(source) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(wrap(source));
     }
+    Ok((file, path.clone(), bytes.len() as u64))
 }
 
 /// This machine's name, as event file names carry it (letters, digits, `-` and `.`).
