@@ -43,7 +43,7 @@ fn read_logdir(logdir: &Path) -> Value {
 /// A run with the demo's first `epochs` checkpoints, watched once with the trust
 /// figures `metrics`: its folder, with its history.
 fn watched_run(name: &str, epochs: u32, metrics: &str) -> PathBuf {
-    let dir = run_dir(name).join("run");
+    let dir = run_dir(name).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for epoch in 1..=epochs {
         std::fs::write(
@@ -235,6 +235,38 @@ fn an_export_reads_back_in_tensorboard_as_the_history_has_it() {
     );
     let reread = read_logdir(&logdir);
     assert_eq!(reread["scalars"], read["scalars"]);
+}
+
+/// Several runs: one subfolder each, named as the comparing view names them, so that
+/// TensorBoard overlays them as runs.
+#[test]
+fn several_runs_export_into_a_subfolder_each() {
+    let (a, b) = (
+        watched_run("tb-two-plain", 2, "none"),
+        watched_run("tb-two-shortcut", 1, "none"),
+    );
+    let logdir = a.parent().unwrap().join("logs");
+    let samples = samples_dir();
+    let out = camwatch(&[
+        "export",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--samples",
+        &samples,
+        "--tensorboard",
+        logdir.to_str().unwrap(),
+        "--image-size",
+        "32",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    for (run, epochs) in [("tb-two-plain", 2), ("tb-two-shortcut", 1)] {
+        let read = read_logdir(&logdir.join(run));
+        let steps = read["scalars"]["camwatch/gradcam/box_energy"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{run}: {read}"))
+            .len();
+        assert_eq!(steps, epochs, "{run}");
+    }
 }
 
 #[test]

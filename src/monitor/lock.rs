@@ -145,6 +145,8 @@ fn describe(file: &mut File) -> Holder {
 /// The login name of `uid`, from the password database.
 fn user_name(uid: u32) -> Option<String> {
     let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: passwd is plain data (integers and pointers); all zeroes is a valid value,
+    // which getpwuid_r overwrites.
     let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
     let mut found: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer points into memory that outlives the call, and the buffer's
