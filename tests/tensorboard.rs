@@ -237,6 +237,60 @@ fn an_export_reads_back_in_tensorboard_as_the_history_has_it() {
     assert_eq!(reread["scalars"], read["scalars"]);
 }
 
+/// Checkpoints found together are computed newest first, and their drift is revised as
+/// the older ones arrive: the live writer still writes every epoch, in order, with the
+/// drift each has in the end.
+#[test]
+fn a_burst_computed_newest_first_is_written_in_training_order() {
+    let dir = run_dir("tb-burst");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    for epoch in 1..=3 {
+        std::fs::write(
+            run.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    }
+    let logdir = dir.join("logs");
+    let flags = [
+        "--tensorboard",
+        logdir.to_str().unwrap(),
+        "--image-size",
+        "32",
+    ];
+    let watch = Watch::start(&run, &flags);
+    let order: Vec<u64> = watch
+        .take(3)
+        .iter()
+        .map(|l| l["epoch"].as_u64().unwrap())
+        .collect();
+    // Ended at once: what is held is written on the way out.
+    assert!(watch.interrupt().success());
+    let read = read_logdir(&logdir);
+    let steps = |tag: &str| -> Vec<u64> {
+        read["scalars"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag} (computed in the order {order:?})"))
+            .iter()
+            .map(|r| r[0].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(steps("camwatch/gradcam/box_energy"), [1, 2, 3], "{order:?}");
+    assert_eq!(steps("camwatch/gradcam/drift"), [2, 3], "{order:?}");
+    let history = history_json(&run, &[]);
+    for (checkpoint, row) in history["checkpoints"].as_array().unwrap()[1..].iter().zip(
+        read["scalars"]["camwatch/gradcam/drift/00_disc"]
+            .as_array()
+            .unwrap(),
+    ) {
+        let want = checkpoint["samples"][0]["drift"]["gradcam"]["one_minus_corr"]
+            .as_f64()
+            .unwrap();
+        assert!(close(row[1].as_f64().unwrap(), want), "{row} vs {want}");
+    }
+}
+
 /// Several runs: one subfolder each, named as the comparing view names them, so that
 /// TensorBoard overlays them as runs.
 #[test]

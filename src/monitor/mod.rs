@@ -171,13 +171,13 @@ pub enum MonitorEvent {
 }
 
 impl MonitorEvent {
-    /// The checkpoint a [`MonitorEvent::Checkpoint`] or [`MonitorEvent::Measured`]
-    /// reports, as it now stands.
+    /// The checkpoint a [`MonitorEvent::Checkpoint`], [`MonitorEvent::Revised`] or
+    /// [`MonitorEvent::Measured`] reports, as it now stands.
     pub fn report(&self) -> Option<&CheckpointReport> {
         match self {
-            MonitorEvent::Checkpoint { report, .. } | MonitorEvent::Measured(report) => {
-                Some(report)
-            }
+            MonitorEvent::Checkpoint { report, .. }
+            | MonitorEvent::Revised(report)
+            | MonitorEvent::Measured(report) => Some(report),
             _ => None,
         }
     }
