@@ -79,6 +79,16 @@ pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub fn run(cli: Cli) -> CliResult {
     let command = cli.command.unwrap_or(Command::Watch(cli.watch));
+    // A command that prints and ends (`camwatch history | head`) ends quietly when its
+    // reader goes, as Unix tools do; Rust ignores SIGPIPE, and `println!` would panic
+    // instead. `watch` and `demo` keep it ignored: they see the closed pipe as a write
+    // error and stop cleanly, the history whole.
+    if !matches!(command, Command::Watch(_) | Command::Demo(_)) {
+        // SAFETY: signal(2) with the default action, a process-wide setting; no handler.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match command {
         Command::Info { file, json, device } => info::run(&file, json, device),
         Command::Render(args) => render::run(args),
