@@ -354,7 +354,9 @@ fn a_restarted_watcher_appends_without_repeats_and_leaves_other_files_alone() {
     tensorboard.wait_for_step("camwatch/gradcam/box_energy", 2);
     assert!(watch.interrupt().success());
 
-    // Restarted with one more checkpoint: the history is replayed, only epoch 3 is new.
+    // TensorBoard stopped meanwhile; camwatch restarted with one more checkpoint: the
+    // history is replayed, only epoch 3 is new; TensorBoard started again reads it all.
+    drop(tensorboard);
     std::fs::write(run.join("epoch_3.pdparams"), demo_checkpoint(3)).unwrap();
     let watch = Watch::start(&run, &flags);
     let mut epochs: Vec<u64> = watch
@@ -364,6 +366,7 @@ fn a_restarted_watcher_appends_without_repeats_and_leaves_other_files_alone() {
         .collect();
     epochs.sort();
     assert_eq!(epochs, [1, 2, 3]);
+    let tensorboard = TensorBoard::start(&logdir, free_port());
     tensorboard.wait_for_step("camwatch/gradcam/box_energy", 3);
     assert!(watch.interrupt().success());
 
