@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use camwatch::cam::Method;
+use camwatch::cam::{Method, SampleSet};
 use camwatch::compare;
 use camwatch::monitor;
 use camwatch::paths;
@@ -14,6 +14,7 @@ use camwatch::precision::{Precision, PrecisionChoice};
 use camwatch::tensorboard::{EventLog, ImageOptions, RunExport};
 
 use super::CliResult;
+use super::cam_args::CamOptions;
 use super::history::read_runs;
 use super::run_args::RunArgs;
 
@@ -53,13 +54,50 @@ pub fn run_folders(root: &Path, dirs: &[&Path]) -> Vec<PathBuf> {
         .collect()
 }
 
+impl ImageArgs {
+    /// The images as drawn with the overlay style of `cam`.
+    pub fn options(&self, cam: &CamOptions) -> ImageOptions {
+        ImageOptions {
+            size: self.image_size,
+            style: cam.style(false),
+        }
+    }
+}
+
+/// The export of each run, given as (run folder, history file), into its log folder
+/// under `root` ([`run_folders`]), that folder's own event files read back first (one
+/// of them not whole is said, and what it holds stays).
+pub fn run_exports(
+    root: &Path,
+    runs: &[(PathBuf, PathBuf)],
+    samples: &SampleSet,
+    steps: usize,
+    images: &ImageOptions,
+) -> CliResult<Vec<(PathBuf, RunExport)>> {
+    let dirs: Vec<&Path> = runs.iter().map(|(dir, _)| dir.as_path()).collect();
+    let mut exports = Vec::with_capacity(runs.len());
+    for ((dir, history), folder) in runs.iter().zip(run_folders(root, &dirs)) {
+        let log = EventLog::open(&folder)?;
+        for name in &log.unreadable {
+            eprintln!(
+                "camwatch: {}: not whole (a crash while writing?): what it holds stays",
+                paths::for_terminal(&folder.join(name).display().to_string())
+            );
+        }
+        let export = RunExport::new(
+            log,
+            (dir.clone(), history.clone()),
+            samples.clone(),
+            steps,
+            images.clone(),
+        );
+        exports.push((folder, export));
+    }
+    Ok(exports)
+}
+
 pub fn run(args: ExportArgs) -> CliResult {
     let (shared, runs) = read_runs(&args.run, &args.more)?;
-    let dirs: Vec<&Path> = runs.iter().map(|r| r.dir.as_path()).collect();
-    let images = ImageOptions {
-        size: args.images.image_size,
-        style: args.run.cam.style(false),
-    };
     // Every method and precision stored, each under its own tags, unless asked for.
     let mut settings = shared.settings.clone();
     if args.run.cam.methods.is_empty() {
@@ -70,21 +108,18 @@ pub fn run(args: ExportArgs) -> CliResult {
         Some(PrecisionChoice::Bf16) => vec![Precision::Bf16],
         _ => vec![Precision::Fp32, Precision::Bf16],
     };
-    for (run, folder) in runs.iter().zip(run_folders(&args.tensorboard, &dirs)) {
-        let log = EventLog::open(&folder)?;
-        for name in &log.unreadable {
-            eprintln!(
-                "camwatch: {}: not whole (a crash while writing?): what it holds stays",
-                paths::for_terminal(&folder.join(name).display().to_string())
-            );
-        }
-        let mut export = RunExport::new(
-            log,
-            (run.dir.clone(), run.file.clone()),
-            shared.samples.clone(),
-            shared.steps,
-            images.clone(),
-        );
+    let locations: Vec<(PathBuf, PathBuf)> = runs
+        .iter()
+        .map(|r| (r.dir.clone(), r.file.clone()))
+        .collect();
+    let exports = run_exports(
+        &args.tensorboard,
+        &locations,
+        &shared.samples,
+        shared.steps,
+        &args.images.options(&args.run.cam),
+    )?;
+    for (run, (folder, mut export)) in runs.iter().zip(exports) {
         let (mut values, mut steps) = (0, 0);
         for &precision in &precisions {
             settings.precision = precision;

@@ -14,11 +14,11 @@ use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
-use camwatch::tensorboard::{EventLog, ImageOptions, Live, RunExport};
+use camwatch::tensorboard::Live;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
-use super::export::{ImageArgs, run_folders};
+use super::export::{ImageArgs, run_exports};
 use super::run_args::RunArgs;
 use super::{CliResult, signals};
 
@@ -198,7 +198,21 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         )
         .collect();
     let exports = match &args.tensorboard {
-        Some(root) => Some(tensorboard_exports(root, &runs, &args)?),
+        Some(root) => {
+            let locations: Vec<_> = runs
+                .iter()
+                .map(|r| (r.dir.clone(), r.history.clone()))
+                .collect();
+            let images = args.images.options(&args.run.cam);
+            let exports = run_exports(
+                root,
+                &locations,
+                &config.samples,
+                config.metrics.steps,
+                &images,
+            )?;
+            Some(exports.into_iter().map(|(_, export)| export).collect())
+        }
         None => None,
     };
     if !args.headless {
@@ -356,29 +370,4 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         live.finish();
     }
     Ok(())
-}
-
-/// Each run's TensorBoard export under `root` (its log folder read back first).
-fn tensorboard_exports(
-    root: &std::path::Path,
-    runs: &[MonitorConfig],
-    args: &WatchArgs,
-) -> CliResult<Vec<RunExport>> {
-    let dirs: Vec<&std::path::Path> = runs.iter().map(|r| r.dir.as_path()).collect();
-    let images = ImageOptions {
-        size: args.images.image_size,
-        style: args.run.cam.style(false),
-    };
-    let mut exports = Vec::with_capacity(runs.len());
-    for (run, folder) in runs.iter().zip(run_folders(root, &dirs)) {
-        let log = EventLog::open(&folder)?;
-        exports.push(RunExport::new(
-            log,
-            (run.dir.clone(), run.history.clone()),
-            run.samples.clone(),
-            run.metrics.steps,
-            images.clone(),
-        ));
-    }
-    Ok(exports)
 }
