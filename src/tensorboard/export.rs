@@ -52,6 +52,9 @@ pub struct RunExport {
     dir: PathBuf,
     history: Option<History>,
     samples: SampleSet,
+    /// Each sample resized once for all checkpoints and methods: its longest side the
+    /// image size (the overlay), and square (the grid's tile).
+    resized: Vec<(RgbImage, RgbImage)>,
     /// Deletion's and insertion's steps, which the stored trust figures are keyed by.
     steps: usize,
     images: ImageOptions,
@@ -66,12 +69,30 @@ impl RunExport {
         steps: usize,
         images: ImageOptions,
     ) -> RunExport {
+        let size = images.size;
+        let resized = samples
+            .samples
+            .iter()
+            .map(|sample| {
+                let (w, h) = sample.image.dimensions();
+                let scale = size as f32 / w.max(h).max(1) as f32;
+                let (fw, fh) = (
+                    ((w as f32 * scale).round() as u32).max(1),
+                    ((h as f32 * scale).round() as u32).max(1),
+                );
+                (
+                    image::imageops::resize(&sample.image, fw, fh, FILTER),
+                    image::imageops::resize(&sample.image, size, size, FILTER),
+                )
+            })
+            .collect();
         RunExport {
             log,
             history_file,
             dir,
             history: None,
             samples,
+            resized,
             steps,
             images,
         }
@@ -170,29 +191,21 @@ impl RunExport {
             return Ok(());
         }
         let stored = self.stored(&report.hash, settings)?;
-        let size = self.images.size;
         for (method, series) in missing {
             let mut tiles = Vec::new();
-            for (sample, results) in self.samples.samples.iter().zip(&stored) {
+            let samples = self.samples.samples.iter().zip(&self.resized);
+            for ((sample, (fitted, tile)), results) in samples.zip(&stored) {
                 let Some(map) = results.maps.iter().find(|m| m.method == method) else {
                     continue;
                 };
-                let (w, h) = sample.image.dimensions();
-                let scale = size as f32 / w.max(h).max(1) as f32;
-                let fitted = (
-                    ((w as f32 * scale).round() as u32).max(1),
-                    ((h as f32 * scale).round() as u32).max(1),
-                );
-                let image = image::imageops::resize(&sample.image, fitted.0, fitted.1, FILTER);
-                let overlay = crate::render::draw(&image, &map.map, &self.images.style).overlay;
+                let overlay = crate::render::draw(fitted, &map.map, &self.images.style).overlay;
                 let tag = format!("cam/{series}/{}", sample.name);
                 self.log
                     .image(&tag, step, wall_time, png(&overlay), overlay.dimensions());
-                let tile = image::imageops::resize(&sample.image, size, size, FILTER);
-                tiles.push(crate::render::draw(&tile, &map.map, &self.images.style).overlay);
+                tiles.push(crate::render::draw(tile, &map.map, &self.images.style).overlay);
             }
             if !tiles.is_empty() {
-                let grid = grid(&tiles, size);
+                let grid = grid(&tiles, self.images.size);
                 let tag = format!("cam/{series}/grid");
                 self.log
                     .image(&tag, step, wall_time, png(&grid), grid.dimensions());
