@@ -313,39 +313,6 @@ impl HistoryReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_history_folder_inside_the_run_is_skipped() {
-        let top = tempfile::tempdir().unwrap();
-        let run = top.path().join("run");
-        std::fs::create_dir_all(run.join("kept/deeper")).unwrap();
-        // Above the run (issue: every event under it was skipped), and beside it.
-        assert_eq!(
-            own_folder(&run, &top.path().join("h.sqlite")),
-            run.join(HISTORY_DIR)
-        );
-        assert_eq!(
-            own_folder(&run, &top.path().join("other/h.sqlite")),
-            run.join(HISTORY_DIR)
-        );
-        assert_eq!(
-            own_folder(&run, &run.join("h.sqlite")),
-            run.join(HISTORY_DIR)
-        );
-        assert_eq!(
-            own_folder(&run, &run.join("kept/deeper/h.sqlite")),
-            run.join("kept/deeper")
-        );
-        assert_eq!(
-            own_folder(&run, &history_file(&run, None)),
-            run.join(HISTORY_DIR)
-        );
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     #[error(transparent)]
@@ -569,5 +536,38 @@ impl Monitor {
 impl Drop for Monitor {
     fn drop(&mut self) {
         self.shut_down();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_history_folder_inside_the_run_is_skipped() {
+        let top = tempfile::tempdir().unwrap();
+        let run = top.path().join("run");
+        std::fs::create_dir_all(run.join("kept/deeper")).unwrap();
+        // Above the run (issue: every event under it was skipped), and beside it.
+        assert_eq!(
+            own_folder(&run, &top.path().join("h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &top.path().join("other/h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &run.join("h.sqlite")),
+            run.join(HISTORY_DIR)
+        );
+        assert_eq!(
+            own_folder(&run, &run.join("kept/deeper/h.sqlite")),
+            run.join("kept/deeper")
+        );
+        assert_eq!(
+            own_folder(&run, &history_file(&run, None)),
+            run.join(HISTORY_DIR)
+        );
     }
 }
