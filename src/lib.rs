@@ -1,9 +1,9 @@
 //! camwatch: watch where a convolutional network looks while it trains.
 //!
 //! The core knows nothing of the terminal: [`checkpoint`] reads weight files, [`model`]
-//! is Res2Net-vd in Burn, [`device`] picks the backend, [`loader`] ties them together,
-//! [`cam`] computes the maps and [`monitor`] follows a run. [`tui`] is the terminal layer
-//! over them; nothing else imports ratatui or crossterm.
+//! is the ResNet family in Burn, [`device`] picks the backend, [`loader`] ties them
+//! together, [`cam`] computes the maps and [`monitor`] follows a run. [`tui`] is the
+//! terminal layer over them; nothing else imports ratatui or crossterm.
 
 pub mod cam;
 pub mod checkpoint;

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use burn::tensor::Device;
 
 use crate::checkpoint::{self, CheckpointError, Format};
-use crate::model::{self, Res2Net, Res2NetConfig};
+use crate::model::{self, Network, NetworkConfig};
 
 /// A network loaded from a checkpoint, with what was learned about the file.
 pub struct LoadedModel {
-    pub model: Res2Net,
-    pub config: Res2NetConfig,
+    pub model: Network,
+    pub config: NetworkConfig,
     pub format: Format,
     /// From opening the file to having the network on the device.
     pub load_time: Duration,
@@ -35,7 +35,7 @@ pub fn from_bytes(
     let wrap = |e| CheckpointError::new(path, e);
     let (format, weights) = checkpoint::parse(data).map_err(wrap)?;
     let (config, naming) = model::infer(&weights).map_err(wrap)?;
-    let model = Res2Net::from_weights(&config, &naming, weights, device).map_err(wrap)?;
+    let model = Network::from_weights(&config, &naming, weights, device).map_err(wrap)?;
     Ok(LoadedModel {
         model,
         config,

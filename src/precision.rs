@@ -8,7 +8,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::cam::{Layer, Method};
 use crate::device::{DeviceChoice, SelectedDevice};
-use crate::model::Res2Net;
+use crate::model::Network;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,7 +19,7 @@ pub enum Precision {
 
 impl Precision {
     /// The precision of a network's forward pass (its stem's weights).
-    pub fn of(model: &Res2Net) -> Precision {
+    pub fn of(model: &Network) -> Precision {
         if model.stem[0].conv.weight.val().dtype() == DType::BF16 {
             Precision::Bf16
         } else {
@@ -122,7 +122,7 @@ impl ModuleMapper for CastWeights {
 /// `layer` in that precision; the stages after it and the classifier stay in fp32, so
 /// that the gradient flowing back to an inner layer is as exact as fp32's (each stage
 /// runs in its weights' precision).
-pub fn cast(model: Res2Net, precision: Precision, layer: Layer) -> Res2Net {
+pub fn cast(model: Network, precision: Precision, layer: Layer) -> Network {
     if precision == Precision::Fp32 {
         return model;
     }

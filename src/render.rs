@@ -15,7 +15,7 @@ use crate::cam::{
     self, CamError, CamRequest, Colormap, Layer, Map, Method, Normalize, Sample, SampleMaps,
     SampleSet, Timings, measures, npy,
 };
-use crate::model::{Res2Net, Res2NetConfig};
+use crate::model::{BlockKind, Network, NetworkConfig, Stem};
 use crate::precision::Precision;
 
 /// What to compute and how to prepare the images for it.
@@ -30,7 +30,7 @@ pub struct CamSettings {
 
 /// Runs `request` over the whole sample set, `batch` images per forward pass.
 pub fn compute_all(
-    model: &Res2Net,
+    model: &Network,
     set: &SampleSet,
     request: &CamRequest,
     normalize: Normalize,
@@ -50,7 +50,7 @@ pub fn compute_all(
 /// Runs the settings' request over some samples of the set in `dir`, telling
 /// `progress` how many samples are done after each batch.
 pub fn compute_samples(
-    model: &Res2Net,
+    model: &Network,
     samples: &[&Sample],
     dir: &Path,
     settings: &CamSettings,
@@ -90,8 +90,8 @@ pub struct SampleTrust {
 /// time. `random` is the untrained network the sanity check compares with (see
 /// [`untrained_like`]).
 pub fn compute_trust(
-    model: &Res2Net,
-    random: Option<&Res2Net>,
+    model: &Network,
+    random: Option<&Network>,
     samples: &[&Sample],
     results: &[SampleMaps],
     settings: &CamSettings,
@@ -141,11 +141,11 @@ pub fn confidence_summary(
 /// The untrained network the model-randomisation check compares with: `config`'s
 /// architecture, seeded, in `model`'s precision.
 pub fn untrained_like(
-    config: &Res2NetConfig,
-    model: &Res2Net,
+    config: &NetworkConfig,
+    model: &Network,
     layer: Layer,
     device: &Device,
-) -> Res2Net {
+) -> Network {
     let random = config.init_seeded(device, trust::RANDOM_SEED);
     crate::precision::cast(random, Precision::of(model), layer)
 }
@@ -378,16 +378,21 @@ pub fn output_files(samples: &[(String, Vec<String>)], side_by_side: bool) -> Ve
 pub struct ArchSummary {
     pub name: String,
     pub variant: String,
-    /// 50/101/152/200, or the depth list of a non-standard network.
+    /// The layer count of a standard depth list, or the depth list.
     pub depth: serde_json::Value,
     pub depths: Vec<usize>,
+    pub block: BlockKind,
+    pub stem: Stem,
     pub width: usize,
     pub scales: usize,
+    pub groups: usize,
+    pub avg_down: bool,
+    pub se_ratio: Option<usize>,
     pub classes: usize,
 }
 
 impl ArchSummary {
-    pub fn of(config: &Res2NetConfig) -> Self {
+    pub fn of(config: &NetworkConfig) -> Self {
         ArchSummary {
             name: config.name(),
             variant: config.variant.to_string(),
@@ -396,8 +401,13 @@ impl ArchSummary {
                 None => config.depths.clone().into(),
             },
             depths: config.depths.clone(),
+            block: config.block,
+            stem: config.stem,
             width: config.width,
             scales: config.scales,
+            groups: config.groups,
+            avg_down: config.avg_down,
+            se_ratio: config.se_ratio,
             classes: config.num_classes,
         }
     }

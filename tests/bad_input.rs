@@ -81,8 +81,15 @@ fn files_that_are_not_checkpoints() {
 
 #[test]
 fn another_architecture() {
-    let e = info_error(&fixtures().join("resnet18.pth"));
-    assert!(e.contains("not a Res2Net-vd checkpoint"), "{e}");
+    let e = info_error(&fixtures().join("mobilenet.pth"));
+    assert!(
+        e.contains("not a ResNet, ResNeXt or Res2Net checkpoint"),
+        "{e}"
+    );
+    assert!(
+        e.contains("layer1.0.conv1.weight"),
+        "names what it looked for: {e}"
+    );
 }
 
 #[test]

@@ -102,14 +102,14 @@ fn flex_backend_matches_too() {
 #[test]
 fn variants_are_not_interchangeable() {
     use camwatch::checkpoint;
-    use camwatch::model::Res2Net;
+    use camwatch::model::Network;
 
     let device = libtorch_cpu();
     let refs = reference("timm_small.ref.safetensors");
     let (_, weights) = checkpoint::read(&fixtures().join("timm_small.pth")).unwrap();
     let (mut config, naming) = camwatch::model::infer(&weights).unwrap();
     config.variant = Variant::Paddle;
-    let model = Res2Net::from_weights(&config, &naming, weights, &device).unwrap();
+    let model = Network::from_weights(&config, &naming, weights, &device).unwrap();
     let output = model.forward(to_tensor(&refs["input"], &device));
     let (_, stage1) = values(output.stages.into_iter().next().unwrap());
     let error = relative_error(&stage1, &refs["stage1"].values);

@@ -171,7 +171,7 @@ fn slow_cut_short_garbage_and_foreign_files() {
     );
     assert!(!error.contains('\n'));
 
-    // Random bytes and a network that is no Res2Net-vd: errors, and it goes on.
+    // Random bytes and a network outside the ResNet family: errors, and it goes on.
     std::fs::write(
         dir.join("noise.pdparams"),
         b"this is not a checkpoint\n".repeat(40),
@@ -181,13 +181,13 @@ fn slow_cut_short_garbage_and_foreign_files() {
     assert_eq!(str_of(&v, "status"), "error");
     assert!(str_of(&v, "error").contains("noise.pdparams"));
     std::fs::copy(
-        common::fixtures().join("resnet18.pth"),
-        dir.join("resnet18.pth"),
+        common::fixtures().join("mobilenet.pth"),
+        dir.join("mobilenet.pth"),
     )
     .unwrap();
     let v = watch.next();
     assert_eq!(str_of(&v, "status"), "error");
-    assert!(str_of(&v, "error").contains("resnet18.pth"), "{v}");
+    assert!(str_of(&v, "error").contains("mobilenet.pth"), "{v}");
 
     // The cut file completed: retried, and recorded.
     std::fs::write(dir.join("epoch_5.pdparams"), &whole).unwrap();
@@ -209,7 +209,7 @@ fn slow_cut_short_garbage_and_foreign_files() {
         ("epoch_5.pdparams", "ok"),
         ("epoch_5.pdparams", "error"),
         ("noise.pdparams", "error"),
-        ("resnet18.pth", "error"),
+        ("mobilenet.pth", "error"),
     ] {
         let expected = (expected.0.to_string(), expected.1.to_string());
         assert!(statuses.contains(&expected), "{expected:?} in {statuses:?}");

@@ -1,5 +1,5 @@
 //! The whole path from a file's bytes to a network and its maps: format detection,
-//! every reader, architecture inference, building the Res2Net (Burn's flex backend,
+//! every reader, architecture inference, building the network (Burn's flex backend,
 //! no libtorch under the sanitizer), one forward pass and a Grad-CAM on a small image.
 //! Any outcome but a panic, a hang or exhausted memory is fine.
 #![no_main]

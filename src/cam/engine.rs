@@ -13,7 +13,7 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use super::eigen;
 use super::options::{Layer, Method, Target};
-use crate::model::Res2Net;
+use crate::model::Network;
 
 /// What to compute for every image of a batch.
 #[derive(Clone, Debug)]
@@ -108,7 +108,7 @@ pub enum CamError {
 
 /// Computes `request` for a batch `[B, 3, H, W]`; `labels[b]` is image b's label, if any.
 pub fn compute(
-    model: &Res2Net,
+    model: &Network,
     input: Tensor<4>,
     labels: &[Option<usize>],
     request: &CamRequest,
@@ -121,7 +121,7 @@ pub fn compute(
 /// class too. The sanity checks compare these, since a ReLU'd map is often all zero for
 /// an untrained network or an unlikely class, and all-zero maps cannot be compared.
 pub fn compute_signed(
-    model: &Res2Net,
+    model: &Network,
     input: Tensor<4>,
     request: &CamRequest,
 ) -> Result<Vec<SampleMaps>, CamError> {
@@ -129,7 +129,7 @@ pub fn compute_signed(
 }
 
 fn compute_maps(
-    model: &Res2Net,
+    model: &Network,
     input: Tensor<4>,
     labels: &[Option<usize>],
     request: &CamRequest,
@@ -283,7 +283,7 @@ fn eigen_cam(a: &Tensor<4>) -> Tensor<4> {
 /// scaled to [0, 1]) masks the input; the target scores of the masked images, softmaxed
 /// over channels, weight the channels.
 fn score_cam(
-    model: &Res2Net,
+    model: &Network,
     input: &Tensor<4>,
     a: &Tensor<4>,
     stage: usize,

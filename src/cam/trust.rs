@@ -24,7 +24,7 @@ use super::engine::{self, CamError, CamRequest, Map, SampleMaps, to_vec};
 use super::metrics::{self, Faithfulness, MetricSettings};
 use super::options::{Method, Target};
 use super::{image_ops, measures};
-use crate::model::Res2Net;
+use crate::model::Network;
 
 /// A map whose correlation with the map for another class is at least this ignores the
 /// class.
@@ -61,7 +61,7 @@ impl Sanity {
 /// Per image of a batch and method, the faithfulness figures of its map. `input` is the
 /// batch the maps were computed from; `seeds[b]` seeds image b's ROAD noise.
 pub fn faithfulness(
-    model: &Res2Net,
+    model: &Network,
     input: &Tensor<4>,
     results: &[SampleMaps],
     settings: &MetricSettings,
@@ -104,7 +104,7 @@ pub fn faithfulness(
 
 /// Target probabilities of perturbed inputs, by batched forward passes.
 pub struct Scorer<'a> {
-    pub model: &'a Res2Net,
+    pub model: &'a Network,
     /// Its batch size and cancel token.
     pub request: &'a CamRequest,
     /// Of one input: `[3, H, W]`.
@@ -142,8 +142,8 @@ impl Scorer<'_> {
 /// Per image and method, the two sanity correlations; `random` is the untrained network
 /// of the same architecture (see [`RANDOM_SEED`]), when model randomisation is wanted.
 pub fn sanity(
-    model: &Res2Net,
-    random: Option<&Res2Net>,
+    model: &Network,
+    random: Option<&Network>,
     input: &Tensor<4>,
     results: &[SampleMaps],
     request: &CamRequest,
@@ -194,7 +194,7 @@ type MethodMaps = Vec<(Method, Map)>;
 /// Per image, `model`'s maps before their ReLU for the class `class_of` it; images that
 /// ask for the same class share a batch.
 fn signed_maps(
-    model: &Res2Net,
+    model: &Network,
     input: &Tensor<4>,
     results: &[SampleMaps],
     request: &CamRequest,

@@ -1,4 +1,4 @@
-//! Reading Res2Net-vd weight files: `.pdparams` (PaddlePaddle), `.pt/.pth/.pth.tar/.ckpt`
+//! Reading weight files of the ResNet family: `.pdparams` (PaddlePaddle), `.pt/.pth/.pth.tar/.ckpt`
 //! (PyTorch), `.safetensors`. The format is told from the content, not the file name.
 
 pub mod complete;
@@ -36,8 +36,8 @@ pub enum LoadError {
     NotAStateDict(String),
     #[error("tensor {name:?}: {message}")]
     Tensor { name: String, message: String },
-    #[error("not a Res2Net-vd checkpoint: {0}")]
-    NotRes2Net(String),
+    #[error("not a ResNet, ResNeXt or Res2Net checkpoint: {0}")]
+    NotSupported(String),
     #[error("{} tensor(s) missing, first {:?}{}", names.len(), names[0],
         if names.len() > 1 { format!(" (also {:?}…)", names[1]) } else { String::new() })]
     Missing { names: Vec<String> },

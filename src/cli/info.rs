@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use camwatch::device::{self, DeviceChoice};
 use camwatch::loader;
+use camwatch::model::{BlockKind, NetworkConfig, Stem};
 use camwatch::render::ArchSummary;
 
 use super::CliResult;
@@ -46,7 +47,22 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
             info.arch.name, info.arch.variant
         );
         println!("depths      {:?}", config.depths);
-        println!("width       {} × {} scales", config.width, config.scales);
+        println!("block       {}", describe_block(config));
+        println!(
+            "stem        {}",
+            match config.stem {
+                Stem::Plain => format!("7×7, {} channels", config.stem_width),
+                Stem::Deep => format!("3 × 3×3, {} channels", config.stem_channels()),
+            }
+        );
+        println!(
+            "shortcut    {}",
+            if config.avg_down {
+                "average pool, then 1×1 (vd)"
+            } else {
+                "strided 1×1"
+            }
+        );
         println!("classes     {}", config.num_classes);
         println!(
             "parameters  {} ({:.2} M)",
@@ -57,4 +73,25 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
         println!("load time   {:.1} ms", info.load_ms);
     }
     Ok(())
+}
+
+/// `bottleneck, 32 groups × 4 channels, squeeze-excitation 1/16`, `Res2Net, 4 scales × 26 channels`.
+fn describe_block(config: &NetworkConfig) -> String {
+    let mut text = match config.block {
+        BlockKind::Basic => format!("basic, {} channels", config.width),
+        BlockKind::Bottleneck if config.groups > 1 => format!(
+            "bottleneck, {} groups × {} channels",
+            config.groups,
+            config.width / config.groups
+        ),
+        BlockKind::Bottleneck => format!("bottleneck, {} channels", config.width),
+        BlockKind::Res2Net => format!(
+            "Res2Net, {} scales × {} channels",
+            config.scales, config.width
+        ),
+    };
+    if let Some(ratio) = config.se_ratio {
+        text.push_str(&format!(", squeeze-excitation 1/{ratio}"));
+    }
+    text
 }

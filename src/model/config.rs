@@ -1,18 +1,21 @@
-//! The shape of a Res2Net-vd network, as read off a checkpoint or chosen by hand.
+//! The shape of a network of the ResNet family, as read off a checkpoint or chosen by
+//! hand: every member (ResNet, ResNet-D/vd, ResNeXt, SE-ResNeXt, Res2Net) is this one
+//! configuration with other values.
 
 use std::fmt;
 
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
-/// The two definitions of the same network found in the wild. They share every weight
-/// shape and differ in two computations (see `Bottleneck`).
+/// The two frameworks whose definitions camwatch reproduces. Their networks share every
+/// weight shape; they differ in names and, for Res2Net, in two computations (see
+/// `Block`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
-    /// PaddleClas `Res2Net_vd`.
+    /// PaddleClas (`ResNet50_vd`, `Res2Net50_vd_26w_4s`, …).
     Paddle,
-    /// timm `res2net50d`.
+    /// timm (`resnet50d`, `res2net50d`, …).
     Timm,
 }
 
@@ -25,62 +28,153 @@ impl fmt::Display for Variant {
     }
 }
 
-/// Res2Net-vd: a deep stem, four stages of Res2Net bottlenecks, average pool, linear.
-#[derive(Config, Debug, PartialEq)]
-pub struct Res2NetConfig {
-    pub variant: Variant,
-    /// Bottlenecks per stage: `[3, 4, 6, 3]` is Res2Net50.
-    pub depths: Vec<usize>,
-    /// Channels of one branch in the first stage ("26w"); doubles every stage.
-    #[config(default = 26)]
-    pub width: usize,
-    /// Branches per bottleneck ("4s").
-    #[config(default = 4)]
-    pub scales: usize,
-    #[config(default = 1000)]
-    pub num_classes: usize,
-    /// Channels of the first two stem convolutions; the stem ends with twice as many.
-    #[config(default = 32)]
-    pub stem_width: usize,
-    /// A stage's output has `4 · base_channels · 2^stage` channels (256 … 2048).
-    #[config(default = 64)]
-    pub base_channels: usize,
+/// What a residual block computes between its input and the addition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet18/34).
+    Basic,
+    /// 1×1 → 3×3 (grouped in ResNeXt) → 1×1, four times wider out than in the middle.
+    Bottleneck,
+    /// 1×1 → a cascade of 3×3 convolutions over channel groups → 1×1.
+    Res2Net,
 }
 
-/// The depth lists PaddleClas names by layer count.
-pub const STANDARD_DEPTHS: [(usize, [usize; 4]); 4] = [
-    (50, [3, 4, 6, 3]),
-    (101, [3, 4, 23, 3]),
-    (152, [3, 8, 36, 3]),
-    (200, [3, 12, 48, 3]),
+impl BlockKind {
+    /// Output channels of a block per channel of `base_channels`.
+    pub fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck | BlockKind::Res2Net => 4,
+        }
+    }
+
+    /// Convolutions on a block's main path, for the layer count in a network's name.
+    fn convs(self) -> usize {
+        match self {
+            BlockKind::Basic => 2,
+            BlockKind::Bottleneck | BlockKind::Res2Net => 3,
+        }
+    }
+}
+
+/// The first layers, before the max pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stem {
+    /// One 7×7 convolution, stride 2, of `stem_width` channels.
+    Plain,
+    /// Three 3×3 convolutions (the first of stride 2) of `stem_width`, `stem_width` and
+    /// `2 · stem_width` channels: the "vd"/"d" stem.
+    Deep,
+}
+
+/// A network of the ResNet family: a stem, four stages of residual blocks, average
+/// pool, linear.
+#[derive(Config, Debug, PartialEq)]
+pub struct NetworkConfig {
+    pub variant: Variant,
+    pub block: BlockKind,
+    pub stem: Stem,
+    /// Blocks per stage: `[3, 4, 6, 3]` is a 50-layer bottleneck network.
+    pub depths: Vec<usize>,
+    /// Channels inside a stage-0 block, doubling every stage: a Res2Net branch's (26 in
+    /// 26w_4s), a bottleneck's middle (64 in ResNet50, 128 = 32 groups × 4 in
+    /// ResNeXt50_32x4d), a basic block's (64).
+    #[config(default = 64)]
+    pub width: usize,
+    /// Res2Net's branches per block ("4s"); 1 for the other blocks.
+    #[config(default = 1)]
+    pub scales: usize,
+    /// Groups of the 3×3 convolutions: the cardinality of a ResNeXt, else 1.
+    #[config(default = 1)]
+    pub groups: usize,
+    #[config(default = 64)]
+    pub stem_width: usize,
+    /// A stage's output has `expansion · base_channels · 2^stage` channels.
+    #[config(default = 64)]
+    pub base_channels: usize,
+    /// Whether a strided shortcut average-pools first and then projects with stride 1
+    /// ("vd", timm's `avg_down`) instead of projecting with stride 2.
+    #[config(default = false)]
+    pub avg_down: bool,
+    /// Whether the first block of every stage projects its shortcut even where the
+    /// shapes already match (PaddleClas's ResNet18/34 do, timm's do not).
+    #[config(default = false)]
+    pub project_first: bool,
+    /// Squeeze-and-excitation after each block's last convolution, reducing channels by
+    /// this ratio (16 in SE-ResNeXt).
+    pub se_ratio: Option<usize>,
+    #[config(default = 1000)]
+    pub num_classes: usize,
+}
+
+/// The depth lists the frameworks name by layer count, with the block they are for.
+const STANDARD_DEPTHS: [(BlockKind, [usize; 4]); 8] = [
+    (BlockKind::Basic, [2, 2, 2, 2]),
+    (BlockKind::Basic, [3, 4, 6, 3]),
+    (BlockKind::Bottleneck, [2, 2, 2, 2]),
+    (BlockKind::Bottleneck, [3, 4, 6, 3]),
+    (BlockKind::Bottleneck, [3, 4, 23, 3]),
+    (BlockKind::Bottleneck, [3, 8, 36, 3]),
+    (BlockKind::Bottleneck, [3, 12, 48, 3]),
+    (BlockKind::Bottleneck, [3, 24, 36, 3]),
 ];
 
-impl Res2NetConfig {
+impl NetworkConfig {
     /// The network of the original write-up: Res2Net50_vd_26w_4s.
     pub fn res2net50_vd_26w_4s(variant: Variant, num_classes: usize) -> Self {
-        Res2NetConfig::new(variant, vec![3, 4, 6, 3]).with_num_classes(num_classes)
+        NetworkConfig::new(variant, BlockKind::Res2Net, Stem::Deep, vec![3, 4, 6, 3])
+            .with_width(26)
+            .with_scales(4)
+            .with_stem_width(32)
+            .with_avg_down(true)
+            .with_num_classes(num_classes)
     }
 
-    /// 50, 101, 152 or 200 for the standard depth lists.
+    /// The layer count of a standard depth list (18, 34, 26, 50, 101, 152, 200, 269).
     pub fn layers(&self) -> Option<usize> {
+        let kind = match self.block {
+            BlockKind::Res2Net => BlockKind::Bottleneck,
+            other => other,
+        };
         STANDARD_DEPTHS
             .iter()
-            .find(|(_, d)| d[..] == self.depths[..])
-            .map(|(layers, _)| *layers)
+            .any(|(k, d)| *k == kind && d[..] == self.depths[..])
+            .then(|| self.block.convs() * self.depths.iter().sum::<usize>() + 2)
     }
 
-    /// A name like `Res2Net50_vd_26w_4s`, or the depth list when it is not a standard one.
+    /// The PaddleClas name: `ResNet50_vd`, `ResNeXt101_32x4d`, `SE_ResNeXt50_vd_32x4d`,
+    /// `Res2Net50_vd_26w_4s`; the depth list stands for the layer count when it is not a
+    /// standard one.
     pub fn name(&self) -> String {
         let depth = match self.layers() {
             Some(layers) => layers.to_string(),
             None => format!("{:?}", self.depths),
         };
-        format!("Res2Net{depth}_vd_{}w_{}s", self.width, self.scales)
+        let vd = if self.avg_down { "_vd" } else { "" };
+        let se = if self.se_ratio.is_some() { "SE_" } else { "" };
+        match self.block {
+            BlockKind::Res2Net => {
+                let x = if self.groups > 1 {
+                    "Res2NeXt"
+                } else {
+                    "Res2Net"
+                };
+                format!("{se}{x}{depth}{vd}_{}w_{}s", self.width, self.scales)
+            }
+            _ if self.groups > 1 => format!(
+                "{se}ResNeXt{depth}{vd}_{}x{}d",
+                self.groups,
+                self.width / self.groups
+            ),
+            _ => format!("{se}ResNet{depth}{vd}"),
+        }
     }
 
     /// Whether this is a network camwatch can build: every size positive and within
-    /// what any published Res2Net-vd uses, with room to spare (read off a file, the
-    /// sizes are whatever its shapes say).
+    /// what any published member uses, with room to spare (read off a file, the sizes
+    /// are whatever its shapes say).
     pub fn check(&self) -> Result<(), String> {
         let within = |what: &str, value: usize, max: usize| {
             if (1..=max).contains(&value) {
@@ -90,31 +184,58 @@ impl Res2NetConfig {
             }
         };
         if self.depths.len() != 4 {
-            return Err(format!("{} stages, Res2Net-vd has 4", self.depths.len()));
+            return Err(format!(
+                "{} stages, the ResNet family has 4",
+                self.depths.len()
+            ));
         }
         for &depth in &self.depths {
             within("a stage of", depth, 256)?;
         }
-        within("branch width", self.width, 4096)?;
+        within("width", self.width, 8192)?;
         within("scales", self.scales, 64)?;
-        if self.scales < 2 {
+        within("groups", self.groups, 1024)?;
+        if (self.block == BlockKind::Res2Net) != (self.scales >= 2) {
             return Err(format!(
-                "{} scale: Res2Net splits into at least 2",
-                self.scales
+                "{} scales in a {:?} block: Res2Net splits into at least 2, the others not",
+                self.scales, self.block
+            ));
+        }
+        if self.block == BlockKind::Basic && self.groups != 1 {
+            return Err(format!("a basic block of {} groups", self.groups));
+        }
+        if !self.width.is_multiple_of(self.groups) {
+            return Err(format!(
+                "width {} is not divisible into {} groups",
+                self.width, self.groups
             ));
         }
         within("classes", self.num_classes, 1 << 20)?;
         within("stem width", self.stem_width, 4096)?;
-        within("base channels", self.base_channels, 4096)
+        within("base channels", self.base_channels, 4096)?;
+        if let Some(ratio) = self.se_ratio {
+            within("squeeze-excitation ratio", ratio, 1024)?;
+            for stage in 0..4 {
+                if self.se_channels(self.stage_channels(stage)) == 0 {
+                    return Err(format!(
+                        "squeeze-excitation ratio {ratio} leaves no channel"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn stem_channels(&self) -> usize {
-        2 * self.stem_width
+        match self.stem {
+            Stem::Plain => self.stem_width,
+            Stem::Deep => 2 * self.stem_width,
+        }
     }
 
     /// Output channels of stage `stage`.
     pub fn stage_channels(&self, stage: usize) -> usize {
-        (4 * self.base_channels) << stage
+        (self.block.expansion() * self.base_channels) << stage
     }
 
     /// Input channels of stage `stage`.
@@ -125,34 +246,72 @@ impl Res2NetConfig {
         }
     }
 
-    /// Channels of one branch in stage `stage`.
-    pub fn branch_width(&self, stage: usize) -> usize {
+    /// Channels inside a block of stage `stage` (per branch in a Res2Net).
+    pub fn stage_width(&self, stage: usize) -> usize {
         self.width << stage
+    }
+
+    /// Whether block `block` of stage `stage` projects its shortcut.
+    pub fn projects(&self, stage: usize, block: usize) -> bool {
+        block == 0
+            && (self.project_first || stage != 0 || self.stage_input(0) != self.stage_channels(0))
+    }
+
+    /// The channels a squeeze-excitation of `channels` reduces to: PaddleClas divides,
+    /// timm rounds to a multiple of 8 (`make_divisible`).
+    pub fn se_channels(&self, channels: usize) -> usize {
+        let Some(ratio) = self.se_ratio else {
+            return 0;
+        };
+        match self.variant {
+            Variant::Paddle => channels / ratio,
+            Variant::Timm => {
+                let v = channels as f64 / ratio as f64;
+                (((v + 4.0) as usize) / 8 * 8).max(8)
+            }
+        }
     }
 
     pub fn feature_channels(&self) -> usize {
         self.stage_channels(self.depths.len() - 1)
     }
 
-    /// Trainable parameters (convolutions, BatchNorm scale and shift, classifier) as
-    /// frameworks count them; BatchNorm running statistics are buffers, not parameters.
+    /// Trainable parameters (convolutions, BatchNorm scale and shift, squeeze-excitation,
+    /// classifier) as frameworks count them; BatchNorm running statistics are buffers.
     pub fn parameter_count(&self) -> usize {
-        let conv_bn = |i: usize, o: usize, k: usize| i * o * k * k + 2 * o;
+        let conv_bn = |i: usize, o: usize, k: usize, groups: usize| i / groups * o * k * k + 2 * o;
         let w = self.stem_width;
-        let mut count = conv_bn(3, w, 3) + conv_bn(w, w, 3) + conv_bn(w, 2 * w, 3);
+        let mut count = match self.stem {
+            Stem::Plain => conv_bn(3, w, 7, 1),
+            Stem::Deep => conv_bn(3, w, 3, 1) + conv_bn(w, w, 3, 1) + conv_bn(w, 2 * w, 3, 1),
+        };
         for (stage, &depth) in self.depths.iter().enumerate() {
-            let (width, out) = (self.branch_width(stage), self.stage_channels(stage));
+            let (width, out) = (self.stage_width(stage), self.stage_channels(stage));
             for block in 0..depth {
                 let input = if block == 0 {
                     self.stage_input(stage)
                 } else {
                     out
                 };
-                count += conv_bn(input, width * self.scales, 1)
-                    + (self.scales - 1) * conv_bn(width, width, 3)
-                    + conv_bn(width * self.scales, out, 1);
-                if block == 0 {
-                    count += conv_bn(input, out, 1);
+                count += match self.block {
+                    BlockKind::Basic => conv_bn(input, width, 3, 1) + conv_bn(width, out, 3, 1),
+                    BlockKind::Bottleneck => {
+                        conv_bn(input, width, 1, 1)
+                            + conv_bn(width, width, 3, self.groups)
+                            + conv_bn(width, out, 1, 1)
+                    }
+                    BlockKind::Res2Net => {
+                        conv_bn(input, width * self.scales, 1, 1)
+                            + (self.scales - 1) * conv_bn(width, width, 3, self.groups)
+                            + conv_bn(width * self.scales, out, 1, 1)
+                    }
+                };
+                if self.se_ratio.is_some() {
+                    let reduced = self.se_channels(out);
+                    count += 2 * out * reduced + reduced + out;
+                }
+                if self.projects(stage, block) {
+                    count += conv_bn(input, out, 1, 1);
                 }
             }
         }
@@ -166,17 +325,60 @@ mod tests {
 
     #[test]
     fn parameter_count_matches_timm() {
-        // sum(p.numel() for p in timm.create_model("res2net50d", num_classes=N).parameters())
-        let config = |n| Res2NetConfig::res2net50_vd_26w_4s(Variant::Timm, n);
+        // sum(p.numel() for p in timm.create_model(name, num_classes=N).parameters())
+        let config = |n| NetworkConfig::res2net50_vd_26w_4s(Variant::Timm, n);
         assert_eq!(config(1000).parameter_count(), 25_718_352);
         assert_eq!(config(4).parameter_count(), 23_677_548);
+        let resnet18 = NetworkConfig::new(
+            Variant::Timm,
+            BlockKind::Basic,
+            Stem::Plain,
+            vec![2, 2, 2, 2],
+        );
+        assert_eq!(resnet18.parameter_count(), 11_689_512);
+        let resnet50 = NetworkConfig::new(
+            Variant::Timm,
+            BlockKind::Bottleneck,
+            Stem::Plain,
+            vec![3, 4, 6, 3],
+        );
+        assert_eq!(resnet50.parameter_count(), 25_557_032);
+        let seresnext50 = resnet50
+            .clone()
+            .with_width(128)
+            .with_groups(32)
+            .with_se_ratio(Some(16));
+        assert_eq!(seresnext50.parameter_count(), 27_559_896);
     }
 
     #[test]
-    fn names_standard_and_custom_depths() {
-        let config = Res2NetConfig::res2net50_vd_26w_4s(Variant::Paddle, 4);
+    fn names_the_members() {
+        let config = NetworkConfig::res2net50_vd_26w_4s(Variant::Paddle, 4);
         assert_eq!(config.name(), "Res2Net50_vd_26w_4s");
-        let custom = Res2NetConfig::new(Variant::Timm, vec![2, 1, 3, 1]).with_width(8);
+        let mut custom = NetworkConfig::res2net50_vd_26w_4s(Variant::Timm, 4).with_width(8);
+        custom.depths = vec![2, 1, 3, 1];
         assert_eq!(custom.name(), "Res2Net[2, 1, 3, 1]_vd_8w_4s");
+        let basic = NetworkConfig::new(
+            Variant::Paddle,
+            BlockKind::Basic,
+            Stem::Deep,
+            vec![3, 4, 6, 3],
+        )
+        .with_avg_down(true);
+        assert_eq!(basic.name(), "ResNet34_vd");
+        let next = NetworkConfig::new(
+            Variant::Paddle,
+            BlockKind::Bottleneck,
+            Stem::Deep,
+            vec![3, 4, 6, 3],
+        )
+        .with_width(128)
+        .with_groups(32)
+        .with_avg_down(true)
+        .with_se_ratio(Some(16));
+        assert_eq!(next.name(), "SE_ResNeXt50_vd_32x4d");
+        let mut deeper = next.with_se_ratio(None);
+        deeper.depths = vec![3, 4, 23, 3];
+        assert_eq!(deeper.name(), "ResNeXt101_vd_32x4d");
     }
 }

@@ -1,11 +1,12 @@
-//! The convolution unit Res2Net-vd is made of, and the pools it uses.
+//! The units the ResNet family is made of: convolution + BatchNorm, squeeze-and-excitation,
+//! and the pools it uses.
 
 use burn::module::Module;
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig};
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 
 /// Convolution + BatchNorm (+ ReLU), with the BatchNorm folded into the convolution's
 /// weight and bias when the weights are loaded: camwatch only runs inference, and one
@@ -29,20 +30,38 @@ impl ConvBn {
     }
 }
 
-/// What a convolution slot holds: `[out, in, k, k]` with padding `(k − 1) / 2`.
+/// Squeeze-and-excitation: each channel scaled by a gate computed from the means of all
+/// channels (global average pool → reduce → ReLU → expand → sigmoid).
+#[derive(Module, Debug)]
+pub struct SqueezeExcite {
+    pub reduce: Linear,
+    pub expand: Linear,
+}
+
+impl SqueezeExcite {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [batch, channels, _, _] = x.dims();
+        let means = x.clone().mean_dims(&[2, 3]).reshape([batch, channels]);
+        let gate = sigmoid(self.expand.forward(relu(self.reduce.forward(means))));
+        x * gate.reshape([batch, channels, 1, 1])
+    }
+}
+
+/// What a convolution slot holds: `[out, in / groups, k, k]` with padding `(k − 1) / 2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     pub channels_in: usize,
     pub channels_out: usize,
     pub kernel: usize,
     pub stride: usize,
+    pub groups: usize,
 }
 
 impl ConvSpec {
     pub fn weight_shape(&self) -> [usize; 4] {
         [
             self.channels_out,
-            self.channels_in,
+            self.channels_in / self.groups,
             self.kernel,
             self.kernel,
         ]

@@ -1,23 +1,23 @@
-//! Building a [`Res2Net`] from a checkpoint's tensors, or with fresh random weights.
+//! Building a [`Network`] from a checkpoint's tensors, or with fresh random weights.
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::config::Res2NetConfig;
-use super::layers::{ConvBn, ConvSpec};
-use super::naming::Naming;
-use super::res2net::{ConvSlot, LayerSource, Res2Net};
+use super::config::NetworkConfig;
+use super::layers::{ConvBn, ConvSpec, SqueezeExcite};
+use super::naming::{LinearNames, Naming, Stored};
+use super::network::{ConvSlot, LayerSource, Network};
 use crate::checkpoint::{LoadError, WeightTensor, Weights};
 
 /// BatchNorm's epsilon in both PaddleClas and timm.
 const BN_EPSILON: f64 = 1e-5;
 
-impl Res2NetConfig {
+impl NetworkConfig {
     /// A network with random weights (BatchNorm as the identity).
-    pub fn init(&self, device: &Device) -> Res2Net {
-        match Res2Net::build(self, &mut RandomInit { device }) {
+    pub fn init(&self, device: &Device) -> Network {
+        match Network::build(self, &mut RandomInit { device }) {
             Ok(model) => model,
             Err(never) => match never {},
         }
@@ -26,12 +26,12 @@ impl Res2NetConfig {
     /// A network with random weights that are the same for the same seed everywhere
     /// (He-normal convolutions with zero bias, a normal classifier): the untrained
     /// network the model-randomisation sanity check compares maps with.
-    pub fn init_seeded(&self, device: &Device, seed: u64) -> Res2Net {
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Network {
         let mut source = SeededInit {
             device,
             normal: crate::rng::Normal::new(seed),
         };
-        match Res2Net::build(self, &mut source) {
+        match Network::build(self, &mut source) {
             Ok(model) => model,
             Err(never) => match never {},
         }
@@ -48,7 +48,7 @@ fn conv_bn(weight: Tensor<4>, bias: Tensor<1>, spec: &ConvSpec, relu: bool) -> C
             stride: [spec.stride, spec.stride],
             kernel_size: [spec.kernel, spec.kernel],
             dilation: [1, 1],
-            groups: 1,
+            groups: spec.groups,
             padding: spec.padding(),
         },
         relu,
@@ -78,6 +78,19 @@ impl LayerSource for SeededInit<'_> {
         Ok(conv_bn(weight, bias, &spec, relu))
     }
 
+    fn squeeze_excite(
+        &mut self,
+        _: usize,
+        _: usize,
+        channels: usize,
+        reduced: usize,
+    ) -> Result<SqueezeExcite, Self::Error> {
+        Ok(SqueezeExcite {
+            reduce: self.classifier(channels, reduced)?,
+            expand: self.classifier(reduced, channels)?,
+        })
+    }
+
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error> {
         let values = self.draw(features * classes, (1.0 / features as f32).sqrt());
         let weight =
@@ -89,23 +102,23 @@ impl LayerSource for SeededInit<'_> {
     }
 }
 
-impl Res2Net {
+impl Network {
     /// Builds the network of `config` from a checkpoint's tensors, folding each BatchNorm
     /// into its convolution. Every tensor is checked against the shape the network
     /// needs; all missing tensors are reported together.
     pub fn from_weights(
-        config: &Res2NetConfig,
+        config: &NetworkConfig,
         naming: &Naming,
         weights: Weights,
         device: &Device,
-    ) -> Result<Res2Net, LoadError> {
+    ) -> Result<Network, LoadError> {
         let mut source = CheckpointSource {
             naming,
             weights,
             device,
             missing: Vec::new(),
         };
-        let model = Res2Net::build(config, &mut source)?;
+        let model = Network::build(config, &mut source)?;
         if !source.missing.is_empty() {
             return Err(LoadError::Missing {
                 names: source.missing,
@@ -129,11 +142,25 @@ impl LayerSource for RandomInit<'_> {
         )
         .with_stride([spec.stride, spec.stride])
         .with_padding(spec.padding())
+        .with_groups(spec.groups)
         .init(self.device);
         Ok(ConvBn {
             pool: None,
             conv,
             relu,
+        })
+    }
+
+    fn squeeze_excite(
+        &mut self,
+        _: usize,
+        _: usize,
+        channels: usize,
+        reduced: usize,
+    ) -> Result<SqueezeExcite, Self::Error> {
+        Ok(SqueezeExcite {
+            reduce: LinearConfig::new(channels, reduced).init(self.device),
+            expand: LinearConfig::new(reduced, channels).init(self.device),
         })
     }
 
@@ -211,22 +238,50 @@ impl LayerSource for CheckpointSource<'_> {
         Ok(conv_bn(weight, bias, &spec, relu))
     }
 
+    fn squeeze_excite(
+        &mut self,
+        stage: usize,
+        block: usize,
+        channels: usize,
+        reduced: usize,
+    ) -> Result<SqueezeExcite, LoadError> {
+        let (reduce, expand) = self.naming.squeeze_excite(stage, block);
+        Ok(SqueezeExcite {
+            reduce: self.linear(&reduce, channels, reduced)?,
+            expand: self.linear(&expand, reduced, channels)?,
+        })
+    }
+
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, LoadError> {
-        let (weight_name, bias_name) = self.naming.fc();
-        // Burn's Linear is `[in, out]` like Paddle's; timm's is `[out, in]`.
-        let transposed = self.naming.variant == super::Variant::Timm;
-        let shape = if transposed {
-            [classes, features]
-        } else {
-            [features, classes]
+        let names = self.naming.fc();
+        self.linear(&names, features, classes)
+    }
+}
+
+impl CheckpointSource<'_> {
+    /// A fully connected layer `features` → `classes`, stored as `names` say.
+    fn linear(
+        &mut self,
+        names: &LinearNames,
+        features: usize,
+        classes: usize,
+    ) -> Result<Linear, LoadError> {
+        let stored: &[usize] = match names.stored {
+            Stored::InOut => &[features, classes],
+            Stored::OutIn => &[classes, features],
+            Stored::OutIn1x1 => &[classes, features, 1, 1],
         };
-        let weight = self.take(&weight_name, &shape)?;
-        let bias = self.take(&bias_name, &[classes])?;
+        let weight = self.take(&names.weight, stored)?;
+        let bias = self.take(&names.bias, &[classes])?;
         let (Some(weight), Some(bias)) = (weight, bias) else {
-            return Ok(LinearConfig::new(1, 1).init(self.device));
+            return Ok(LinearConfig::new(features, classes).init(self.device));
         };
-        let mut weight = Tensor::<2>::from_data(TensorData::new(weight.values, shape), self.device);
-        if transposed {
+        let mut weight = Tensor::<2>::from_data(
+            TensorData::new(weight.values, [stored[0], stored[1]]),
+            self.device,
+        );
+        // Burn's Linear is `[in, out]`, as PaddlePaddle's.
+        if names.stored != Stored::InOut {
             weight = weight.transpose();
         }
         let bias = Tensor::<1>::from_data(TensorData::new(bias.values, [classes]), self.device);

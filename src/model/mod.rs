@@ -1,14 +1,16 @@
-//! Res2Net-vd as Burn modules, in both variants found in the wild.
+//! The ResNet family as Burn modules: one network (stem, four stages of residual blocks,
+//! head) whose members (ResNet, ResNet-vd, ResNeXt, SE-ResNeXt, Res2Net, Res2Net-vd) are
+//! values of [`NetworkConfig`], as PaddleClas and timm define them.
 
-mod bottleneck;
+mod block;
 mod config;
 mod layers;
 mod load;
 mod naming;
-mod res2net;
+mod network;
 
-pub use bottleneck::Bottleneck;
-pub use config::{Res2NetConfig, STANDARD_DEPTHS, Variant};
-pub use layers::{ConvBn, ConvSpec};
-pub use naming::{ConvNames, Naming, infer};
-pub use res2net::{ConvSlot, LayerSource, Res2Net, Res2NetOutput, Stage};
+pub use block::Block;
+pub use config::{BlockKind, NetworkConfig, Stem, Variant};
+pub use layers::{ConvBn, ConvSpec, SqueezeExcite};
+pub use naming::{ConvNames, LinearNames, Naming, Stored, infer};
+pub use network::{ConvSlot, LayerSource, Network, NetworkOutput, Stage};

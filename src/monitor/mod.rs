@@ -447,6 +447,7 @@ impl Monitor {
             pending: Vec::new(),
             random: None,
             warm: None,
+            architecture: None,
             measure_batch,
             gpu: worker::GpuMemory::new(config.cpu_fallback),
             memory: config.memory,

@@ -1,6 +1,7 @@
 //! A checkpoint loaded (checked to be the content the scanner hashed) and the maps the
 //! history lacks computed, on the worker's device.
 
+use std::fmt;
 use std::path::Path;
 
 use super::{Computed, Failure, Missing, Worker, content_hash};
@@ -8,6 +9,7 @@ use crate::cam::{CamError, Method, Sample};
 use crate::checkpoint::{self, LoadError};
 use crate::device::SelectedDevice;
 use crate::loader::{self, LoadedModel};
+use crate::model::NetworkConfig;
 use crate::monitor::history::{Prediction, StoredMap, StoredSample};
 use crate::monitor::timeline;
 use crate::render::{self, ArchSummary, CamSettings, RenderError};
@@ -54,6 +56,19 @@ impl Worker {
         let Some(loaded) = self.load(path, hash, device)? else {
             return Ok(Computed::Changed);
         };
+        let architecture = Architecture::of(&loaded.config);
+        if let Some(run) = self
+            .architecture
+            .as_ref()
+            .filter(|run| **run != architecture)
+        {
+            return Err(Failure::Content(format!(
+                "{}: {architecture}, but this run's checkpoints are {run}: the network \
+                 changed mid-run, and its maps are not mixed with theirs (watch it as a \
+                 run of its own)",
+                path.display()
+            )));
+        }
         let mut methods: Vec<Method> = Vec::new();
         for (_, need) in missing {
             for m in need {
@@ -120,5 +135,44 @@ impl Worker {
             loaded: Box::new(loaded),
             forward_per_image: timings.forward / samples.len().max(1) as u32,
         })
+    }
+}
+
+/// What makes a run's maps comparable from one checkpoint to the next: the network and
+/// its classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Architecture {
+    name: String,
+    variant: String,
+    classes: u64,
+}
+
+impl Architecture {
+    pub fn of(config: &NetworkConfig) -> Self {
+        Architecture {
+            name: config.name(),
+            variant: config.variant.to_string(),
+            classes: config.num_classes as u64,
+        }
+    }
+
+    /// From the `ArchSummary` JSON a history stores (any version of it).
+    pub fn from_json(json: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        Some(Architecture {
+            name: value["name"].as_str()?.to_string(),
+            variant: value["variant"].as_str()?.to_string(),
+            classes: value["classes"].as_u64()?,
+        })
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, {} classes)",
+            self.name, self.variant, self.classes
+        )
     }
 }

@@ -27,9 +27,10 @@ use crate::cam::metrics::MetricSettings;
 use crate::cam::{Method, SampleSet};
 use crate::device::{self, MemoryUse, SelectedDevice};
 use crate::loader::LoadedModel;
-use crate::model::Res2Net;
+use crate::model::Network;
 use crate::render::CamSettings;
 
+pub use compute::Architecture;
 pub use gpu::GpuMemory;
 
 /// A checkpoint file the scanner found complete (or gave up on), at the content it read.
@@ -64,11 +65,15 @@ pub struct Worker {
     pub pending: Vec<Pending>,
     /// The untrained network of the sanity check, for the architecture (as JSON) it
     /// was built for.
-    pub random: Option<(String, Res2Net)>,
+    pub random: Option<(String, Network)>,
     /// The network of the checkpoint whose maps were computed last (by content hash),
     /// kept for its trust figures, which come next unless a newer checkpoint does: they
     /// start at once instead of after loading it again.
     pub warm: Option<(String, LoadedModel)>,
+    /// The run's network: that of the first checkpoint recorded with maps. A checkpoint
+    /// of another (a folder where the model changed mid-way) is reported, and its maps
+    /// are not mixed into the run's.
+    pub architecture: Option<Architecture>,
     /// Images per forward pass when measuring trust figures: as many as take about
     /// `measure::GIVE_WAY_WITHIN` (from the last maps' forward pass), so that a new checkpoint
     /// waits no longer than that for its maps. The settings' batch until then.
@@ -150,6 +155,10 @@ impl Worker {
     /// current sample set and methods still need from files that are still there.
     fn replay(&mut self) -> Result<(), HistoryError> {
         let rows = self.history.checkpoints()?;
+        self.architecture = rows
+            .iter()
+            .filter(|r| r.status == Status::Ok)
+            .find_map(|r| r.arch.as_deref().and_then(Architecture::from_json));
         let entries = timeline::order(&rows);
         let mut walk = timeline::Walk::new(&self.samples.samples, &self.settings.request.methods);
         let mut reported = 0;
@@ -300,6 +309,9 @@ impl Worker {
                 forward_per_image,
             }) => {
                 row.format = Some(format);
+                if self.architecture.is_none() {
+                    self.architecture = Architecture::from_json(&arch);
+                }
                 row.arch = Some(arch);
                 if !self.metrics.is_off() {
                     if on_device {

@@ -1,34 +1,36 @@
-//! Res2Net-vd: deep stem → four stages of bottlenecks → global average pool → linear.
+//! A network of the ResNet family: stem → max pool → four stages of residual blocks →
+//! global average pool → linear.
 
 use burn::module::Module;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use super::bottleneck::Bottleneck;
-use super::config::{Res2NetConfig, Variant};
-use super::layers::{ConvBn, ConvSpec, avg_pool, vd_pool};
+use super::block::Block;
+use super::config::{BlockKind, NetworkConfig, Stem, Variant};
+use super::layers::{ConvBn, ConvSpec, SqueezeExcite, avg_pool, vd_pool};
 
 /// A convolution with its BatchNorm, by position in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvSlot {
-    /// The three stem convolutions, 0..3.
+    /// The stem convolutions: 0 of a plain stem, 0..3 of a deep one.
     Stem(usize),
-    /// The 1×1 convolution that opens a bottleneck.
+    /// The convolution that opens a block (1×1; a basic block's first 3×3).
     Conv0 { stage: usize, block: usize },
-    /// The 3×3 convolution of branch `scale` (0..scales−1).
+    /// A bottleneck's 3×3 convolution (`scale` 0), or Res2Net branch `scale`'s
+    /// (0..scales−1).
     Branch {
         stage: usize,
         block: usize,
         scale: usize,
     },
-    /// The 1×1 convolution that closes a bottleneck.
+    /// The convolution that closes a block (1×1; a basic block's second 3×3).
     Conv2 { stage: usize, block: usize },
     /// The projection shortcut of a stage's first block.
     Shortcut { stage: usize },
 }
 
-/// Supplies the weights of each layer while [`Res2Net::build`] walks the network: random
+/// Supplies the weights of each layer while [`Network::build`] walks the network: random
 /// ones for a fresh network, a checkpoint's for a loaded one.
 pub trait LayerSource {
     type Error;
@@ -39,17 +41,25 @@ pub trait LayerSource {
         spec: ConvSpec,
         relu: bool,
     ) -> Result<ConvBn, Self::Error>;
+    /// The squeeze-and-excitation of a block whose output has `channels` channels.
+    fn squeeze_excite(
+        &mut self,
+        stage: usize,
+        block: usize,
+        channels: usize,
+        reduced: usize,
+    ) -> Result<SqueezeExcite, Self::Error>;
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error>;
 }
 
 #[derive(Module, Debug)]
 pub struct Stage {
-    pub blocks: Vec<Bottleneck>,
+    pub blocks: Vec<Block>,
 }
 
 #[derive(Module, Debug)]
-pub struct Res2Net {
-    /// `conv1_1` 3→w s2, `conv1_2` w→w, `conv1_3` w→2w, each with ReLU.
+pub struct Network {
+    /// A 7×7 convolution 3→w s2, or three 3×3: 3→w s2, w→w, w→2w; each with ReLU.
     pub stem: Vec<ConvBn>,
     pub stem_pool: MaxPool2d,
     pub stages: Vec<Stage>,
@@ -57,25 +67,29 @@ pub struct Res2Net {
 }
 
 /// Logits and the output of every stage (the feature maps CAMs are computed on).
-pub struct Res2NetOutput {
+pub struct NetworkOutput {
     /// `[B, classes]`
     pub logits: Tensor<2>,
-    /// `[B, 4·base·2^s, H/2^(s+2), W/2^(s+2)]` for s in 0..4 (ceil division).
+    /// `[B, expansion·base·2^s, H/2^(s+2), W/2^(s+2)]` for s in 0..4 (ceil division).
     pub stages: Vec<Tensor<4>>,
 }
 
-impl Res2Net {
+impl Network {
     /// Walks the architecture of `config`, taking every layer's weights from `source`.
-    pub fn build<S: LayerSource>(config: &Res2NetConfig, source: &mut S) -> Result<Self, S::Error> {
+    pub fn build<S: LayerSource>(config: &NetworkConfig, source: &mut S) -> Result<Self, S::Error> {
         let w = config.stem_width;
-        let stem_specs = [(3, w, 2), (w, w, 1), (w, 2 * w, 1)];
-        let mut stem = Vec::with_capacity(3);
-        for (i, (channels_in, channels_out, stride)) in stem_specs.into_iter().enumerate() {
+        let stem_specs: &[_] = match config.stem {
+            Stem::Plain => &[(3, w, 7, 2)],
+            Stem::Deep => &[(3, w, 3, 2), (w, w, 3, 1), (w, 2 * w, 3, 1)],
+        };
+        let mut stem = Vec::with_capacity(stem_specs.len());
+        for (i, &(channels_in, channels_out, kernel, stride)) in stem_specs.iter().enumerate() {
             let spec = ConvSpec {
                 channels_in,
                 channels_out,
-                kernel: 3,
+                kernel,
                 stride,
+                groups: 1,
             };
             stem.push(source.conv_bn(ConvSlot::Stem(i), spec, true)?);
         }
@@ -92,7 +106,7 @@ impl Res2Net {
             stages.push(Stage { blocks });
         }
         let fc = source.classifier(config.feature_channels(), config.num_classes)?;
-        Ok(Res2Net {
+        Ok(Network {
             stem,
             stem_pool,
             stages,
@@ -100,7 +114,7 @@ impl Res2Net {
         })
     }
 
-    pub fn forward(&self, images: Tensor<4>) -> Res2NetOutput {
+    pub fn forward(&self, images: Tensor<4>) -> NetworkOutput {
         let mut x = self.forward_stem(images);
         let mut stages = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
@@ -108,10 +122,10 @@ impl Res2Net {
             stages.push(x.clone());
         }
         let logits = self.head(x);
-        Res2NetOutput { logits, stages }
+        NetworkOutput { logits, stages }
     }
 
-    /// `[B, 3, H, W]` → `[B, 2w, H/4, W/4]`
+    /// `[B, 3, H, W]` → `[B, stem channels, H/4, W/4]`
     pub fn forward_stem(&self, images: Tensor<4>) -> Tensor<4> {
         // Channels-last from the first convolution on: libtorch keeps the layout through
         // the network and its oneDNN kernels run 15–25 % faster on it (README, "Where
@@ -147,11 +161,11 @@ impl Stage {
 }
 
 fn build_block<S: LayerSource>(
-    config: &Res2NetConfig,
+    config: &NetworkConfig,
     source: &mut S,
     stage: usize,
     block: usize,
-) -> Result<Bottleneck, S::Error> {
+) -> Result<Block, S::Error> {
     let first = block == 0;
     let stride = if first && stage != 0 { 2 } else { 1 };
     let channels_in = if first {
@@ -160,60 +174,81 @@ fn build_block<S: LayerSource>(
         config.stage_channels(stage)
     };
     let channels_out = config.stage_channels(stage);
-    let width = config.branch_width(stage);
-    let conv = |channels_in, channels_out, kernel, stride| ConvSpec {
+    let width = config.stage_width(stage);
+    let conv = |channels_in, channels_out, kernel, stride, groups| ConvSpec {
         channels_in,
         channels_out,
         kernel,
         stride,
+        groups,
     };
-
-    let conv0 = source.conv_bn(
-        ConvSlot::Conv0 { stage, block },
-        conv(channels_in, width * config.scales, 1, 1),
-        true,
-    )?;
-    let branches = (0..config.scales - 1)
+    let opening = match config.block {
+        BlockKind::Basic => conv(channels_in, width, 3, stride, 1),
+        BlockKind::Bottleneck => conv(channels_in, width, 1, 1, 1),
+        BlockKind::Res2Net => conv(channels_in, width * config.scales, 1, 1, 1),
+    };
+    let conv0 = source.conv_bn(ConvSlot::Conv0 { stage, block }, opening, true)?;
+    let branches = match config.block {
+        BlockKind::Basic => 0,
+        BlockKind::Bottleneck => 1,
+        BlockKind::Res2Net => config.scales - 1,
+    };
+    let branches = (0..branches)
         .map(|scale| {
             let slot = ConvSlot::Branch {
                 stage,
                 block,
                 scale,
             };
-            source.conv_bn(slot, conv(width, width, 3, stride), true)
+            source.conv_bn(slot, conv(width, width, 3, stride, config.groups), true)
         })
         .collect::<Result<_, _>>()?;
+    let split = config.block == BlockKind::Res2Net;
     let (cascade, last_pool) = match config.variant {
+        _ if !split => (false, None),
         Variant::Paddle => (
             stride == 1,
             (stride != 1).then(|| avg_pool(3, stride, 1, false)),
         ),
         Variant::Timm => (!first, first.then(|| avg_pool(3, stride, 1, true))),
     };
-    let conv2 = source.conv_bn(
-        ConvSlot::Conv2 { stage, block },
-        conv(width * config.scales, channels_out, 1, 1),
-        false,
-    )?;
-    let shortcut = if first {
+    let closing = match config.block {
+        BlockKind::Basic => conv(width, channels_out, 3, 1, 1),
+        BlockKind::Bottleneck => conv(width, channels_out, 1, 1, 1),
+        BlockKind::Res2Net => conv(width * config.scales, channels_out, 1, 1, 1),
+    };
+    let conv2 = source.conv_bn(ConvSlot::Conv2 { stage, block }, closing, false)?;
+    let se = match config.se_ratio {
+        Some(_) => {
+            let reduced = config.se_channels(channels_out);
+            Some(source.squeeze_excite(stage, block, channels_out, reduced)?)
+        }
+        None => None,
+    };
+    let shortcut = if config.projects(stage, block) {
+        // "vd": pool, then project with stride 1.
+        let pooled = config.avg_down && stride != 1;
+        let projection_stride = if pooled { 1 } else { stride };
         let mut projection = source.conv_bn(
             ConvSlot::Shortcut { stage },
-            conv(channels_in, channels_out, 1, 1),
+            conv(channels_in, channels_out, 1, projection_stride, 1),
             false,
         )?;
-        if stage != 0 {
+        if pooled {
             projection.pool = Some(vd_pool());
         }
         Some(projection)
     } else {
         None
     };
-    Ok(Bottleneck {
+    Ok(Block {
         conv0,
         branches,
+        split,
         cascade,
         last_pool,
         conv2,
+        se,
         shortcut,
     })
 }
