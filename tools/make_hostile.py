@@ -229,6 +229,42 @@ def mutants(c: Corpus, good: Path):
     c.add("good.pdparams", data, "a good checkpoint among the hostile ones", expect="ok")
 
 
+def layouts(c: Corpus):
+    """Names of the three schemes camwatch reads (PaddleClas model zoo, PaddleClas
+    ResNet, timm) arranged to mislead its architecture inference."""
+    tiny = np.zeros((4, 4, 1, 1), dtype=np.float32)
+    save = lambda name, state, attack: c.add(name, pickle.dumps(state, protocol=4), attack)
+    # PaddleClas ResNet numbers its blocks in one sequence and starts a stage where a
+    # block projects: 100 000 projecting blocks, 100 000 stages.
+    state = {"stem.0.conv.weight": tiny, "fc.weight": tiny}
+    for k in range(100_000):
+        state[f"blocks.{k}.conv0.conv.weight"] = tiny
+        state[f"blocks.{k}.short.conv.weight"] = tiny
+    save("paddle-resnet-100000-stages.pdparams", state,
+         "PaddleClas ResNet names claiming 100 000 stages (one array under every name)")
+    # timm names whose grouped convolution does not divide the block's width.
+    state = {"conv1.weight": np.zeros((8, 3, 7, 7), np.float32),
+             "layer1.0.conv1.weight": np.zeros((12, 8, 1, 1), np.float32),
+             "layer1.0.conv2.weight": np.zeros((12, 5, 3, 3), np.float32),
+             "layer1.0.conv3.weight": np.zeros((32, 12, 1, 1), np.float32),
+             "fc.weight": np.zeros((3, 256), np.float32)}
+    for stage in (2, 3, 4):
+        state[f"layer{stage}.0.conv1.weight"] = tiny
+    save("timm-groups-do-not-divide.pth", state,
+         "a ResNeXt whose 3×3 convolution's groups do not divide its width")
+    # PaddleClas model zoo names whose squeeze-excitation reduces to 20 000 channels.
+    state = {"conv1_1._conv.weight": np.zeros((8, 3, 3, 3), np.float32),
+             "bb_0_0.conv0._conv.weight": np.zeros((4, 16, 1, 1), np.float32),
+             "bb_0_0.conv1._conv.weight": np.zeros((4, 4, 3, 3), np.float32),
+             "bb_0_0.conv2._conv.weight": np.zeros((16, 4, 1, 1), np.float32),
+             "bb_0_0.scale.squeeze.weight": np.zeros((16, 20_000), np.float32),
+             "out.weight": np.zeros((128, 3), np.float32)}
+    for stage in (1, 2, 3):
+        state[f"bb_{stage}_0.conv0._conv.weight"] = tiny
+    save("paddle-se-wider-than-its-block.pdparams", state,
+         "a squeeze-excitation that widens instead of reducing")
+
+
 # --- Things that are not regular files, and odd names --------------------------------
 
 
@@ -274,6 +310,7 @@ def main():
     pickles(c)
     arrays(c)
     mutants(c, args.good)
+    layouts(c)
     oddities(c, args.good)
     (args.out / "hostile.json").write_text(json.dumps(c.entries, indent=1, ensure_ascii=True))
     print(f"{len(c.entries)} hostile files in {args.out}", file=sys.stderr)
