@@ -274,3 +274,63 @@ fn flex_backend_matches_on_grouped_and_squeeze_excitation_members() {
         );
     }
 }
+
+/// A run of another member is followed as a Res2Net run is (maps, trust figures,
+/// history); a checkpoint of another network dropped into the same folder is reported
+/// and its maps are not mixed in, across a restart too.
+#[test]
+fn a_resnet_run_is_followed_and_a_change_of_network_is_reported() {
+    use common::watch::{Watch, file_name, history_json, run_dir, str_of};
+
+    let dir = run_dir("family-watch");
+    std::fs::copy(family().join("timm_resnet18.pth"), dir.join("epoch_1.pth")).unwrap();
+    let watch = Watch::start(&dir, &["--metrics", "all"]);
+    let first = watch.next();
+    assert_eq!(
+        (str_of(&first, "status"), &first["epoch"]),
+        ("ok", &1.into()),
+        "{first}"
+    );
+    assert!(
+        first["samples"][0]["maps"]["gradcam"].is_object(),
+        "{first}"
+    );
+    let measured = loop {
+        let line = watch.next();
+        assert_eq!(str_of(&line, "event"), "metrics", "{line}");
+        let samples = line["samples"].as_array().unwrap();
+        if samples.iter().all(|s| s.get("metrics").is_some()) {
+            break line;
+        }
+    };
+    assert!(measured["samples"][0]["metrics"]["gradcam"]["road_combined"].is_f64());
+
+    std::fs::copy(family().join("timm_resnet34d.pth"), dir.join("epoch_2.pth")).unwrap();
+    let changed = watch.next();
+    assert_eq!(str_of(&changed, "status"), "error", "{changed}");
+    let error = str_of(&changed, "error");
+    for part in ["epoch_2.pth", "ResNet34_vd", "ResNet18", "changed mid-run"] {
+        assert!(error.contains(part), "{part} in {error}");
+    }
+    assert!(watch.interrupt().success());
+
+    let again = Watch::start(&dir, &["--metrics", "all"]);
+    let replayed = again.take(2);
+    assert!(replayed.iter().all(|l| str_of(l, "source") == "history"));
+    again.expect_quiet(std::time::Duration::from_secs(3));
+    assert!(again.interrupt().success());
+    let dump = history_json(&dir, &[]);
+    let statuses: Vec<(String, String)> = dump["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (file_name(c), str_of(c, "status").to_string()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("epoch_1.pth".to_string(), "ok".to_string()),
+            ("epoch_2.pth".to_string(), "error".to_string())
+        ]
+    );
+}
