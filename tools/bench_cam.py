@@ -24,20 +24,29 @@ import time
 import numpy as np
 
 GRADIENT_METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
+# The timm res2net50d fixture (tools/make_fixtures.py): its file, timm name and classes.
+RES2NET50D = ("timm_r50.pth", "res2net50d", 4)
 
 
-def grad_cam_run(fixtures, samples, methods, layer):
+def timm_net(fixtures, model):
+    """A timm network with the weights of `model` = (file in `fixtures`, timm name, classes)."""
     import timm
+    import torch
+    file, name, classes = model
+    state = torch.load(os.path.join(fixtures, file))
+    net = timm.create_model(name, num_classes=classes)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+def grad_cam_run(fixtures, samples, methods, layer, model=RES2NET50D):
     import torch
     from PIL import Image
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
     classes = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus,
                "xgradcam": XGradCAM, "layercam": LayerCAM}
     start = time.perf_counter()
-    state = torch.load(os.path.join(fixtures, "timm_r50.pth"))
-    net = timm.create_model("res2net50d", num_classes=4)
-    net.load_state_dict(state)
-    net.eval()
+    net = timm_net(fixtures, model)
     folder = samples
     images = []
     for name in sorted(n for n in os.listdir(folder) if n.endswith(".png")):
@@ -51,15 +60,11 @@ def grad_cam_run(fixtures, samples, methods, layer):
     return (time.perf_counter() - start) * 1e3
 
 
-def torch_floor(fixtures, count, bf16):
+def torch_floor(fixtures, count, bf16, model=RES2NET50D):
     """torch.load, model, load_state_dict and a no_grad forward: no CAM at all."""
-    import timm
     import torch
     start = time.perf_counter()
-    state = torch.load(os.path.join(fixtures, "timm_r50.pth"))
-    net = timm.create_model("res2net50d", num_classes=4)
-    net.load_state_dict(state)
-    net.eval()
+    net = timm_net(fixtures, model)
     x = torch.randn(count, 3, 224, 224)
     if bf16:
         net, x = net.to(torch.bfloat16), x.to(torch.bfloat16)
@@ -68,9 +73,9 @@ def torch_floor(fixtures, count, bf16):
     return (time.perf_counter() - start) * 1e3
 
 
-def camwatch_run(camwatch, fixtures, samples, methods, stage):
+def camwatch_run(camwatch, fixtures, samples, methods, stage, file=RES2NET50D[0]):
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([camwatch, "render", "--checkpoint", os.path.join(fixtures, "timm_r50.pth"),
+        subprocess.run([camwatch, "render", "--checkpoint", os.path.join(fixtures, file),
                         "--samples", samples, "--out", out,
                         "--method", ",".join(methods), "--layer", stage, "--device", "cpu"],
                        check=True, capture_output=True)
@@ -78,8 +83,9 @@ def camwatch_run(camwatch, fixtures, samples, methods, stage):
             return json.load(f)["timings_ms"]["total"]
 
 
-def camwatch_warm(bench_cam, fixtures, samples, methods, stage, n, precision="fp32"):
-    out = subprocess.run([bench_cam, os.path.join(fixtures, "timm_r50.pth"),
+def camwatch_warm(bench_cam, fixtures, samples, methods, stage, n, precision="fp32",
+                  file=RES2NET50D[0]):
+    out = subprocess.run([bench_cam, os.path.join(fixtures, file),
                           samples, ",".join(methods), stage, str(n),
                           precision],
                          check=True, capture_output=True, text=True).stdout

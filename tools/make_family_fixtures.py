@@ -117,7 +117,22 @@ TIMM = [
      arch("timm", "res2net", "plain", D50, 48, False, scales=2)),
     ("res2net101_26w_4s", "Res2Net101_26w_4s",
      arch("timm", "res2net", "plain", D101, 26, False, scales=4)),
+    # Small ones, for custom sizes (and as fuzzing seeds: scripts/fuzz).
+    ("tiny_resnet_d", "ResNet[1, 1, 1, 1]_vd",
+     arch("timm", "basic", "deep", [1, 1, 1, 1], 8, True)),
+    ("tiny_seresnext", "SE_ResNeXt[1, 2, 1, 1]_4x2d",
+     arch("timm", "bottleneck", "plain", [1, 2, 1, 1], 8, False, groups=4, se=16)),
 ]
+
+
+def tiny(model_name):
+    """The small timm networks of `TIMM`, built with timm's own ResNet class."""
+    from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+    if model_name == "tiny_resnet_d":
+        return ResNet(block=BasicBlock, layers=[1, 1, 1, 1], num_classes=CLASSES,
+                      stem_type="deep", stem_width=8, avg_down=True, channels=(8, 16, 32, 64))
+    return ResNet(block=Bottleneck, layers=[1, 2, 1, 1], num_classes=CLASSES, cardinality=4,
+                  base_width=8, channels=(16, 32, 64, 128), block_args=dict(attn_layer="se"))
 
 GRADIENT_METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 
@@ -230,7 +245,10 @@ def timm_member(out, index):
     model_name, name, _ = TIMM[index]
     torch.manual_seed(SEED + index)
     rng = np.random.default_rng(SEED + 100 + index)
-    model = timm.create_model(model_name, pretrained=False, num_classes=CLASSES)
+    if model_name.startswith("tiny_"):
+        model = tiny(model_name)
+    else:
+        model = timm.create_model(model_name, pretrained=False, num_classes=CLASSES)
     mf.perturb_torch(model, rng)
     x = rng.normal(0, 1, INPUT).astype(np.float32)
     with torch.no_grad():

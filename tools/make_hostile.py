@@ -252,12 +252,12 @@ def layouts(c: Corpus):
         state[f"layer{stage}.0.conv1.weight"] = tiny
     save("timm-groups-do-not-divide.pth", state,
          "a ResNeXt whose 3×3 convolution's groups do not divide its width")
-    # PaddleClas model zoo names whose squeeze-excitation reduces to 20 000 channels.
+    # PaddleClas model zoo names whose squeeze-excitation widens to 4 000 channels.
     state = {"conv1_1._conv.weight": np.zeros((8, 3, 3, 3), np.float32),
              "bb_0_0.conv0._conv.weight": np.zeros((4, 16, 1, 1), np.float32),
              "bb_0_0.conv1._conv.weight": np.zeros((4, 4, 3, 3), np.float32),
              "bb_0_0.conv2._conv.weight": np.zeros((16, 4, 1, 1), np.float32),
-             "bb_0_0.scale.squeeze.weight": np.zeros((16, 20_000), np.float32),
+             "bb_3_0.scale.squeeze.weight": np.zeros((128, 4_000), np.float32),
              "out.weight": np.zeros((128, 3), np.float32)}
     for stage in (1, 2, 3):
         state[f"bb_{stage}_0.conv0._conv.weight"] = tiny

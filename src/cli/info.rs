@@ -51,8 +51,12 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
         println!(
             "stem        {}",
             match config.stem {
-                Stem::Plain => format!("7×7, {} channels", config.stem_width),
-                Stem::Deep => format!("3 × 3×3, {} channels", config.stem_channels()),
+                Stem::Plain => format!("one 7×7 convolution, {} channels", config.stem_width),
+                Stem::Deep => format!(
+                    "three 3×3 convolutions, {w}, {w} and {} channels",
+                    config.stem_channels(),
+                    w = config.stem_width
+                ),
             }
         );
         println!(

@@ -356,11 +356,13 @@ pub fn infer(weights: &Weights) -> Result<(NetworkConfig, Naming), LoadError> {
         _ => width / dim(&branch(&naming, 0), 1)?.max(1),
     };
     let channels = dim(&first(&naming, conv2), 0)?;
-    let se_ratio = match naming.squeeze_excite(0, 0) {
+    // Read at the widest stage, where timm's rounding to multiples of 8 does not hide it.
+    let se_ratio = match naming.squeeze_excite(3, 0) {
         (reduce, _) if weights.tensors.contains_key(&reduce.weight) => {
             let axis = usize::from(reduce.stored == Stored::InOut);
             let reduced = dim(&strip(reduce.weight), axis)?.max(1);
-            Some(((channels as f64 / reduced as f64).round() as usize).max(1))
+            let widest = channels << 3;
+            Some(((widest as f64 / reduced as f64).round() as usize).max(1))
         }
         _ => None,
     };
