@@ -19,6 +19,7 @@ pub mod precision;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod store;
 pub mod tensorboard;
 pub mod tui;
 pub mod untrusted;

@@ -16,7 +16,7 @@ use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::{self, CheckpointReport, timeline};
 
 use super::CliResult;
-use super::run_args::RunArgs;
+use super::run_args::{RunArgs, resolve_stores};
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -61,7 +61,9 @@ struct Dump<'a> {
     checkpoints: &'a [CheckpointReport],
 }
 
-pub fn run(args: HistoryArgs) -> CliResult {
+pub fn run(mut args: HistoryArgs) -> CliResult {
+    let cache = args.run.cache.clone();
+    resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
     if !args.more.is_empty() {
         return compare(args);
     }

@@ -33,7 +33,9 @@ pub struct ReportArgs {
     pub epoch: Option<u64>,
 }
 
-pub fn run(args: ReportArgs) -> CliResult {
+pub fn run(mut args: ReportArgs) -> CliResult {
+    let cache = args.run.cache.clone();
+    super::run_args::resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
     let (shared, stored) = read_runs(&args.run, &args.more)?;
     let method = shared.settings.request.methods[0];
     let samples = &shared.samples.samples;

@@ -14,12 +14,13 @@ use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
+use camwatch::store::mirror::MirrorConfig;
 use camwatch::tensorboard::Live;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
 use super::export::{ImageArgs, run_exports};
-use super::run_args::RunArgs;
+use super::run_args::{RunArgs, resolve_stores};
 use super::{CliResult, signals};
 
 #[derive(Args, Debug)]
@@ -35,9 +36,14 @@ pub struct WatchArgs {
     #[arg(long)]
     pub headless: bool,
     /// Look for new files every SECONDS instead of waiting for file-system events (for
-    /// network file systems, where events do not arrive).
+    /// network file systems, where events do not arrive); a run in an object store is
+    /// listed this often [default there: 5].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub poll: Option<Duration>,
+    /// Gigabytes of a store run's checkpoints kept in --cache; past that the oldest
+    /// whose maps are recorded are removed.
+    #[arg(long, value_name = "GB", default_value = "20")]
+    pub cache_size: f64,
     /// A file is read once its size and mtime have not changed for this long.
     #[arg(long, value_name = "SECONDS", default_value = "0.5", value_parser = parse_seconds)]
     pub settle: Duration,
@@ -95,6 +101,9 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 #[derive(Serialize)]
 struct Line<'a> {
     event: &'static str,
+    /// A store run's object: its ETag (the report's `path` is its URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
     /// The run's folder, when several are followed.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -147,6 +156,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
+    let mut args = args;
+    let cache = args.run.cache.clone();
+    let stores = resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), true)?;
+    let store_poll = args.poll.unwrap_or(Duration::from_secs(5));
+    let cache_limit = (args.cache_size.max(0.0) * 1e9) as u64;
     if !args.more.is_empty() && args.run.history.is_some() {
         return Err(
             "--history names one run's database: with several runs each has its \
@@ -182,6 +196,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         metrics: args.run.cam.metric_settings("all"),
         cpu_fallback: args.cpu_fallback,
         memory: args.gpu_memory,
+        mirror: None,
     };
     let precision = config.settings.precision;
     // One monitor (history, scanner, worker) per run.
@@ -196,7 +211,32 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                     ..config.clone()
                 }),
         )
-        .collect();
+        .zip(&stores)
+        .map(|(config, store)| match store {
+            None => Ok(config),
+            Some(store) => {
+                let open = store.url.open()?;
+                eprintln!(
+                    "camwatch: {} is mirrored in {} (credentials: {})",
+                    store.url,
+                    paths::for_terminal(&store.folder.display().to_string()),
+                    open.credentials
+                );
+                Ok(MonitorConfig {
+                    // The mirror polls the store; its local folder has events.
+                    poll: None,
+                    mirror: Some(MirrorConfig {
+                        store: open,
+                        dir: config.dir.clone(),
+                        poll: store_poll,
+                        cache_limit,
+                        history: config.history.clone(),
+                    }),
+                    ..config
+                })
+            }
+        })
+        .collect::<CliResult<_>>()?;
     let exports = match &args.tensorboard {
         Some(root) => {
             let locations: Vec<_> = runs
@@ -242,6 +282,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let several = runs.len() > 1;
     let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
     let mut monitors = Vec::with_capacity(runs.len());
+    let mut objects = Vec::with_capacity(runs.len());
     for (i, config) in runs.iter().enumerate() {
         let methods: Vec<&str> = config
             .settings
@@ -265,6 +306,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 return Err(e.into());
             }
         };
+        objects.push(monitor.objects());
         monitors.push(monitor);
         let merged = merged.clone();
         std::thread::spawn(move || {
@@ -295,30 +337,48 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             Err(_) => continue,
         };
         let dir = &runs[index].dir;
-        let run = several.then_some(dir.as_path());
+        let store = &stores[index];
+        let run_url = store.as_ref().map(|s| PathBuf::from(s.url.to_string()));
+        let run = several.then_some(run_url.as_deref().unwrap_or(dir.as_path()));
         if let (Some(live), Some(report)) = (&live, event.report()) {
             live.report(index, report, &runs[index].settings);
         }
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
-                let line = match &event {
-                    MonitorEvent::Checkpoint { report, source, ms } => Line {
-                        event: "checkpoint",
-                        run,
-                        report,
-                        source: *source,
-                        ms: *ms,
-                        precision,
-                    },
-                    MonitorEvent::Measured(report) => Line {
-                        event: "metrics",
-                        run,
-                        report,
-                        source: Source::Measured,
-                        ms: 0.0,
-                        precision,
-                    },
+                let (report, source, ms, kind) = match &event {
+                    MonitorEvent::Checkpoint { report, source, ms } => {
+                        (report, *source, *ms, "checkpoint")
+                    }
+                    MonitorEvent::Measured(report) => (report, Source::Measured, 0.0, "metrics"),
                     _ => continue,
+                };
+                // A store run's files are told by their objects' URLs and ETags.
+                let mut etag = None;
+                let stored;
+                let report = match store {
+                    Some(store) => {
+                        let mut named = report.as_ref().clone();
+                        let url =
+                            |p: &PathBuf| store.url_of(p).map_or_else(|| p.clone(), PathBuf::from);
+                        etag = store
+                            .key_of(&named.path)
+                            .zip(objects[index].as_ref())
+                            .and_then(|(key, objects)| objects.etag(key));
+                        named.path = url(&named.path);
+                        named.paths = named.paths.iter().map(url).collect();
+                        stored = named;
+                        &stored
+                    }
+                    None => report.as_ref(),
+                };
+                let line = Line {
+                    event: kind,
+                    etag,
+                    run,
+                    report,
+                    source,
+                    ms,
+                    precision,
                 };
                 // Serialised whole before anything is written: a line is never cut.
                 let mut text = match serde_json::to_vec(&line) {
@@ -359,6 +419,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             ),
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }
+            | MonitorEvent::Downloading { .. }
             | MonitorEvent::Revised(_) => {}
             MonitorEvent::Warning(message) => {
                 eprintln!("camwatch: {}", paths::for_terminal(&message))

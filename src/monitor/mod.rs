@@ -68,6 +68,9 @@ pub struct MonitorConfig {
     pub cpu_fallback: bool,
     /// Whether the memory of a checkpoint's computation is handed back after it.
     pub memory: crate::device::MemoryUse,
+    /// When the run is kept in an object store: `dir` is its local mirror, kept up to
+    /// date by this monitor (while it writes the history).
+    pub mirror: Option<crate::store::mirror::MirrorConfig>,
 }
 
 /// Where a report's maps came from.
@@ -165,8 +168,10 @@ pub enum MonitorEvent {
         done: usize,
         total: usize,
     },
+    /// A large checkpoint object being downloaded from the run's store.
+    Downloading { url: String, done: u64, total: u64 },
     /// Something went wrong that is no checkpoint's fault (the history could not be
-    /// written, the watcher failed); the monitor goes on.
+    /// written, the watcher failed, the store cannot be reached); the monitor goes on.
     Warning(String),
 }
 
@@ -355,6 +360,8 @@ pub struct Monitor {
     _watcher: Option<notify::RecommendedWatcher>,
     /// Held while this monitor writes the run's history; `None` when it follows.
     _lock: Option<Arc<lock::RunLock>>,
+    /// Keeps a store run's folder up to date (stopped before the worker).
+    mirror: Option<crate::store::mirror::Mirror>,
 }
 
 impl Monitor {
@@ -431,6 +438,22 @@ impl Monitor {
             messages: scan_rx,
             rescan_every,
         };
+        let mirror = config.mirror.clone().map(|mirror| {
+            let events = event_tx.clone();
+            crate::store::mirror::Mirror::start(
+                mirror,
+                Box::new(move |event| {
+                    let _ = events.send(match event {
+                        crate::store::mirror::MirrorEvent::Warning(text) => {
+                            MonitorEvent::Warning(text)
+                        }
+                        crate::store::mirror::MirrorEvent::Progress { url, done, total } => {
+                            MonitorEvent::Downloading { url, done, total }
+                        }
+                    });
+                }),
+            )
+        });
         let measure_batch = config.settings.request.batch;
         let worker = worker::Worker {
             history,
@@ -468,6 +491,7 @@ impl Monitor {
             worker,
             _watcher: watcher,
             _lock: Some(lock),
+            mirror,
         };
         Ok((monitor, events))
     }
@@ -504,6 +528,7 @@ impl Monitor {
             worker,
             _watcher: None,
             _lock: None,
+            mirror: None,
         };
         (monitor, events)
     }
@@ -521,7 +546,14 @@ impl Monitor {
         self.shut_down();
     }
 
+    /// The ETags of a store run's objects, by key.
+    pub fn objects(&self) -> Option<Arc<crate::store::mirror::Objects>> {
+        self.mirror.as_ref().map(|m| Arc::clone(&m.objects))
+    }
+
     fn shut_down(&mut self) {
+        // The mirror first: no download lands while the rest stops.
+        self.mirror = None;
         self.cancel.cancel();
         self.queue.close();
         let _ = self.scanner_messages.send(ScanMessage::Stop);

@@ -460,6 +460,17 @@ impl App {
                     queued,
                 })
             }
+            MonitorEvent::Downloading { url, done, total } => {
+                self.notice = Some(if done < total {
+                    format!(
+                        "downloading {url}: {} of {}",
+                        crate::untrusted::human_bytes(done),
+                        crate::untrusted::human_bytes(total)
+                    )
+                } else {
+                    format!("downloaded {url}")
+                })
+            }
             MonitorEvent::Warning(message) => self.last_error = Some(message),
         }
         Vec::new()

@@ -1,0 +1,460 @@
+//! A store run's checkpoint objects, kept in a local folder that the monitor follows.
+//!
+//! Every `poll` the prefix is listed (paged by `object_store`, at most [`MAX_OBJECTS`]).
+//! An object is new or changed when its ETag, size or last-modified differ from what was
+//! fetched; objects only appear once their PUT (or multipart upload) completed, and the
+//! monitor still checks each format's end marker. A download goes into
+//! `.camwatch/downloads/` in ranges of [`RANGE`] bytes, [`PARALLEL`] at a time, each
+//! asked for with the listed ETag (a replaced object is not stitched from two versions)
+//! and tried again on its own when a connection drops; only a whole, checked file is
+//! renamed into place, with the object's last-modified as its mtime (training order).
+//! Objects larger than a checkpoint may be are refused from their listed size. Once the
+//! cache holds more than its limit, the oldest files whose maps the history already
+//! holds are removed (and not fetched again unless the object changes).
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as StorePath;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+use super::OpenStore;
+use crate::monitor::scan::{is_checkpoint_name, nanos_since_epoch};
+use crate::untrusted::{MAX_CHECKPOINT_BYTES, human_bytes};
+
+/// Objects listed under one prefix at most; beyond, the first ones are followed.
+pub const MAX_OBJECTS: usize = 100_000;
+/// Bytes per ranged GET.
+pub const RANGE: u64 = 16 << 20;
+/// Ranged GETs of one object in flight at once.
+pub const PARALLEL: usize = 4;
+/// Tries of one range before the download is given up (until the next listing).
+const TRIES: u32 = 6;
+
+#[derive(Clone, Debug)]
+pub struct MirrorConfig {
+    pub store: OpenStore,
+    /// The local folder: the monitor's run folder.
+    pub dir: PathBuf,
+    pub poll: Duration,
+    /// Bytes of checkpoints kept in `dir` before recorded ones are removed.
+    pub cache_limit: u64,
+    /// The run's history, which tells which files are recorded.
+    pub history: PathBuf,
+}
+
+/// What the mirror tells the monitor.
+pub enum MirrorEvent {
+    /// The store cannot be listed or an object not fetched (one line), or is reachable
+    /// again.
+    Warning(String),
+    /// A large download under way.
+    Progress { url: String, done: u64, total: u64 },
+}
+
+/// What was fetched of one object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Object {
+    pub etag: Option<String>,
+    pub size: u64,
+    pub modified_ns: i64,
+    pub state: State,
+    /// When it was fetched (for the cache's oldest-first removal).
+    pub fetched_ns: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Cached,
+    /// Removed from the cache after its maps were recorded.
+    Evicted,
+    /// Larger than a checkpoint may be: not fetched.
+    Refused,
+}
+
+/// The objects fetched, by key (the path under the run's prefix), shared with the
+/// headless printer for their ETags.
+#[derive(Default)]
+pub struct Objects(Mutex<HashMap<String, Object>>);
+
+impl Objects {
+    pub fn etag(&self, key: &str) -> Option<String> {
+        let objects = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        objects.get(key).and_then(|o| o.etag.clone())
+    }
+}
+
+/// A running mirror thread; stopped when dropped.
+pub struct Mirror {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub objects: Arc<Objects>,
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn index_file(dir: &Path) -> PathBuf {
+    dir.join(crate::monitor::HISTORY_DIR).join("objects.json")
+}
+
+impl Mirror {
+    pub fn start(config: MirrorConfig, report: Box<dyn Fn(MirrorEvent) + Send>) -> Mirror {
+        let known: HashMap<String, Object> = std::fs::read(index_file(&config.dir))
+            .ok()
+            .and_then(|data| serde_json::from_slice(&data).ok())
+            .unwrap_or_default();
+        let objects = Arc::new(Objects(Mutex::new(known)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            config,
+            report,
+            objects: Arc::clone(&objects),
+            stop: Arc::clone(&stop),
+        };
+        let thread = std::thread::Builder::new()
+            .name("camwatch-mirror".into())
+            .spawn(move || worker.run())
+            .ok();
+        Mirror {
+            stop,
+            thread,
+            objects,
+        }
+    }
+}
+
+struct Worker {
+    config: MirrorConfig,
+    report: Box<dyn Fn(MirrorEvent) + Send>,
+    objects: Arc<Objects>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                (self.report)(MirrorEvent::Warning(format!(
+                    "{}: cannot start the store client ({e})",
+                    self.config.store.url
+                )));
+                return;
+            }
+        };
+        let mut failing: Option<String> = None;
+        let mut wait = self.config.poll;
+        while !self.stop.load(Ordering::Relaxed) {
+            match runtime.block_on(self.pass()) {
+                Ok(()) => {
+                    if failing.take().is_some() {
+                        (self.report)(MirrorEvent::Warning(format!(
+                            "{}: reachable again",
+                            self.config.store.url
+                        )));
+                    }
+                    wait = self.config.poll;
+                }
+                Err(message) => {
+                    // Said once until it changes; tried again less and less often.
+                    if failing.as_ref() != Some(&message) {
+                        (self.report)(MirrorEvent::Warning(format!(
+                            "{message}; trying again, at most a minute apart"
+                        )));
+                        failing = Some(message);
+                    }
+                    wait = (wait * 2).clamp(self.config.poll, Duration::from_secs(60));
+                }
+            }
+            self.sleep(wait);
+        }
+    }
+
+    fn sleep(&self, time: Duration) {
+        let end = std::time::Instant::now() + time;
+        while !self.stop.load(Ordering::Relaxed) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One listing, and the downloads it calls for.
+    async fn pass(&self) -> Result<(), String> {
+        let open = &self.config.store;
+        let listed: Vec<ObjectMeta> = open
+            .store
+            .list(Some(&open.prefix))
+            .take(MAX_OBJECTS + 1)
+            .try_collect()
+            .await
+            .map_err(|e| open.explain(None, &e))?;
+        if listed.len() > MAX_OBJECTS {
+            (self.report)(MirrorEvent::Warning(format!(
+                "{}: more than {MAX_OBJECTS} objects; the first {MAX_OBJECTS} are followed",
+                open.url
+            )));
+        }
+        for meta in listed.into_iter().take(MAX_OBJECTS) {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Some(key) = self.key_of(&meta.location) else {
+                continue;
+            };
+            let modified_ns = nanos_since_epoch(SystemTime::from(meta.last_modified));
+            let same = |o: &Object, meta: &ObjectMeta| {
+                (meta.e_tag.is_none() || o.etag == meta.e_tag)
+                    && o.size == meta.size
+                    && o.modified_ns == modified_ns
+            };
+            let known = self
+                .objects
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned();
+            if known.as_ref().is_some_and(|o| same(o, &meta)) {
+                continue;
+            }
+            // Some stores (s3s-fs among them) list no ETags: a new or changed object's
+            // comes from a HEAD, so that its ranges are all asked of one version.
+            let meta = match meta.e_tag {
+                Some(_) => meta,
+                None => match open.store.head(&meta.location).await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        (self.report)(MirrorEvent::Warning(open.explain(Some(&key), &e)));
+                        continue;
+                    }
+                },
+            };
+            let mut object = Object {
+                etag: meta.e_tag.clone(),
+                size: meta.size,
+                modified_ns,
+                state: State::Cached,
+                fetched_ns: nanos_since_epoch(SystemTime::now()),
+            };
+            if meta.size > MAX_CHECKPOINT_BYTES {
+                (self.report)(MirrorEvent::Warning(format!(
+                    "{}: {}, more than a checkpoint may be ({}): not downloaded",
+                    open.url.join(&key),
+                    human_bytes(meta.size),
+                    human_bytes(MAX_CHECKPOINT_BYTES)
+                )));
+                object.state = State::Refused;
+            } else if let Err(message) = self.download(&key, &meta).await {
+                // Not recorded: the next listing tries again.
+                (self.report)(MirrorEvent::Warning(message));
+                continue;
+            }
+            self.remember(key, object);
+        }
+        self.evict();
+        Ok(())
+    }
+
+    /// The object's path under the prefix, when it is a checkpoint camwatch follows (no
+    /// hidden folder on the way, a checkpoint's name).
+    fn key_of(&self, location: &StorePath) -> Option<String> {
+        let parts: Vec<String> = location
+            .prefix_match(&self.config.store.prefix)?
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        if parts.is_empty() || parts.iter().any(|p| p.starts_with('.') || p == "..") {
+            return None;
+        }
+        let key = parts.join("/");
+        is_checkpoint_name(Path::new(&key)).then_some(key)
+    }
+
+    fn remember(&self, key: String, object: Object) {
+        let mut objects = self.objects.0.lock().unwrap_or_else(|e| e.into_inner());
+        objects.insert(key, object);
+        self.save(&objects);
+    }
+
+    /// Written whole and renamed: a crash leaves the previous index, never half of one.
+    fn save(&self, objects: &HashMap<String, Object>) {
+        let file = index_file(&self.config.dir);
+        let part = file.with_extension("json.part");
+        let written = serde_json::to_vec(objects)
+            .map_err(std::io::Error::other)
+            .and_then(|text| {
+                std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
+                std::fs::write(&part, text)?;
+                std::fs::rename(&part, &file)
+            });
+        if let Err(e) = written {
+            (self.report)(MirrorEvent::Warning(format!(
+                "{}: cannot write ({e})",
+                file.display()
+            )));
+        }
+    }
+
+    /// Fetches `meta` into the run folder as `key`: ranges in parallel into a part file,
+    /// checked whole, then renamed into place.
+    async fn download(&self, key: &str, meta: &ObjectMeta) -> Result<(), String> {
+        let open = &self.config.store;
+        let url = open.url.join(key);
+        let downloads = self
+            .config
+            .dir
+            .join(crate::monitor::HISTORY_DIR)
+            .join("downloads");
+        let part = downloads.join(format!(
+            "{}.part",
+            &blake3::hash(key.as_bytes()).to_hex()[..24]
+        ));
+        let target = self.config.dir.join(key);
+        let local = |e: std::io::Error, path: &Path| format!("{}: {e}", path.display());
+        std::fs::create_dir_all(&downloads).map_err(|e| local(e, &downloads))?;
+        let file = std::fs::File::create(&part).map_err(|e| local(e, &part))?;
+        file.set_len(meta.size).map_err(|e| local(e, &part))?;
+        let ranges: Vec<std::ops::Range<u64>> = (0..meta.size.div_ceil(RANGE))
+            .map(|i| i * RANGE..((i + 1) * RANGE).min(meta.size))
+            .collect();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let fetch = |range: std::ops::Range<u64>| {
+            let (file, done, url, part) = (&file, &done, &url, &part);
+            async move {
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let options = GetOptions {
+                        range: Some(GetRange::Bounded(range.clone())),
+                        if_match: meta.e_tag.clone(),
+                        ..Default::default()
+                    };
+                    let got = async {
+                        open.store
+                            .get_opts(&meta.location, options)
+                            .await?
+                            .bytes()
+                            .await
+                    }
+                    .await;
+                    match got {
+                        Ok(bytes) if bytes.len() as u64 == range.end - range.start => {
+                            file.write_all_at(&bytes, range.start)
+                                .map_err(|e| local(e, part))?;
+                            let now = done.fetch_add(bytes.len() as u64, Ordering::Relaxed)
+                                + bytes.len() as u64;
+                            if meta.size >= 4 * RANGE {
+                                (self.report)(MirrorEvent::Progress {
+                                    url: url.clone(),
+                                    done: now,
+                                    total: meta.size,
+                                });
+                            }
+                            return Ok(());
+                        }
+                        Ok(bytes) => {
+                            if tries >= TRIES {
+                                return Err(format!(
+                                    "{url}: bytes {}..{} came back as {} bytes",
+                                    range.start,
+                                    range.end,
+                                    bytes.len()
+                                ));
+                            }
+                        }
+                        // Replaced or removed since the listing: the next one tells.
+                        Err(
+                            e @ (object_store::Error::Precondition { .. }
+                            | object_store::Error::NotFound { .. }
+                            | object_store::Error::PermissionDenied { .. }
+                            | object_store::Error::Unauthenticated { .. }),
+                        ) => return Err(open.explain(Some(key), &e)),
+                        Err(e) if tries >= TRIES => return Err(open.explain(Some(key), &e)),
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(250 << tries.min(6))).await;
+                }
+            }
+        };
+        let result: Result<Vec<()>, String> = futures::stream::iter(ranges)
+            .map(fetch)
+            .buffer_unordered(PARALLEL)
+            .try_collect()
+            .await;
+        let finish = || -> std::io::Result<()> {
+            file.sync_all()?;
+            file.set_modified(SystemTime::from(meta.last_modified))?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&part, &target)
+        };
+        let outcome = result.and_then(|_| finish().map_err(|e| local(e, &target)));
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        outcome
+    }
+
+    /// Removes the oldest fetched files whose maps the history holds until the cache is
+    /// within its limit.
+    fn evict(&self) {
+        let mut objects = self.objects.0.lock().unwrap_or_else(|e| e.into_inner());
+        let cached: u64 = objects
+            .values()
+            .filter(|o| o.state == State::Cached)
+            .map(|o| o.size)
+            .sum();
+        if cached <= self.config.cache_limit {
+            return;
+        }
+        let Ok(history) = crate::monitor::history::History::open_read_only(
+            &self.config.history,
+            &self.config.dir,
+        ) else {
+            return;
+        };
+        let Ok(rows) = history.checkpoints() else {
+            return;
+        };
+        let recorded: std::collections::HashSet<&Path> =
+            rows.iter().map(|r| r.path.as_path()).collect();
+        let mut candidates: Vec<(i64, String)> = objects
+            .iter()
+            .filter(|(key, o)| {
+                o.state == State::Cached && recorded.contains(self.config.dir.join(key).as_path())
+            })
+            .map(|(key, o)| (o.fetched_ns, key.clone()))
+            .collect();
+        candidates.sort();
+        let mut over = cached - self.config.cache_limit;
+        for (_, key) in candidates {
+            if over == 0 {
+                break;
+            }
+            if std::fs::remove_file(self.config.dir.join(&key)).is_ok()
+                && let Some(object) = objects.get_mut(&key)
+            {
+                object.state = State::Evicted;
+                over = over.saturating_sub(object.size);
+            }
+        }
+        self.save(&objects);
+    }
+}

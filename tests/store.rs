@@ -1,0 +1,260 @@
+//! Runs kept in object storage, against a real S3 server on loopback: s3s-fs 0.14.1
+//! (installed by scripts/test into target/s3s-fs), objects put with curl's own SigV4
+//! signing. Nothing here mocks the client: camwatch talks S3 through `object_store`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::watch::{Watch, demo_checkpoint, run_dir, str_of};
+
+const KEY: &str = "camwatch-test-key";
+const SECRET: &str = "camwatch-test-secret-do-not-print";
+
+/// An s3s-fs server on a free loopback port, serving `root` (a folder per bucket).
+struct Server {
+    child: Child,
+    port: u16,
+    root: PathBuf,
+}
+
+impl Server {
+    fn start(root: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Server::on(root, port)
+    }
+
+    fn on(root: &Path, port: u16) -> Server {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/s3s-fs/bin/s3s-fs");
+        assert!(
+            binary.exists(),
+            "{}: missing; scripts/test installs it (cargo install s3s-fs --version 0.14.1)",
+            binary.display()
+        );
+        std::fs::create_dir_all(root.join("bucket")).unwrap();
+        let child = Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", KEY, "--secret-key", SECRET])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "s3s-fs did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server {
+            child,
+            port,
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// PUTs `data` as `bucket/key`, signed by curl (`--aws-sigv4`).
+    fn put(&self, key: &str, data: &[u8]) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), data).unwrap();
+        let sha = sha256_hex(data);
+        let status = Command::new("curl")
+            .args(["-sf", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{KEY}:{SECRET}")])
+            .args(["-H", &format!("x-amz-content-sha256: {sha}")])
+            .arg("-T")
+            .arg(file.path())
+            .arg(format!("{}/bucket/{key}", self.endpoint()))
+            .status()
+            .expect("curl runs");
+        assert!(status.success(), "PUT {key}");
+    }
+
+    fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.root.clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SHA-256 in hex, by the `sha256sum` every Linux has (S3 signs the payload's hash).
+fn sha256_hex(data: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+fn env(endpoint: &str, secret: &str) -> Vec<(String, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
+        ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+        ("AWS_ENDPOINT".into(), endpoint.into()),
+        ("AWS_ALLOW_HTTP".into(), "true".into()),
+    ]
+}
+
+fn watch(url: &str, cache: &Path, endpoint: &str, secret: &str) -> Watch {
+    let mut command = Watch::command(Path::new(url), &["--poll", "0.5"]);
+    command.arg("--cache").arg(cache);
+    command.envs(env(endpoint, secret));
+    Watch::spawn(command)
+}
+
+#[test]
+fn follows_a_run_in_s3_and_restarts_from_its_history() {
+    let root = run_dir("store-follow");
+    let server = Server::start(&root.join("s3"));
+    let cache = root.join("cache");
+    for epoch in [1, 2] {
+        server.put(
+            &format!("run/epoch_{epoch}.pdparams"),
+            &demo_checkpoint(epoch),
+        );
+    }
+    // Not checkpoints: ignored.
+    server.put("run/notes.txt", b"lr 0.1");
+    server.put("run/.hidden/epoch_9.pdparams", &demo_checkpoint(3));
+
+    let url = "s3://bucket/run/";
+    let watch = watch(url, &cache, &server.endpoint(), SECRET);
+    let mut lines = watch.take(2);
+    server.put("run/epoch_3.pdparams", &demo_checkpoint(3));
+    lines.push(watch.next());
+    for (line, epoch) in lines.iter().zip(1..) {
+        assert_eq!(str_of(line, "status"), "ok", "{line}");
+        assert_eq!(str_of(line, "path"), format!("{url}epoch_{epoch}.pdparams"));
+        assert!(!str_of(line, "etag").is_empty(), "{line}");
+        assert_eq!(line["epoch"], epoch);
+    }
+    watch.expect_quiet(Duration::from_secs(3));
+    let stderr = watch.stderr.lock().unwrap().clone();
+    assert!(watch.interrupt().success());
+    assert!(!stderr.contains(SECRET), "{stderr}");
+    assert!(
+        stderr.contains("AWS_ACCESS_KEY_ID from the environment"),
+        "{stderr}"
+    );
+
+    // The history is found from the URL, without the store.
+    let history = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["history", url, "--json", "--samples"])
+        .arg(common::watch::root().join("samples"))
+        .arg("--cache")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    assert!(
+        history.status.success(),
+        "{}",
+        String::from_utf8_lossy(&history.stderr)
+    );
+    let dump: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(dump["checkpoints"].as_array().unwrap().len(), 3);
+
+    // A restart computes nothing, and an object deleted from the store keeps its maps.
+    std::fs::remove_file(root.join("s3/bucket/run/epoch_1.pdparams")).unwrap();
+    let again = watch_again(url, &cache, &server);
+    let replayed = again.take(3);
+    assert!(replayed.iter().all(|l| str_of(l, "source") == "history"));
+    again.expect_quiet(Duration::from_secs(3));
+    assert!(again.interrupt().success());
+}
+
+fn watch_again(url: &str, cache: &Path, server: &Server) -> Watch {
+    watch(url, cache, &server.endpoint(), SECRET)
+}
+
+#[test]
+fn a_store_down_at_start_is_waited_for() {
+    let root = run_dir("store-down");
+    let server = Server::start(&root.join("s3"));
+    server.put("run/epoch_1.pdparams", &demo_checkpoint(1));
+    let (endpoint, port) = (server.endpoint(), server.port);
+    let s3 = server.stop();
+
+    let watch = watch("s3://bucket/run/", &root.join("cache"), &endpoint, SECRET);
+    let started = Instant::now();
+    while !watch.stderr.lock().unwrap().contains("trying again") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no word of the store"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _server = Server::on(&s3, port);
+    let line = watch.next();
+    assert_eq!(str_of(&line, "status"), "ok", "{line}");
+    let stderr = watch.stderr.lock().unwrap().clone();
+    let complaints = stderr
+        .lines()
+        .filter(|l| l.contains("trying again"))
+        .count();
+    assert_eq!(complaints, 1, "said once: {stderr}");
+    assert!(stderr.contains("reachable again"), "{stderr}");
+    assert!(watch.interrupt().success());
+}
+
+#[test]
+fn refused_credentials_are_named_not_printed() {
+    let root = run_dir("store-denied");
+    let server = Server::start(&root.join("s3"));
+    server.put("run/epoch_1.pdparams", &demo_checkpoint(1));
+    let wrong = "a-wrong-secret-that-must-not-appear";
+    let watch = watch(
+        "s3://bucket/run/",
+        &root.join("cache"),
+        &server.endpoint(),
+        wrong,
+    );
+    let started = Instant::now();
+    let line = loop {
+        let stderr = watch.stderr.lock().unwrap().clone();
+        if let Some(line) = stderr.lines().find(|l| l.contains("trying again")) {
+            break line.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no error: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        line.contains("s3://bucket/run/")
+            && line.contains("bucket bucket")
+            && line.contains("AWS_ACCESS_KEY_ID from the environment"),
+        "{line}"
+    );
+    let stderr = watch.stderr.lock().unwrap().clone();
+    assert!(
+        !stderr.contains(wrong) && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+    assert!(watch.interrupt().success());
+}
