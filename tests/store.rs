@@ -258,3 +258,125 @@ fn refused_credentials_are_named_not_printed() {
     );
     assert!(watch.interrupt().success());
 }
+
+/// A loopback proxy in front of the server that cuts its first `cuts` connections after
+/// `after` bytes of response: a store whose connections drop mid-transfer. Its port, and
+/// the count of connections it took.
+fn cutting_proxy(
+    upstream: u16,
+    cuts: usize,
+    after: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let connections = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let cut = count.fetch_add(1, Ordering::Relaxed) < cuts;
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+                let _ = server_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut server_in, mut client_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                let mut buffer = vec![0u8; 64 << 10];
+                loop {
+                    let n = match server_in.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let n = if cut {
+                        n.min(after.saturating_sub(sent))
+                    } else {
+                        n
+                    };
+                    if n == 0 || client_out.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                let _ = client_out.shutdown(std::net::Shutdown::Both);
+                let _ = server_in.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// A 95 MB checkpoint (six 16 MiB ranges) through connections that drop mid-transfer:
+/// the ranges are asked again, and the file used is the object, byte for byte.
+#[test]
+fn connections_cut_mid_download_are_resumed_and_nothing_half_read_is_used() {
+    let root = run_dir("store-cut");
+    let server = Server::start(&root.join("s3"));
+    let data = std::fs::read(common::fixtures().join("paddle_r50.p4.pdparams")).unwrap();
+    server.put("run/epoch_1.pdparams", &data);
+    let (proxy, connections) = cutting_proxy(server.port, 6, 3 << 20);
+    let watch = watch(
+        "s3://bucket/run/",
+        &root.join("cache"),
+        &format!("http://127.0.0.1:{proxy}"),
+        SECRET,
+    );
+    let line = watch.next();
+    assert_eq!(str_of(&line, "status"), "ok", "{line}");
+    assert_eq!(
+        str_of(&line, "hash"),
+        camwatch::monitor::content_hash(&data)
+    );
+    assert!(watch.interrupt().success());
+}
+
+/// `render --checkpoint URL` and `check URL` read a store too.
+#[test]
+fn render_and_check_take_urls() {
+    let root = run_dir("store-render");
+    let server = Server::start(&root.join("s3"));
+    for epoch in [1, 2] {
+        server.put(
+            &format!("run/epoch_{epoch}.pdparams"),
+            &demo_checkpoint(epoch),
+        );
+    }
+    let samples = common::watch::root().join("samples");
+    let camwatch = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+            .args(args)
+            .arg("--samples")
+            .arg(&samples)
+            .arg("--cache")
+            .arg(root.join("cache"))
+            .args(["--device", "cpu"])
+            .envs(env(&server.endpoint(), SECRET))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = root.join("render");
+    camwatch(&[
+        "render",
+        "--checkpoint",
+        "s3://bucket/run/epoch_2.pdparams",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["checkpoint"], "s3://bucket/run/epoch_2.pdparams");
+    let checked = camwatch(&["check", "s3://bucket/run/", "--min-box-energy", "0"]);
+    assert!(checked.contains("(epoch 2)"), "the latest: {checked}");
+}

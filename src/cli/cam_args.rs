@@ -32,6 +32,10 @@ pub struct CamArgs {
 /// What to compute and how to draw it: `render`, `show`, `watch` and `history`.
 #[derive(Args, Debug)]
 pub struct CamOptions {
+    /// Where runs and checkpoints kept in object storage are fetched to, with their
+    /// histories [default: the user's cache folder, camwatch/stores]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// CAM method(s), repeatable or comma-separated [default: gradcam]
     #[arg(long = "method", value_delimiter = ',')]
     pub methods: Vec<Method>,
@@ -118,7 +122,9 @@ impl CamArgs {
         let device = device::select(self.options.device)?;
         let resolved = self.options.resolve(&set.defaults, &device);
         let start = Instant::now();
-        let mut loaded = loader::load(&self.checkpoint, &device.device)?;
+        let file =
+            super::run_args::local_checkpoint(&self.checkpoint, self.options.cache.as_deref())?;
+        let mut loaded = loader::load(&file, &device.device)?;
         loaded.model = precision::cast(loaded.model, resolved.precision, resolved.request.layer);
         let (results, timings) = render::compute_all(
             &loaded.model,

@@ -154,7 +154,8 @@ pub fn run(args: CheckArgs) -> CliResult {
                 .into(),
         );
     }
-    let checkpoint = choose(&args.run, args.epoch)?;
+    let run = super::run_args::synced_folder(&args.run, args.cam.cache.as_deref())?;
+    let checkpoint = choose(&run, args.epoch)?;
     let mut metrics = args.cam.metrics.clone().unwrap_or(MetricSettings {
         metrics: Vec::new(),
         sanity: false,

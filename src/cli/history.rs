@@ -62,7 +62,7 @@ struct Dump<'a> {
 }
 
 pub fn run(mut args: HistoryArgs) -> CliResult {
-    let cache = args.run.cache.clone();
+    let cache = args.run.cam.cache.clone();
     resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
     if !args.more.is_empty() {
         return compare(args);

@@ -34,7 +34,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(mut args: ReportArgs) -> CliResult {
-    let cache = args.run.cache.clone();
+    let cache = args.run.cam.cache.clone();
     super::run_args::resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
     let (shared, stored) = read_runs(&args.run, &args.more)?;
     let method = shared.settings.request.methods[0];

@@ -8,6 +8,7 @@ use camwatch::cam::{SampleSet, Target};
 use camwatch::device::SelectedDevice;
 use camwatch::monitor::place::{self, HistoryPlace, Purpose};
 use camwatch::render::CamSettings;
+use camwatch::store::mirror::{self, MirrorConfig, MirrorEvent};
 use camwatch::store::{Location, StoreUrl};
 
 use super::CliResult;
@@ -27,10 +28,6 @@ pub struct RunArgs {
     /// or the user's cache folder where DIR may not be written]
     #[arg(long)]
     pub history: Option<PathBuf>,
-    /// Where runs kept in object storage are mirrored, with their histories
-    /// [default: the user's cache folder, camwatch/stores]
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
     #[command(flatten)]
     pub cam: CamOptions,
 }
@@ -105,5 +102,59 @@ impl RunArgs {
             .into());
         }
         Ok((set, settings))
+    }
+}
+
+/// The store run of `url` (`s3://bucket/run/`) as the mirror fetches it.
+fn mirror_config(url: StoreUrl, cache: Option<&std::path::Path>) -> CliResult<MirrorConfig> {
+    let folder = url.cache_folder(cache);
+    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    Ok(MirrorConfig {
+        store: url.open()?,
+        history: place::history_file(&folder, None),
+        dir: folder,
+        poll: std::time::Duration::ZERO,
+        cache_limit: u64::MAX,
+    })
+}
+
+fn say(event: MirrorEvent) {
+    if let MirrorEvent::Warning(text) = event {
+        eprintln!("camwatch: {}", camwatch::paths::for_terminal(&text));
+    }
+}
+
+/// A checkpoint given as a file or as a store object's URL (fetched into the cache).
+pub fn local_checkpoint(
+    arg: &std::path::Path,
+    cache: Option<&std::path::Path>,
+) -> CliResult<PathBuf> {
+    let Some(text) = arg.to_str().filter(|t| t.contains("://")) else {
+        return Ok(arg.to_path_buf());
+    };
+    let (parent, key) = text
+        .rsplit_once('/')
+        .filter(|(_, key)| !key.is_empty())
+        .ok_or_else(|| format!("{text}: the URL of an object, not of a prefix"))?;
+    match Location::parse(std::path::Path::new(&format!("{parent}/")))? {
+        Location::Folder(folder) => Ok(folder.join(key)),
+        Location::Store(url) => Ok(mirror::fetch(
+            mirror_config(url, cache)?,
+            key,
+            Box::new(say),
+        )?),
+    }
+}
+
+/// A run given as a folder or a store URL (listed and fetched once, now, into the cache).
+pub fn synced_folder(arg: &std::path::Path, cache: Option<&std::path::Path>) -> CliResult<PathBuf> {
+    match Location::parse(arg)? {
+        Location::Folder(folder) => Ok(folder),
+        Location::Store(url) => {
+            let config = mirror_config(url, cache)?;
+            let folder = config.dir.clone();
+            mirror::sync(config, Box::new(say))?;
+            Ok(folder)
+        }
     }
 }

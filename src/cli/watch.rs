@@ -157,7 +157,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
     let mut args = args;
-    let cache = args.run.cache.clone();
+    let cache = args.run.cam.cache.clone();
     let stores = resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), true)?;
     let store_poll = args.poll.unwrap_or(Duration::from_secs(5));
     let cache_limit = (args.cache_size.max(0.0) * 1e9) as u64;

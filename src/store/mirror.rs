@@ -114,18 +114,8 @@ fn index_file(dir: &Path) -> PathBuf {
 
 impl Mirror {
     pub fn start(config: MirrorConfig, report: Box<dyn Fn(MirrorEvent) + Send>) -> Mirror {
-        let known: HashMap<String, Object> = std::fs::read(index_file(&config.dir))
-            .ok()
-            .and_then(|data| serde_json::from_slice(&data).ok())
-            .unwrap_or_default();
-        let objects = Arc::new(Objects(Mutex::new(known)));
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
-            config,
-            report,
-            objects: Arc::clone(&objects),
-            stop: Arc::clone(&stop),
-        };
+        let worker = Worker::new(config, report);
+        let (objects, stop) = (Arc::clone(&worker.objects), Arc::clone(&worker.stop));
         let thread = std::thread::Builder::new()
             .name("camwatch-mirror".into())
             .spawn(move || worker.run())
@@ -138,6 +128,41 @@ impl Mirror {
     }
 }
 
+/// One listing of the run and its downloads, now (for commands that end: `check`).
+pub fn sync(config: MirrorConfig, report: Box<dyn Fn(MirrorEvent) + Send>) -> Result<(), String> {
+    let worker = Worker::new(config, report);
+    worker.runtime()?.block_on(worker.pass())
+}
+
+/// The object `key` of the run, fetched into its folder (`render --checkpoint URL`).
+pub fn fetch(
+    config: MirrorConfig,
+    key: &str,
+    report: Box<dyn Fn(MirrorEvent) + Send>,
+) -> Result<PathBuf, String> {
+    let worker = Worker::new(config, report);
+    let open = &worker.config.store;
+    let location =
+        StorePath::from(format!("{}/{key}", open.prefix.as_ref()).trim_start_matches('/'));
+    worker.runtime()?.block_on(async {
+        let meta = open
+            .store
+            .head(&location)
+            .await
+            .map_err(|e| open.explain(Some(key), &e))?;
+        if meta.size > MAX_CHECKPOINT_BYTES {
+            return Err(format!(
+                "{}: {}, more than a checkpoint may be ({})",
+                open.url.join(key),
+                human_bytes(meta.size),
+                human_bytes(MAX_CHECKPOINT_BYTES)
+            ));
+        }
+        worker.download(key, &meta).await?;
+        Ok(worker.config.dir.join(key))
+    })
+}
+
 struct Worker {
     config: MirrorConfig,
     report: Box<dyn Fn(MirrorEvent) + Send>,
@@ -146,17 +171,37 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(self) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
+    fn new(config: MirrorConfig, report: Box<dyn Fn(MirrorEvent) + Send>) -> Worker {
+        // What was fetched before (a restart fetches nothing again).
+        let known: HashMap<String, Object> = std::fs::read(index_file(&config.dir))
+            .ok()
+            .and_then(|data| serde_json::from_slice(&data).ok())
+            .unwrap_or_default();
+        Worker {
+            config,
+            report,
+            objects: Arc::new(Objects(Mutex::new(known))),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn runtime(&self) -> Result<tokio::runtime::Runtime, String> {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                (self.report)(MirrorEvent::Warning(format!(
+            .map_err(|e| {
+                format!(
                     "{}: cannot start the store client ({e})",
                     self.config.store.url
-                )));
+                )
+            })
+    }
+
+    fn run(self) {
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(message) => {
+                (self.report)(MirrorEvent::Warning(message));
                 return;
             }
         };
