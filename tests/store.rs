@@ -382,3 +382,48 @@ fn render_and_check_take_urls() {
     let checked = camwatch(&["check", "s3://bucket/run/", "--min-box-energy", "0"]);
     assert!(checked.contains("(epoch 2)"), "the latest: {checked}");
 }
+
+/// `--runs`: each subfolder (or sub-prefix) holding a checkpoint is a run, and a run
+/// that starts later joins, in a folder and in a store alike.
+#[test]
+fn a_sweeps_runs_are_found_and_later_ones_join() {
+    use std::collections::BTreeSet;
+    let root = run_dir("store-sweep");
+    let local = root.join("local");
+    for run in ["lr0.1", "lr0.01"] {
+        std::fs::create_dir_all(local.join(run)).unwrap();
+        std::fs::write(local.join(run).join("epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    }
+    std::fs::create_dir_all(local.join("empty")).unwrap();
+    let server = Server::start(&root.join("s3"));
+    server.put("sweep/a/epoch_1.pdparams", &demo_checkpoint(1));
+    server.put("sweep/notes/readme.txt", b"no checkpoint here");
+
+    let mut command = Watch::command(&local, &["--runs", "--poll", "0.5", "s3://bucket/sweep/"]);
+    command.arg("--cache").arg(root.join("cache"));
+    command.envs(env(&server.endpoint(), SECRET));
+    let watch = Watch::spawn(command);
+    let runs = |lines: Vec<serde_json::Value>| -> BTreeSet<String> {
+        lines.iter().map(|l| str_of(l, "run").to_string()).collect()
+    };
+    let first = runs(watch.take(3));
+    let expected: BTreeSet<String> = [
+        local.join("lr0.01").display().to_string(),
+        local.join("lr0.1").display().to_string(),
+        "s3://bucket/sweep/a/".to_string(),
+    ]
+    .into();
+    assert_eq!(first, expected);
+    // Runs that start later join.
+    std::fs::create_dir_all(local.join("lr1")).unwrap();
+    std::fs::write(local.join("lr1/epoch_2.pdparams"), demo_checkpoint(2)).unwrap();
+    server.put("sweep/b/epoch_3.pdparams", &demo_checkpoint(3));
+    let later = runs(watch.take(2));
+    let expected: BTreeSet<String> = [
+        local.join("lr1").display().to_string(),
+        "s3://bucket/sweep/b/".to_string(),
+    ]
+    .into();
+    assert_eq!(later, expected);
+    assert!(watch.interrupt().success());
+}

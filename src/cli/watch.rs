@@ -15,12 +15,13 @@ use camwatch::monitor::readiness::Timing;
 use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
 use camwatch::store::mirror::MirrorConfig;
+use camwatch::store::{Location, sweep};
 use camwatch::tensorboard::Live;
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
 use super::export::{ImageArgs, run_exports};
-use super::run_args::{RunArgs, resolve_stores};
+use super::run_args::{RunArgs, StoreRun, resolve_stores};
 use super::{CliResult, signals};
 
 #[derive(Args, Debug)]
@@ -35,6 +36,11 @@ pub struct WatchArgs {
     /// Print one JSON object per checkpoint on stdout instead of opening the terminal UI.
     #[arg(long)]
     pub headless: bool,
+    /// DIR (and each RUN) is a sweep: each of its subfolders (or sub-prefixes in a
+    /// store) that holds a checkpoint is a run; with --headless, runs that start later
+    /// join as they appear.
+    #[arg(long)]
+    pub runs: bool,
     /// Look for new files every SECONDS instead of waiting for file-system events (for
     /// network file systems, where events do not arrive); a run in an object store is
     /// listed this often [default there: 5].
@@ -156,35 +162,18 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
-    let mut args = args;
-    let cache = args.run.cam.cache.clone();
-    let stores = resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), true)?;
-    let store_poll = args.poll.unwrap_or(Duration::from_secs(5));
-    let cache_limit = (args.cache_size.max(0.0) * 1e9) as u64;
-    if !args.more.is_empty() && args.run.history.is_some() {
+    if !args.more.is_empty() && args.run.history.is_some()
+        || args.runs && args.run.history.is_some()
+    {
         return Err(
             "--history names one run's database: with several runs each has its \
              own (RUN/.camwatch/history.sqlite)"
                 .into(),
         );
     }
-    let mut notices = Vec::new();
-    let mut history_of = |dir: &PathBuf, given: Option<&std::path::Path>| -> CliResult<PathBuf> {
-        let place = place::locate(dir, given, Purpose::Watch);
-        if let Some(notice) = place::prepare(dir, &place)? {
-            notices.push(notice);
-        }
-        Ok(place.file)
-    };
-    let history = history_of(&args.run.dir, args.run.history.as_deref())?;
-    let more_histories = args
-        .more
-        .iter()
-        .map(|dir| history_of(dir, None))
-        .collect::<CliResult<Vec<_>>>()?;
-    let config = MonitorConfig {
-        dir: args.run.dir.clone(),
-        history,
+    let template = MonitorConfig {
+        dir: PathBuf::new(),
+        history: PathBuf::new(),
         samples,
         settings,
         device,
@@ -198,45 +187,43 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         memory: args.gpu_memory,
         mirror: None,
     };
+    let mut maker = RunMaker {
+        template,
+        cache: args.run.cam.cache.clone(),
+        store_poll: args.poll.unwrap_or(Duration::from_secs(5)),
+        cache_limit: (args.cache_size.max(0.0) * 1e9) as u64,
+        notices: Vec::new(),
+    };
+    let given: Vec<PathBuf> = std::iter::once(args.run.dir.clone())
+        .chain(args.more.iter().cloned())
+        .collect();
+    // With --runs the given folders (or prefixes) are sweeps, each sub-run a run.
+    let sweep = if args.runs {
+        let roots = given
+            .iter()
+            .map(|root| Location::parse(root))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(Sweep::start(roots, maker.store_poll, Arc::clone(&stop)))
+    } else {
+        None
+    };
+    let first: Vec<PathBuf> = match &sweep {
+        Some(sweep) => sweep.first.clone(),
+        None => given.clone(),
+    };
+    let mut runs = Vec::with_capacity(first.len());
+    let mut stores = Vec::with_capacity(first.len());
+    for (i, dir) in first.iter().enumerate() {
+        let history = (i == 0 && !args.runs)
+            .then_some(args.run.history.as_deref())
+            .flatten();
+        let (config, store) = maker.make(dir, history)?;
+        runs.push(config);
+        stores.push(store);
+    }
+    let config = maker.template.clone();
     let precision = config.settings.precision;
-    // One monitor (history, scanner, worker) per run.
-    let runs: Vec<MonitorConfig> = std::iter::once(config.clone())
-        .chain(
-            args.more
-                .iter()
-                .zip(more_histories)
-                .map(|(dir, history)| MonitorConfig {
-                    dir: dir.clone(),
-                    history,
-                    ..config.clone()
-                }),
-        )
-        .zip(&stores)
-        .map(|(config, store)| match store {
-            None => Ok(config),
-            Some(store) => {
-                let open = store.url.open()?;
-                eprintln!(
-                    "camwatch: {} is mirrored in {} (credentials: {})",
-                    store.url,
-                    paths::for_terminal(&store.folder.display().to_string()),
-                    open.credentials
-                );
-                Ok(MonitorConfig {
-                    // The mirror polls the store; its local folder has events.
-                    poll: None,
-                    mirror: Some(MirrorConfig {
-                        store: open,
-                        dir: config.dir.clone(),
-                        poll: store_poll,
-                        cache_limit,
-                        history: config.history.clone(),
-                    }),
-                    ..config
-                })
-            }
-        })
-        .collect::<CliResult<_>>()?;
+    let notices = std::mem::take(&mut maker.notices);
     let exports = match &args.tensorboard {
         Some(root) => {
             let locations: Vec<_> = runs
@@ -259,6 +246,17 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         if !std::io::stdout().is_terminal() {
             return Err("stdout is not a terminal: use --headless for JSON lines".into());
         }
+        if runs.is_empty() {
+            return Err(format!(
+                "no run under {} holds a checkpoint yet (--headless waits for them)",
+                given
+                    .iter()
+                    .map(|g| g.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .into());
+        }
         let style = args.run.cam.style(false);
         let precision = args.run.cam.precision_choice(&config.samples.defaults);
         return tui::run(TuiOptions {
@@ -279,49 +277,50 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let warn = |text: String| eprintln!("camwatch: {}", paths::for_terminal(&text));
     let live = exports.map(|exports| Live::start(exports, Box::new(warn)));
     // Their events on one channel.
-    let several = runs.len() > 1;
+    let several = runs.len() > 1 || sweep.is_some();
     let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
     let mut monitors = Vec::with_capacity(runs.len());
     let mut objects = Vec::with_capacity(runs.len());
     for (i, config) in runs.iter().enumerate() {
-        let methods: Vec<&str> = config
-            .settings
-            .request
-            .methods
-            .iter()
-            .map(|m| m.name())
-            .collect();
-        eprintln!(
-            "camwatch: watching {} ({} sample(s), {} on {}, history {})",
-            paths::for_terminal(&config.dir.display().to_string()),
-            config.samples.samples.len(),
-            methods.join(","),
-            config.device.label(),
-            paths::for_terminal(&config.history.display().to_string())
-        );
-        let (monitor, run_events) = match Monitor::start(config.clone()) {
-            Ok(started) => started,
+        match start_headless(i, config, &merged) {
+            Ok(monitor) => {
+                objects.push(monitor.objects());
+                monitors.push(monitor);
+            }
             Err(e) => {
                 monitors.into_iter().for_each(Monitor::stop);
-                return Err(e.into());
+                return Err(e);
             }
-        };
-        objects.push(monitor.objects());
-        monitors.push(monitor);
-        let merged = merged.clone();
-        std::thread::spawn(move || {
-            for event in run_events {
-                if merged.send((i, Some(event))).is_err() {
-                    return;
-                }
-            }
-            // The run's worker is gone.
-            let _ = merged.send((i, None));
-        });
+        }
     }
     let mut stdout = std::io::stdout().lock();
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
+        // A sweep's runs that started since: followed from now on.
+        for dir in sweep.iter().flat_map(|sweep| sweep.joined.try_iter()) {
+            let started = maker.make(&dir, None).and_then(|(config, store)| {
+                let monitor = start_headless(runs.len(), &config, &merged)?;
+                Ok((config, store, monitor))
+            });
+            if live.is_some() {
+                eprintln!(
+                    "camwatch: {} joined: not written to --tensorboard until camwatch restarts",
+                    paths::for_terminal(&dir.display().to_string())
+                );
+            }
+            match started {
+                Ok((config, store, monitor)) => {
+                    objects.push(monitor.objects());
+                    monitors.push(monitor);
+                    runs.push(config);
+                    stores.push(store);
+                }
+                Err(e) => eprintln!("camwatch: {}", paths::for_terminal(&e.to_string())),
+            }
+            for notice in std::mem::take(&mut maker.notices) {
+                eprintln!("camwatch: {}", paths::for_terminal(&notice));
+            }
+        }
         let (index, event) = match events.recv_timeout(Duration::from_millis(100)) {
             Ok((index, Some(event))) => (index, event),
             Ok((index, None)) => {
@@ -431,4 +430,131 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         live.finish();
     }
     Ok(())
+}
+
+/// Starts run `index`'s monitor for headless output, its events into `merged`.
+fn start_headless(
+    index: usize,
+    config: &MonitorConfig,
+    merged: &std::sync::mpsc::Sender<(usize, Option<MonitorEvent>)>,
+) -> CliResult<Monitor> {
+    let methods: Vec<&str> = config
+        .settings
+        .request
+        .methods
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    eprintln!(
+        "camwatch: watching {} ({} sample(s), {} on {}, history {})",
+        paths::for_terminal(&config.dir.display().to_string()),
+        config.samples.samples.len(),
+        methods.join(","),
+        config.device.label(),
+        paths::for_terminal(&config.history.display().to_string())
+    );
+    let (monitor, run_events) = Monitor::start(config.clone())?;
+    let merged = merged.clone();
+    std::thread::spawn(move || {
+        for event in run_events {
+            if merged.send((index, Some(event))).is_err() {
+                return;
+            }
+        }
+        // The run's worker is gone.
+        let _ = merged.send((index, None));
+    });
+    Ok(monitor)
+}
+
+/// Makes each run's monitor settings: its folder (a store run's mirror), history and
+/// mirror.
+struct RunMaker {
+    template: MonitorConfig,
+    cache: Option<PathBuf>,
+    store_poll: Duration,
+    cache_limit: u64,
+    /// Where histories went, to be said once.
+    notices: Vec<String>,
+}
+
+impl RunMaker {
+    fn make(
+        &mut self,
+        given: &std::path::Path,
+        history: Option<&std::path::Path>,
+    ) -> CliResult<(MonitorConfig, Option<StoreRun>)> {
+        let mut dir = given.to_path_buf();
+        let store = resolve_stores(&mut dir, &mut [], self.cache.as_deref(), true)?.remove(0);
+        let place = place::locate(&dir, history, Purpose::Watch);
+        if let Some(notice) = place::prepare(&dir, &place)? {
+            self.notices.push(notice);
+        }
+        let mut config = MonitorConfig {
+            dir,
+            history: place.file,
+            ..self.template.clone()
+        };
+        if let Some(store) = &store {
+            let open = store.url.open()?;
+            eprintln!(
+                "camwatch: {} is mirrored in {} (credentials: {})",
+                store.url,
+                paths::for_terminal(&store.folder.display().to_string()),
+                open.credentials
+            );
+            // The mirror polls the store; its local folder has events.
+            config.poll = None;
+            config.mirror = Some(MirrorConfig {
+                store: open,
+                dir: config.dir.clone(),
+                poll: self.store_poll,
+                cache_limit: self.cache_limit,
+                history: config.history.clone(),
+            });
+        }
+        Ok((config, store))
+    }
+}
+
+/// The runs of the sweeps being watched (`--runs`): those found at start, and a thread
+/// that looks again every poll and sends the runs that appeared.
+struct Sweep {
+    first: Vec<PathBuf>,
+    joined: std::sync::mpsc::Receiver<PathBuf>,
+}
+
+impl Sweep {
+    fn start(roots: Vec<Location>, poll: Duration, stop: Arc<AtomicBool>) -> Sweep {
+        let find = move |roots: &[Location]| -> Vec<PathBuf> {
+            let mut found = Vec::new();
+            for root in roots {
+                match sweep::runs(root) {
+                    Ok(runs) => found.extend(runs),
+                    Err(e) => eprintln!("camwatch: {}", paths::for_terminal(&e)),
+                }
+            }
+            found
+        };
+        let first = find(&roots);
+        let (tx, joined) = std::sync::mpsc::channel();
+        let mut known: std::collections::HashSet<PathBuf> = first.iter().cloned().collect();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let end = std::time::Instant::now() + poll;
+                while std::time::Instant::now() < end {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                for run in find(&roots) {
+                    if known.insert(run.clone()) && tx.send(run).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Sweep { first, joined }
+    }
 }

@@ -10,6 +10,7 @@
 //! URL; a restart reuses both.
 
 pub mod mirror;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::sync::Arc;
