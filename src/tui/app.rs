@@ -62,8 +62,10 @@ pub enum Intent {
     SelectSample(usize),
     /// An epoch by its place on the timeline (comparing: on the runs' common axis).
     SelectEpoch(usize),
-    /// Comparing: show or hide a run.
+    /// Comparing: show or hide a run of the page shown (0…7).
     ToggleRun(usize),
+    /// Comparing more than [`RUNS_PER_PAGE`] runs: show the next page of them.
+    NextRunPage,
     /// Comparing: the next pair of shown runs whose maps are differenced.
     NextDifference,
 }
@@ -125,7 +127,7 @@ pub struct RunView {
     /// The UI follows this run's history read-only: another camwatch writes it (as far
     /// as it is known), or (`None`) nobody does now and this user may not.
     pub following: Option<Option<crate::monitor::lock::Holder>>,
-    /// Drawn when comparing (`1`…`8` toggle).
+    /// Drawn when comparing (`1`…`8` toggle the page's runs).
     pub shown: bool,
 }
 
@@ -151,11 +153,16 @@ impl RunView {
     }
 }
 
+/// Runs compared at once: the digit keys' eight. More are shown a page at a time.
+pub const RUNS_PER_PAGE: usize = 8;
+
 pub struct App {
     /// The runs followed: one, or several to compare side by side, aligned by epoch.
     pub runs: Vec<RunView>,
     /// Comparing: the runs whose maps are differenced, `.1 − .0`.
     pub difference: (usize, usize),
+    /// Comparing more than [`RUNS_PER_PAGE`] runs: the page shown (`r` turns it).
+    pub run_page: usize,
     pub device: String,
     pub samples: Vec<SampleInfo>,
     pub classes: Option<Vec<String>>,
@@ -199,11 +206,18 @@ impl App {
         let runs = dirs
             .iter()
             .zip(compare::run_names(&paths))
-            .map(|(dir, name)| RunView::new(dir.clone(), name))
+            .enumerate()
+            .map(|(run, (dir, name))| {
+                let mut view = RunView::new(dir.clone(), name);
+                // Beyond a page, runs wait hidden for `r`.
+                view.shown = run < RUNS_PER_PAGE;
+                view
+            })
             .collect();
         App {
             runs,
             difference: (0, 1),
+            run_page: 0,
             device,
             samples: set
                 .samples
@@ -535,11 +549,14 @@ impl App {
                 }
                 self.follow = !self.follow;
             }
-            Intent::ToggleRun(_) | Intent::NextDifference if !self.comparing() => {
+            Intent::ToggleRun(_) | Intent::NextDifference | Intent::NextRunPage
+                if !self.comparing() =>
+            {
                 self.notice =
                     Some("one run: compare several with camwatch watch RUN_A RUN_B …".into());
             }
             Intent::ToggleRun(run) => self.toggle_run(run),
+            Intent::NextRunPage => self.next_run_page(),
             Intent::NextDifference => self.next_difference(),
             Intent::NextMethod => {
                 self.method = self.next_method();
@@ -679,7 +696,8 @@ impl App {
 
     /// Shows or hides a run; at least one stays shown, and the differenced pair stays
     /// among the shown runs.
-    fn toggle_run(&mut self, run: usize) {
+    fn toggle_run(&mut self, key: usize) {
+        let run = self.run_page * RUNS_PER_PAGE + key;
         let Some(view) = self.runs.get(run) else {
             self.notice = Some(format!("there are {} runs", self.runs.len()));
             return;
@@ -696,6 +714,36 @@ impl App {
                 [a, b, ..] => (*a, *b),
                 _ => self.difference,
             };
+        }
+    }
+
+    /// Shows the next page of runs (all of it), hiding the others.
+    fn next_run_page(&mut self) {
+        let pages = self.runs.len().div_ceil(RUNS_PER_PAGE);
+        if pages <= 1 {
+            self.notice = Some(format!(
+                "{} runs: all fit on one page ({} at most)",
+                self.runs.len(),
+                RUNS_PER_PAGE
+            ));
+            return;
+        }
+        self.run_page = (self.run_page + 1) % pages;
+        self.show_page();
+        let first = self.run_page * RUNS_PER_PAGE;
+        let last = (first + RUNS_PER_PAGE).min(self.runs.len());
+        self.notice = Some(format!("runs {}–{last} of {}", first + 1, self.runs.len()));
+    }
+
+    /// Shows exactly the runs of the page, and differences its first two.
+    fn show_page(&mut self) {
+        let page = self.run_page;
+        for (run, view) in self.runs.iter_mut().enumerate() {
+            view.shown = run / RUNS_PER_PAGE == page;
+        }
+        let shown = self.shown();
+        if let [a, b, ..] = shown.as_slice() {
+            self.difference = (*a, *b);
         }
     }
 

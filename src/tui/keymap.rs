@@ -125,7 +125,13 @@ pub const KEYMAP: &[Binding] = &[
         ],
         "1…8",
         Intent::ToggleRun(0),
-        "comparing: show or hide run 1…8",
+        "comparing: show or hide run 1…8 (of the page)",
+    ),
+    bind(
+        &[Char('r')],
+        "r",
+        Intent::NextRunPage,
+        "comparing over 8 runs: the next 8",
     ),
     bind(
         &[Char('d')],

@@ -20,7 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::widgets::canvas::{self, Canvas};
 
-use super::app::{App, ClickMap};
+use super::app::{App, ClickMap, RUNS_PER_PAGE};
 use super::images::{ImageKey, ImageRequest, Picture};
 use super::view::{self, Areas, Pane, Plan, Slot};
 use crate::compare::{self, FIGURES, PALETTE};
@@ -411,7 +411,24 @@ fn draw_list(frame: &mut Frame, app: &App, area: Rect, first: usize) {
 /// on the object ([`timeline::first_on_object`]); hidden runs dimmed.
 fn legend(app: &App) -> Line<'static> {
     let mut spans = Vec::new();
+    let page = app.run_page * RUNS_PER_PAGE..(app.run_page + 1) * RUNS_PER_PAGE;
+    // First, where a wide legend is cut off.
+    if app.runs.len() > RUNS_PER_PAGE {
+        spans.push(
+            Span::raw(format!(
+                "runs {}–{} of {} (r: next)   ",
+                page.start + 1,
+                page.end.min(app.runs.len()),
+                app.runs.len()
+            ))
+            .dark_gray(),
+        );
+    }
     for (run, view) in app.runs.iter().enumerate() {
+        // Runs of other pages are named by `r` (and counted here), not listed.
+        if !page.contains(&run) && !view.shown {
+            continue;
+        }
         if !view.shown {
             spans.push(Span::raw(format!("[{}] {} hidden  ", run + 1, view.name)).dark_gray());
             continue;
@@ -599,7 +616,12 @@ fn status(app: &App) -> Line<'static> {
         parts.push(Span::raw(format!("{error} · ")).red());
     }
     parts.push(Span::raw(format!("{} · {} ", app.device, app.graphics)));
-    parts.push(Span::raw("· 1…8 runs · d difference · ? help").dark_gray());
+    let keys = if app.runs.len() > RUNS_PER_PAGE {
+        "· 1…8 runs · r next 8 · d difference · ? help"
+    } else {
+        "· 1…8 runs · d difference · ? help"
+    };
+    parts.push(Span::raw(keys).dark_gray());
     Line::from(parts)
 }
 
@@ -754,5 +776,46 @@ pub(crate) mod tests {
             ["no epoch 16 in", "this run"]
         );
         assert_eq!(wrap_words("computing x…", 40), ["computing x…"]);
+    }
+
+    /// Twenty runs: eight at a time, the digits toggling the page's, `r` turning pages.
+    #[test]
+    fn more_than_eight_runs_are_shown_a_page_at_a_time() {
+        let dirs: Vec<PathBuf> = (0..20)
+            .map(|i| PathBuf::from(format!("sweep/lr{i}")))
+            .collect();
+        let mut app = comparing();
+        app.runs = App::new(
+            &dirs,
+            "cpu".into(),
+            &crate::cam::SampleSet {
+                dir: PathBuf::new(),
+                samples: vec![],
+                classes: None,
+                defaults: Default::default(),
+            },
+            vec![],
+        )
+        .runs;
+        assert_eq!(app.shown(), (0..8).collect::<Vec<_>>());
+        app.apply(Intent::NextRunPage);
+        assert_eq!(app.shown(), (8..16).collect::<Vec<_>>());
+        assert_eq!(app.difference, (8, 9));
+        app.apply(Intent::ToggleRun(0));
+        assert!(!app.runs[8].shown, "the digit toggles the page's run");
+        app.apply(Intent::NextRunPage);
+        assert_eq!(app.shown(), (16..20).collect::<Vec<_>>());
+        let legend: String = legend(&app)
+            .spans
+            .iter()
+            .map(|s| s.content.to_string())
+            .collect();
+        assert!(legend.contains("runs 17–20 of 20"), "{legend}");
+        assert!(
+            !legend.contains("lr3"),
+            "other pages are not listed: {legend}"
+        );
+        app.apply(Intent::NextRunPage);
+        assert_eq!(app.shown(), (0..8).collect::<Vec<_>>());
     }
 }
