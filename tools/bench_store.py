@@ -145,15 +145,15 @@ def main():
             samples.append((time.perf_counter() - start, lines[0], rss_kib(proc.pid)))
             time.sleep(1)
         elapsed = time.perf_counter() - start
+        last = rss_kib(proc.pid) / 1024
         proc.terminate()
         proc.wait()
-        quarter = [s for s in samples if s[1] >= 250]
-        rss = [s[2] / 1024 for s in quarter] or [0]
+        after = [s[2] / 1024 for s in samples if s[1] >= 250] or [last]
+        at = " / ".join(f"{next((s[2] / 1024 for s in samples if s[1] >= n), last):.0f}"
+                        for n in (250, 500, 750))
         print(f"| 20 runs × 50 checkpoints (`--runs`): {lines[0]} lines in {elapsed:.0f} s "
-              f"| RSS after 250 lines: min {min(rss):.0f} MiB, max {max(rss):.0f} MiB; at "
-              f"250 / 500 / 750 / 1000 lines: "
-              + " / ".join(f"{next((s[2] / 1024 for s in samples if s[1] >= n), 0):.0f}"
-                           for n in (250, 500, 750, 1000)) + " MiB |", flush=True)
+              f"| RSS from the 250th line on: {min(after):.0f}–{max(after):.0f} MiB; at the "
+              f"250th / 500th / 750th line and the last: {at} / {last:.0f} MiB |", flush=True)
     finally:
         server.terminate()
         server.wait()
