@@ -259,13 +259,22 @@ fn refused_credentials_are_named_not_printed() {
     assert!(watch.interrupt().success());
 }
 
-/// A loopback proxy in front of the server that cuts its first `cuts` connections after
-/// `after` bytes of response: a store whose connections drop mid-transfer. Its port, and
-/// the count of connections it took.
-fn cutting_proxy(
+/// What a [`proxy`] does to its first connections.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Cuts them after this many bytes of response.
+    CutAfter(usize),
+    /// Answers `503 Slow Down`, as S3 does when it throttles, and closes them.
+    SlowDown,
+}
+
+/// A loopback proxy in front of the server that does `fault` to its first `faulty`
+/// connections and passes the others through. Its port, and the count of connections it
+/// took.
+fn proxy(
     upstream: u16,
-    cuts: usize,
-    after: usize,
+    faulty: usize,
+    fault: Fault,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -274,11 +283,34 @@ fn cutting_proxy(
     let count = std::sync::Arc::new(AtomicUsize::new(0));
     let connections = std::sync::Arc::clone(&count);
     std::thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
+        for mut client in listener.incoming().map_while(Result::ok) {
+            let faulted = count.fetch_add(1, Ordering::Relaxed) < faulty;
+            if faulted && let Fault::SlowDown = fault {
+                std::thread::spawn(move || {
+                    // The request's head, then the answer S3 gives under load.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n")
+                        && client.read(&mut byte).is_ok_and(|n| n == 1)
+                    {
+                        head.push(byte[0]);
+                    }
+                    let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                    let _ = write!(
+                        client,
+                        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+                continue;
+            }
             let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                 continue;
             };
-            let cut = count.fetch_add(1, Ordering::Relaxed) < cuts;
+            let after = match fault {
+                Fault::CutAfter(bytes) if faulted => bytes,
+                _ => usize::MAX,
+            };
             let (mut client_in, mut server_out) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
             std::thread::spawn(move || {
@@ -292,12 +324,7 @@ fn cutting_proxy(
                 loop {
                     let n = match server_in.read(&mut buffer) {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let n = if cut {
-                        n.min(after.saturating_sub(sent))
-                    } else {
-                        n
+                        Ok(n) => n.min(after.saturating_sub(sent)),
                     };
                     if n == 0 || client_out.write_all(&buffer[..n]).is_err() {
                         break;
@@ -312,6 +339,29 @@ fn cutting_proxy(
     (port, connections)
 }
 
+/// A store that throttles (503 Slow Down) is asked again after a pause, and nothing is
+/// said while it answers in the end.
+#[test]
+fn a_throttling_store_is_backed_off_from() {
+    let root = run_dir("store-throttled");
+    let server = Server::start(&root.join("s3"));
+    server.put("run/epoch_1.pdparams", &demo_checkpoint(1));
+    let (port, connections) = proxy(server.port, 4, Fault::SlowDown);
+    let watch = watch(
+        "s3://bucket/run/",
+        &root.join("cache"),
+        &format!("http://127.0.0.1:{port}"),
+        SECRET,
+    );
+    let line = watch.next();
+    assert_eq!(str_of(&line, "status"), "ok", "{line}");
+    let taken = connections.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(taken > 4, "asked again after the 503s: {taken}");
+    let stderr = watch.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("trying again"), "{stderr}");
+    assert!(watch.interrupt().success());
+}
+
 /// A 95 MB checkpoint (six 16 MiB ranges) through connections that drop mid-transfer:
 /// the ranges are asked again, and the file used is the object, byte for byte.
 #[test]
@@ -320,7 +370,7 @@ fn connections_cut_mid_download_are_resumed_and_nothing_half_read_is_used() {
     let server = Server::start(&root.join("s3"));
     let data = std::fs::read(common::fixtures().join("paddle_r50.p4.pdparams")).unwrap();
     server.put("run/epoch_1.pdparams", &data);
-    let (proxy, connections) = cutting_proxy(server.port, 6, 3 << 20);
+    let (proxy, connections) = proxy(server.port, 6, Fault::CutAfter(3 << 20));
     let watch = watch(
         "s3://bucket/run/",
         &root.join("cache"),

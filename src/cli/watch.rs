@@ -269,6 +269,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             signalled: stop,
             notice: (!notices.is_empty()).then(|| notices.join("; ")),
             tensorboard: exports,
+            labels: first,
         });
     }
     for notice in &notices {

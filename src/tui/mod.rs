@@ -65,6 +65,9 @@ pub struct TuiOptions {
     pub notice: Option<String>,
     /// `--tensorboard`: each run's export, written as its checkpoints arrive.
     pub tensorboard: Option<Vec<crate::tensorboard::RunExport>>,
+    /// Each run as the user named it (a store run's URL rather than its local mirror),
+    /// for its name on screen.
+    pub labels: Vec<PathBuf>,
 }
 
 /// How long the loop sleeps when nothing happens.
@@ -103,6 +106,12 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         &config.samples,
         config.settings.request.methods.clone(),
     );
+    if options.labels.len() == app.runs.len() {
+        let labels: Vec<&std::path::Path> = options.labels.iter().map(PathBuf::as_path).collect();
+        for (view, name) in app.runs.iter_mut().zip(crate::compare::run_names(&labels)) {
+            view.name = name;
+        }
+    }
     app.layer = config.settings.request.layer;
     app.target = config.settings.request.target;
     app.blend = options.blend;
