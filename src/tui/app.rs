@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
+use super::intent::Intent;
 use super::keymap::intent_of;
 use crate::cam::image_ops::Blend;
 use crate::cam::{Layer, Method, SampleSet, Target};
@@ -32,42 +33,6 @@ pub enum Message {
     Exported(Result<Vec<PathBuf>, String>),
     /// Something to say in the status line (the TensorBoard export stopped, say).
     Notice(String),
-}
-
-/// What a key or click asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Intent {
-    NextSample,
-    PreviousSample,
-    NextEpoch,
-    PreviousEpoch,
-    /// The next (previous) epoch with an event for the shown sample.
-    NextEvent,
-    PreviousEvent,
-    FirstEpoch,
-    LatestEpoch,
-    ToggleFollow,
-    NextMethod,
-    NextLayer,
-    NextTarget,
-    NextOverlay,
-    ToggleGrid,
-    ToggleBox,
-    Snapshot,
-    Animate,
-    ToggleHelp,
-    /// Esc: close the topmost popup (help, then the grid); quit from the plain view.
-    Back,
-    Quit,
-    SelectSample(usize),
-    /// An epoch by its place on the timeline (comparing: on the runs' common axis).
-    SelectEpoch(usize),
-    /// Comparing: show or hide a run of the page shown (0…7).
-    ToggleRun(usize),
-    /// Comparing more than [`RUNS_PER_PAGE`] runs: show the next page of them.
-    NextRunPage,
-    /// Comparing: the next pair of shown runs whose maps are differenced.
-    NextDifference,
 }
 
 /// Side effects for the loop: the state only records that they are wanted.

@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::Intent;
+use super::intent::Intent;
 
 pub struct Binding {
     pub keys: &'static [KeyCode],

@@ -8,9 +8,9 @@ mod export;
 mod frames;
 pub mod graphics;
 mod images;
+mod intent;
 mod keymap;
 pub mod probe;
-mod side_by_side;
 mod view;
 
 use std::io::{Stdout, Write};
@@ -26,9 +26,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 
-pub use app::{App, Effect, Intent, Message};
+pub use app::{App, Effect, Message};
 pub use frames::Frames;
 pub use images::{Encoding, ImageCache, ImageKey, ImageRequest, Painter, Picture, RunMap};
+pub use intent::Intent;
 pub use keymap::{KEYMAP, intent_of};
 pub use probe::ProtocolChoice;
 pub use view::{Areas, Pane, Plan, draw, layout};

@@ -20,12 +20,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::widgets::canvas::{self, Canvas};
 
-use super::app::{App, ClickMap, RUNS_PER_PAGE};
-use super::images::{ImageKey, ImageRequest, Picture};
-use super::view::{self, Areas, Pane, Plan, Slot};
+use super::{self as view, Areas, Pane, Plan, Slot};
 use crate::compare::{self, FIGURES, PALETTE};
 use crate::monitor::CheckpointReport;
 use crate::monitor::timeline;
+use crate::tui::app::{App, ClickMap, RUNS_PER_PAGE};
+use crate::tui::images::{ImageKey, ImageRequest, Picture};
 
 const LIST_WIDTH: u16 = 22;
 
@@ -629,8 +629,9 @@ fn status(app: &App) -> Line<'static> {
 pub(crate) mod tests {
     use super::*;
     use crate::monitor::MonitorEvent;
+    use crate::tui::app::Message;
     use crate::tui::app::tests::{app_with, report};
-    use crate::tui::app::{Intent, Message};
+    use crate::tui::intent::Intent;
     use std::path::PathBuf;
 
     /// Two runs: `a` with epochs 1–4, `b` with 2, 4 and 6.
