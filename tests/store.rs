@@ -176,7 +176,11 @@ fn follows_a_run_in_s3_and_restarts_from_its_history() {
         String::from_utf8_lossy(&history.stderr)
     );
     let dump: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
-    assert_eq!(dump["checkpoints"].as_array().unwrap().len(), 3);
+    let checkpoints = dump["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 3);
+    for c in checkpoints {
+        assert!(str_of(c, "path").starts_with(url), "named by the URL: {c}");
+    }
 
     // A restart computes nothing, and an object deleted from the store keeps its maps.
     std::fs::remove_file(root.join("s3/bucket/run/epoch_1.pdparams")).unwrap();

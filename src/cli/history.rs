@@ -63,16 +63,22 @@ struct Dump<'a> {
 
 pub fn run(mut args: HistoryArgs) -> CliResult {
     let cache = args.run.cam.cache.clone();
-    resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
+    let given = args.run.dir.clone();
+    let stores = resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
     if !args.more.is_empty() {
         return compare(args);
     }
     let (shared, mut runs) = read_runs(&args.run, &[])?;
     let StoredRun {
         file,
-        checkpoints: reports,
+        checkpoints: mut reports,
         ..
     } = runs.remove(0);
+    // A store run's checkpoints are named by their objects' URLs.
+    if let Some(store) = &stores[0] {
+        reports.iter_mut().for_each(|r| store.name_by_url(r));
+        args.run.dir = given;
+    }
     if args.json {
         let dump = Dump {
             dir: &args.run.dir,

@@ -6,6 +6,7 @@ use clap::Args;
 
 use camwatch::cam::{SampleSet, Target};
 use camwatch::device::SelectedDevice;
+use camwatch::monitor::CheckpointReport;
 use camwatch::monitor::place::{self, HistoryPlace, Purpose};
 use camwatch::render::CamSettings;
 use camwatch::store::mirror::{self, MirrorConfig, MirrorEvent};
@@ -49,6 +50,17 @@ impl StoreRun {
     /// `path`'s key under the run's prefix.
     pub fn key_of<'a>(&self, path: &'a std::path::Path) -> Option<&'a str> {
         path.strip_prefix(&self.folder).ok()?.to_str()
+    }
+
+    /// The report with its files named by their objects' URLs.
+    pub fn name_by_url(&self, report: &mut CheckpointReport) {
+        report.path = self.url_or_path(&report.path);
+        report.paths = report.paths.iter().map(|p| self.url_or_path(p)).collect();
+    }
+
+    fn url_or_path(&self, path: &std::path::Path) -> PathBuf {
+        self.url_of(path)
+            .map_or_else(|| path.to_path_buf(), PathBuf::from)
     }
 }
 

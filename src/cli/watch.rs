@@ -358,14 +358,11 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 let report = match store {
                     Some(store) => {
                         let mut named = report.as_ref().clone();
-                        let url =
-                            |p: &PathBuf| store.url_of(p).map_or_else(|| p.clone(), PathBuf::from);
                         etag = store
                             .key_of(&named.path)
                             .zip(objects[index].as_ref())
                             .and_then(|(key, objects)| objects.etag(key));
-                        named.path = url(&named.path);
-                        named.paths = named.paths.iter().map(url).collect();
+                        store.name_by_url(&mut named);
                         stored = named;
                         &stored
                     }
