@@ -163,19 +163,7 @@ fn follows_a_run_in_s3_and_restarts_from_its_history() {
     );
 
     // The history is found from the URL, without the store.
-    let history = Command::new(env!("CARGO_BIN_EXE_camwatch"))
-        .args(["history", url, "--json", "--samples"])
-        .arg(common::watch::root().join("samples"))
-        .arg("--cache")
-        .arg(&cache)
-        .output()
-        .unwrap();
-    assert!(
-        history.status.success(),
-        "{}",
-        String::from_utf8_lossy(&history.stderr)
-    );
-    let dump: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let dump = common::watch::history_json(Path::new(url), &["--cache", cache.to_str().unwrap()]);
     let checkpoints = dump["checkpoints"].as_array().unwrap();
     assert_eq!(checkpoints.len(), 3);
     for c in checkpoints {

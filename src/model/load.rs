@@ -78,19 +78,6 @@ impl LayerSource for SeededInit<'_> {
         Ok(conv_bn(weight, bias, &spec, relu))
     }
 
-    fn squeeze_excite(
-        &mut self,
-        _: usize,
-        _: usize,
-        channels: usize,
-        reduced: usize,
-    ) -> Result<SqueezeExcite, Self::Error> {
-        Ok(SqueezeExcite {
-            reduce: self.classifier(channels, reduced)?,
-            expand: self.classifier(reduced, channels)?,
-        })
-    }
-
     fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error> {
         let values = self.draw(features * classes, (1.0 / features as f32).sqrt());
         let weight =
@@ -148,19 +135,6 @@ impl LayerSource for RandomInit<'_> {
             pool: None,
             conv,
             relu,
-        })
-    }
-
-    fn squeeze_excite(
-        &mut self,
-        _: usize,
-        _: usize,
-        channels: usize,
-        reduced: usize,
-    ) -> Result<SqueezeExcite, Self::Error> {
-        Ok(SqueezeExcite {
-            reduce: LinearConfig::new(channels, reduced).init(self.device),
-            expand: LinearConfig::new(reduced, channels).init(self.device),
         })
     }
 

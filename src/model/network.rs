@@ -41,15 +41,24 @@ pub trait LayerSource {
         spec: ConvSpec,
         relu: bool,
     ) -> Result<ConvBn, Self::Error>;
-    /// The squeeze-and-excitation of a block whose output has `channels` channels.
+    /// A fully connected layer: the classifier, and (unless the source names them) the
+    /// two of a squeeze-and-excitation.
+    fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error>;
+    /// The squeeze-and-excitation of block `block` of stage `stage`, whose output has
+    /// `channels` channels.
     fn squeeze_excite(
         &mut self,
         stage: usize,
         block: usize,
         channels: usize,
         reduced: usize,
-    ) -> Result<SqueezeExcite, Self::Error>;
-    fn classifier(&mut self, features: usize, classes: usize) -> Result<Linear, Self::Error>;
+    ) -> Result<SqueezeExcite, Self::Error> {
+        let _ = (stage, block);
+        Ok(SqueezeExcite {
+            reduce: self.classifier(channels, reduced)?,
+            expand: self.classifier(reduced, channels)?,
+        })
+    }
 }
 
 #[derive(Module, Debug)]

@@ -634,21 +634,21 @@ pub(crate) mod tests {
     use crate::tui::intent::Intent;
     use std::path::PathBuf;
 
+    /// The app's runs for these folders, as the UI starts them.
+    fn runs_of(dirs: &[PathBuf]) -> Vec<crate::tui::app::RunView> {
+        let samples = crate::cam::SampleSet {
+            dir: PathBuf::new(),
+            samples: vec![],
+            classes: None,
+            defaults: Default::default(),
+        };
+        App::new(dirs, "cpu".into(), &samples, vec![]).runs
+    }
+
     /// Two runs: `a` with epochs 1–4, `b` with 2, 4 and 6.
     pub(crate) fn comparing() -> App {
         let mut app = app_with(0);
-        app.runs = App::new(
-            &[PathBuf::from("x/a"), PathBuf::from("x/b")],
-            "cpu".into(),
-            &crate::cam::SampleSet {
-                dir: PathBuf::new(),
-                samples: vec![],
-                classes: None,
-                defaults: Default::default(),
-            },
-            vec![],
-        )
-        .runs;
+        app.runs = runs_of(&[PathBuf::from("x/a"), PathBuf::from("x/b")]);
         for (run, epochs) in [(0, vec![1, 2, 3, 4]), (1, vec![2, 4, 6])] {
             for epoch in epochs {
                 let mut checkpoint = report(epoch, &["a", "b", "c"]);
@@ -786,18 +786,7 @@ pub(crate) mod tests {
             .map(|i| PathBuf::from(format!("sweep/lr{i}")))
             .collect();
         let mut app = comparing();
-        app.runs = App::new(
-            &dirs,
-            "cpu".into(),
-            &crate::cam::SampleSet {
-                dir: PathBuf::new(),
-                samples: vec![],
-                classes: None,
-                defaults: Default::default(),
-            },
-            vec![],
-        )
-        .runs;
+        app.runs = runs_of(&dirs);
         assert_eq!(app.shown(), (0..8).collect::<Vec<_>>());
         app.apply(Intent::NextRunPage);
         assert_eq!(app.shown(), (8..16).collect::<Vec<_>>());
