@@ -311,3 +311,36 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     // The other watcher went on undisturbed.
     assert!(watchers.next().unwrap().interrupt().success());
 }
+
+/// `watch SWEEP --runs` in the UI: a run that starts later joins, and the screen turns
+/// into the comparing one.
+#[test]
+fn a_sweeps_run_that_starts_later_joins_the_comparing_view() {
+    use common::watch::{demo_checkpoint, run_dir};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sweep = run_dir("sweep-ui");
+    std::fs::create_dir_all(sweep.join("lr0.1")).unwrap();
+    std::fs::write(sweep.join("lr0.1/epoch_1.pdparams"), demo_checkpoint(1)).unwrap();
+    let command = format!(
+        "{} watch {} --runs --poll 1 --samples {} --protocol halfblocks --device cpu \
+         --metrics none; echo camwatch-exit=$?; sleep 120",
+        env!("CARGO_BIN_EXE_camwatch"),
+        sweep.display(),
+        root.join("samples").display(),
+    );
+    let session = open("sweep-ui", &command, (120, 40));
+    session.wait_for("the first run's epoch", |s| {
+        header(s).contains("epoch 1 [1/1]")
+    });
+    std::fs::create_dir_all(sweep.join("lr0.01")).unwrap();
+    std::fs::write(sweep.join("lr0.01/epoch_2.pdparams"), demo_checkpoint(2)).unwrap();
+    let screen = session.wait_for("the second run, compared", |s| {
+        header(s).contains("⇆ 2/2 runs") && s.contains("[2] p 0.")
+    });
+    assert!(
+        screen.contains("lr0.1") && screen.contains("lr0.01"),
+        "{screen}"
+    );
+    session.keys("q");
+    session.wait_for("camwatch's exit", |s| s.contains("camwatch-exit=0"));
+}

@@ -37,8 +37,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub headless: bool,
     /// DIR (and each RUN) is a sweep: each of its subfolders (or sub-prefixes in a
-    /// store) that holds a checkpoint is a run; with --headless, runs that start later
-    /// join as they appear.
+    /// store) that holds a checkpoint is a run; runs that start later join as they
+    /// appear.
     #[arg(long)]
     pub runs: bool,
     /// Look for new files every SECONDS instead of waiting for file-system events (for
@@ -259,6 +259,27 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         }
         let style = args.run.cam.style(false);
         let precision = args.run.cam.precision_choice(&config.samples.defaults);
+        // A sweep's runs that start later join the comparing view, made here (what
+        // the maker would say is not printed over the UI).
+        let joined = sweep.map(|sweep| {
+            let (tx, joined) = std::sync::mpsc::channel();
+            let mut maker = maker;
+            std::thread::spawn(move || {
+                for joined in sweep.joined {
+                    let run = joined.and_then(|dir| {
+                        maker
+                            .make(&dir, None)
+                            .map(|(config, _)| (config, dir.clone()))
+                            .map_err(|e| e.to_string())
+                    });
+                    maker.notices.clear();
+                    if tx.send(run).is_err() {
+                        return;
+                    }
+                }
+            });
+            joined
+        });
         return tui::run(TuiOptions {
             runs,
             protocol: args.protocol,
@@ -270,6 +291,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             notice: (!notices.is_empty()).then(|| notices.join("; ")),
             tensorboard: exports,
             labels: first,
+            joined,
         });
     }
     for notice in &notices {
@@ -298,7 +320,14 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
         // A sweep's runs that started since: followed from now on.
-        for dir in sweep.iter().flat_map(|sweep| sweep.joined.try_iter()) {
+        for joined in sweep.iter().flat_map(|sweep| sweep.joined.try_iter()) {
+            let dir = match joined {
+                Ok(dir) => dir,
+                Err(e) => {
+                    eprintln!("camwatch: {}", paths::for_terminal(&e));
+                    continue;
+                }
+            };
             let started = maker.make(&dir, None).and_then(|(config, store)| {
                 let monitor = start_headless(runs.len(), &config, &merged)?;
                 Ok((config, store, monitor))
@@ -495,12 +524,12 @@ impl RunMaker {
         };
         if let Some(store) = &store {
             let open = store.url.open()?;
-            eprintln!(
-                "camwatch: {} is mirrored in {} (credentials: {})",
+            self.notices.push(format!(
+                "{} is mirrored in {} (credentials: {})",
                 store.url,
-                paths::for_terminal(&store.folder.display().to_string()),
+                store.folder.display(),
                 open.credentials
-            );
+            ));
             // The mirror polls the store; its local folder has events.
             config.poll = None;
             config.mirror = Some(MirrorConfig {
@@ -516,27 +545,32 @@ impl RunMaker {
 }
 
 /// The runs of the sweeps being watched (`--runs`): those found at start, and a thread
-/// that looks again every poll and sends the runs that appeared.
+/// that looks again every poll and sends the runs that appeared (or, once until it
+/// changes, why a sweep could not be looked at).
 struct Sweep {
     first: Vec<PathBuf>,
-    joined: std::sync::mpsc::Receiver<PathBuf>,
+    joined: std::sync::mpsc::Receiver<Result<PathBuf, String>>,
 }
 
 impl Sweep {
     fn start(roots: Vec<Location>, poll: Duration, stop: Arc<AtomicBool>) -> Sweep {
-        let find = move |roots: &[Location]| -> Vec<PathBuf> {
-            let mut found = Vec::new();
+        let find = move |roots: &[Location]| -> (Vec<PathBuf>, Vec<String>) {
+            let (mut found, mut errors) = (Vec::new(), Vec::new());
             for root in roots {
                 match sweep::runs(root) {
                     Ok(runs) => found.extend(runs),
-                    Err(e) => eprintln!("camwatch: {}", paths::for_terminal(&e)),
+                    Err(e) => errors.push(e),
                 }
             }
-            found
+            (found, errors)
         };
-        let first = find(&roots);
+        let (first, errors) = find(&roots);
+        for e in &errors {
+            eprintln!("camwatch: {}", paths::for_terminal(e));
+        }
         let (tx, joined) = std::sync::mpsc::channel();
         let mut known: std::collections::HashSet<PathBuf> = first.iter().cloned().collect();
+        let mut said = errors;
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let end = std::time::Instant::now() + poll;
@@ -546,8 +580,15 @@ impl Sweep {
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                for run in find(&roots) {
-                    if known.insert(run.clone()) && tx.send(run).is_err() {
+                let (found, errors) = find(&roots);
+                for e in errors.iter().filter(|e| !said.contains(e)) {
+                    if tx.send(Err(e.clone())).is_err() {
+                        return;
+                    }
+                }
+                said = errors;
+                for run in found {
+                    if known.insert(run.clone()) && tx.send(Ok(run)).is_err() {
                         return;
                     }
                 }

@@ -682,6 +682,22 @@ impl App {
         }
     }
 
+    /// A run that joined (a sweep's, started later): shown when its page is.
+    pub fn add_run(&mut self, dir: PathBuf) {
+        let run = self.runs.len();
+        let mut view = RunView::new(dir, String::new());
+        view.shown = run / RUNS_PER_PAGE == self.run_page;
+        self.runs.push(view);
+    }
+
+    /// Names the runs after their labels (folders or URLs), as short as they stay apart.
+    pub fn name_runs(&mut self, labels: &[PathBuf]) {
+        let labels: Vec<&std::path::Path> = labels.iter().map(PathBuf::as_path).collect();
+        for (view, name) in self.runs.iter_mut().zip(compare::run_names(&labels)) {
+            view.name = name;
+        }
+    }
+
     /// Shows the next page of runs (all of it), hiding the others.
     fn next_run_page(&mut self) {
         let pages = self.runs.len().div_ceil(RUNS_PER_PAGE);

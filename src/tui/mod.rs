@@ -69,6 +69,9 @@ pub struct TuiOptions {
     /// Each run as the user named it (a store run's URL rather than its local mirror),
     /// for its name on screen.
     pub labels: Vec<PathBuf>,
+    /// A sweep's runs that start later (`watch --runs`), with their labels: they join
+    /// the comparing view as they come (or why one could not).
+    pub joined: Option<mpsc::Receiver<Result<(MonitorConfig, PathBuf), String>>>,
 }
 
 /// How long the loop sleeps when nothing happens.
@@ -78,19 +81,28 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     let Some(config) = options.runs.first() else {
         return Err("no run to follow".into());
     };
-    let maps = options
-        .runs
-        .iter()
-        .map(|run| {
-            MapReader::new(
-                &run.samples,
-                run.history.clone(),
-                run.dir.clone(),
-                run.settings.clone(),
-            )
-        })
-        .collect();
-    let painter = Painter::new(config.samples.clone(), maps, options.colormap);
+    let config = config.clone();
+    let mut runs = options.runs.clone();
+    let mut labels = if options.labels.len() == runs.len() {
+        options.labels.clone()
+    } else {
+        runs.iter().map(|r| r.dir.clone()).collect()
+    };
+    let painter_of = |runs: &[MonitorConfig]| {
+        let maps = runs
+            .iter()
+            .map(|run| {
+                MapReader::new(
+                    &run.samples,
+                    run.history.clone(),
+                    run.dir.clone(),
+                    run.settings.clone(),
+                )
+            })
+            .collect();
+        Painter::new(config.samples.clone(), maps, options.colormap)
+    };
+    let mut painter = painter_of(&runs);
     let mut guard = TerminalGuard::enter()?;
     // Asked after entering the alternate screen and before reading any event.
     let choice = probe_terminal(options.protocol);
@@ -107,12 +119,7 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         &config.samples,
         config.settings.request.methods.clone(),
     );
-    if options.labels.len() == app.runs.len() {
-        let labels: Vec<&std::path::Path> = options.labels.iter().map(PathBuf::as_path).collect();
-        for (view, name) in app.runs.iter_mut().zip(crate::compare::run_names(&labels)) {
-            view.name = name;
-        }
-    }
+    app.name_runs(&labels);
     app.layer = config.settings.request.layer;
     app.target = config.settings.request.target;
     app.blend = options.blend;
@@ -129,16 +136,10 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
         crate::tensorboard::Live::start(exports, Box::new(warn))
     });
     let tensorboard = live.as_ref().map(|live| live.handle());
-    let start = |app: &mut App| {
-        start_monitors(
-            &options.runs,
-            options.precision,
-            app,
-            &tx,
-            tensorboard.as_ref(),
-        )
+    let start = |runs: &[MonitorConfig], app: &mut App| {
+        start_monitors(runs, options.precision, app, &tx, tensorboard.as_ref())
     };
-    let mut monitors = start(&mut app)?;
+    let mut monitors = start(&runs, &mut app)?;
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();
     let mut log = FrameLog::from_env(&choice);
@@ -174,12 +175,44 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+        // A sweep's new runs: followed, drawn and named from now on.
+        for joined in options.joined.iter().flat_map(|j| j.try_iter()) {
+            let (run, label) = match joined {
+                Ok(joined) => joined,
+                Err(e) => {
+                    app.last_error = Some(e);
+                    continue;
+                }
+            };
+            match start_monitor(
+                &run,
+                runs.len(),
+                options.precision,
+                &mut app,
+                tx.clone(),
+                None,
+            ) {
+                Ok(monitor) => {
+                    app.add_run(run.dir.clone());
+                    monitors.push(monitor);
+                    runs.push(run);
+                    labels.push(label);
+                    app.name_runs(&labels);
+                    // The painter reads every run's maps: a new one for the new run.
+                    painter = painter_of(&runs);
+                    encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
+                    frames.maps_changed();
+                    dirty = true;
+                }
+                Err(e) => app.last_error = Some(e.to_string()),
+            }
+        }
         for effect in effects {
             match effect {
                 Effect::Restart => {
                     app.generation += 1;
                     app.runs.iter_mut().for_each(app::RunView::reset);
-                    match start(&mut app) {
+                    match start(&runs, &mut app) {
                         Ok(new) => {
                             let old = std::mem::replace(&mut monitors, new);
                             // Stopping waits for the forward pass under way: not here.
