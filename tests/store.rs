@@ -469,3 +469,79 @@ fn a_sweeps_runs_are_found_and_later_ones_join() {
     assert_eq!(later, expected);
     assert!(watch.interrupt().success());
 }
+
+/// The same for Azure Blob Storage (`az://`), against Azurite, Azure's own storage
+/// emulator (installed by scripts/test into target/azurite), blobs uploaded by Azure's
+/// Python client.
+#[test]
+fn follows_a_run_in_azure_blob_storage() {
+    let root = run_dir("store-azure");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let azurite = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/azurite/node_modules/.bin/azurite-blob");
+    assert!(
+        azurite.exists(),
+        "{}: missing; scripts/test installs it",
+        azurite.display()
+    );
+    let mut server = Command::new(&azurite)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .args(["--skipApiVersionCheck", "--silent", "--location"])
+        .arg(root.join("azurite"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("azurite starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "azurite did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let upload = |epoch: u32, create: bool| {
+        let file = root.join(format!("epoch_{epoch}.pdparams"));
+        std::fs::write(&file, demo_checkpoint(epoch)).unwrap();
+        let script = format!(
+            "from azure.storage.blob import BlobServiceClient\n\
+             s = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;\
+             AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6\
+             IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={endpoint}/devstoreaccount1;')\n\
+             c = s.create_container('runs') if {create} else s.get_container_client('runs')\n\
+             c.upload_blob('exp/epoch_{epoch}.pdparams', open('{}', 'rb'))\n",
+            file.display(),
+            create = if create { "True" } else { "False" },
+        );
+        let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let status = Command::new(python).args(["-c", &script]).status().unwrap();
+        assert!(status.success(), "upload of epoch {epoch}");
+    };
+    upload(1, true);
+    let mut command = Watch::command(Path::new("az://runs/exp/"), &["--poll", "0.5"]);
+    command.arg("--cache").arg(root.join("cache"));
+    command.envs([
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", endpoint.as_str()),
+    ]);
+    let watch = Watch::spawn(command);
+    let first = watch.next();
+    upload(2, false);
+    let second = watch.next();
+    for (line, epoch) in [(&first, 1), (&second, 2)] {
+        assert_eq!(str_of(line, "status"), "ok", "{line}");
+        assert_eq!(
+            str_of(line, "path"),
+            format!("az://runs/exp/epoch_{epoch}.pdparams")
+        );
+        assert!(!str_of(line, "etag").is_empty(), "{line}");
+    }
+    assert!(watch.interrupt().success());
+    let _ = server.kill();
+    let _ = server.wait();
+}

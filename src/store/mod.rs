@@ -199,6 +199,9 @@ impl StoreUrl {
                 "GOOGLE_APPLICATION_CREDENTIALS".into()
             }
             "gs" => "the instance's credentials (no GOOGLE_APPLICATION_CREDENTIALS set)".into(),
+            "az" | "abfs" | "abfss" if set("AZURE_STORAGE_USE_EMULATOR") => {
+                "the Azurite emulator's account (AZURE_STORAGE_USE_EMULATOR)".into()
+            }
             "az" | "abfs" | "abfss" if set("AZURE_STORAGE_ACCOUNT_KEY") => {
                 "AZURE_STORAGE_ACCOUNT_KEY from the environment".into()
             }
