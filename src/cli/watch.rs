@@ -162,9 +162,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
-    if !args.more.is_empty() && args.run.history.is_some()
-        || args.runs && args.run.history.is_some()
-    {
+    if (!args.more.is_empty() || args.runs) && args.run.history.is_some() {
         return Err(
             "--history names one run's database: with several runs each has its \
              own (RUN/.camwatch/history.sqlite)"
