@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,22 +22,31 @@ struct Display {
 }
 
 impl Display {
-    fn start() -> Display {
-        let number = (50..200)
-            .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
-            .expect("a free X display number");
-        let name = format!(":{number}");
+    /// Xvfb chooses a free display itself (`-displayfd`) and writes its number once it
+    /// accepts clients. Guessing a number from /tmp/.X11-unix is not enough: another X
+    /// server can hold the same number's abstract socket, and clients connect there first.
+    fn start(work: &Path) -> Display {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        let log = work.join("xvfb.log");
         let server = Command::new("Xvfb")
-            .args([&name, "-screen", "0", "1280x900x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(["-displayfd", "1", "-nolisten", "tcp"])
+            .args(["-screen", "0", "1280x900x24"])
+            .stdout(writer)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("Xvfb runs (apt-get install xvfb)");
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        wait("Xvfb to start", || {
-            Path::new(&socket).exists().then_some(())
-        });
-        Display { name, server }
+        let mut number = String::new();
+        BufReader::new(reader).read_line(&mut number).unwrap();
+        let number = number.trim();
+        assert!(
+            !number.is_empty(),
+            "Xvfb named no display: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Display {
+            name: format!(":{number}"),
+            server,
+        }
     }
 
     fn command(&self, program: &str) -> Command {
@@ -192,7 +202,7 @@ fn xterm_sixel_shows_images_and_keeps_them_whole() {
     let run = work.join("checkpoints");
     let log = work.join("frames.jsonl");
     let exit = work.join("exit");
-    let display = Display::start();
+    let display = Display::start(&work);
     let script = format!(
         "CAMWATCH_FRAME_LOG='{}' '{}' watch '{}' --samples '{}' --device cpu --snapshots '{}'; \
          echo $? > '{}'",
@@ -203,15 +213,23 @@ fn xterm_sixel_shows_images_and_keeps_them_whole() {
         work.join("snapshots").display(),
         exit.display()
     );
+    let xterm_log = work.join("xterm.log");
     let mut xterm = display
         .command("xterm")
         .args(["-ti", "vt340", "-geometry", "120x40", "-b", "0", "+sb"])
         .args(["-name", "camwatch-test", "-e", "sh", "-c", &script])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&xterm_log).unwrap())
         .spawn()
         .expect("xterm runs (apt-get install xterm)");
     let window = wait("the xterm window", || {
+        // An xterm that could not start says why, at once.
+        if let Some(status) = xterm.try_wait().unwrap() {
+            panic!(
+                "xterm ended ({status}) before its window appeared: {}",
+                std::fs::read_to_string(&xterm_log).unwrap_or_default()
+            );
+        }
         let id = display.xdotool(&["search", "--classname", "camwatch-test"]);
         id.lines().next().map(String::from)
     });
