@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
 
-use crate::checkpoint::{self, CheckpointError, Format};
+use crate::checkpoint::{self, CheckpointError, Format, Weights};
 use crate::model::{self, Network, NetworkConfig};
 
 /// A network loaded from a checkpoint, with what was learned about the file.
@@ -32,8 +32,22 @@ pub fn from_bytes(
     device: &Device,
 ) -> Result<LoadedModel, CheckpointError> {
     let start = Instant::now();
+    let (format, weights) = checkpoint::parse(data).map_err(|e| CheckpointError::new(path, e))?;
+    let mut loaded = from_weights(path, format, weights, device)?;
+    loaded.load_time = start.elapsed();
+    Ok(loaded)
+}
+
+/// Builds the network from a parsed checkpoint's tensors: the architecture inferred from
+/// their names and shapes.
+pub fn from_weights(
+    path: &Path,
+    format: Format,
+    weights: Weights,
+    device: &Device,
+) -> Result<LoadedModel, CheckpointError> {
+    let start = Instant::now();
     let wrap = |e| CheckpointError::new(path, e);
-    let (format, weights) = checkpoint::parse(data).map_err(wrap)?;
     let (config, naming) = model::infer(&weights).map_err(wrap)?;
     let model = Network::from_weights(&config, &naming, weights, device).map_err(wrap)?;
     Ok(LoadedModel {

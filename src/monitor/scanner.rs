@@ -13,7 +13,7 @@ use super::epoch::epoch_of;
 use super::queue::Queue;
 use super::readiness::{Incomplete, Tracker};
 use super::scan::{self, Fingerprint};
-use super::worker::{Job, content_hash};
+use super::worker::{Content, Job, Prepared, content_hash};
 use crate::checkpoint::{self, complete};
 
 pub struct Scanner {
@@ -121,8 +121,21 @@ impl Scanner {
         }
         let read = checkpoint::with_file(&path, |data| {
             crate::isolate::isolated(|| {
-                let missing = (!complete::is_complete(data)).then(|| complete::missing_end(data));
-                (content_hash(data), missing)
+                if !complete::is_complete(data) {
+                    return (
+                        Content::Hashed(content_hash(data)),
+                        Some(complete::missing_end(data)),
+                    );
+                }
+                // The worker's next job (it is busy with another, or idle): hashed and
+                // parsed here and now, beside its computing. Later ones it reads itself,
+                // so that one parsed checkpoint at most waits in memory.
+                let content = if self.queue.is_empty() {
+                    Content::Prepared(Box::new(Prepared::of(&path, data)))
+                } else {
+                    Content::Unread
+                };
+                (content, None)
             })
         });
         // Written to while being read: the bytes may be a mix, so they are not used.
@@ -131,16 +144,16 @@ impl Scanner {
             self.tracker.observe(&path, after, now);
             return;
         }
-        let (hash, failure) = match read {
+        let (content, failure) = match read {
             Ok(Err(panic)) => (
-                unreadable_hash(fingerprint),
+                Content::Hashed(unreadable_hash(fingerprint)),
                 Some(format!("{}: {panic}", path.display())),
             ),
-            Ok(Ok((hash, None))) => (hash, None),
-            Ok(Ok((hash, Some(missing)))) => match self.tracker.incomplete(&path, now) {
+            Ok(Ok((content, None))) => (content, None),
+            Ok(Ok((content, Some(missing)))) => match self.tracker.incomplete(&path, now) {
                 Incomplete::Retry => return,
                 Incomplete::GiveUp(after) => (
-                    hash,
+                    content,
                     Some(format!(
                         "{}: incomplete: {missing}, and unchanged for {} s",
                         path.display(),
@@ -150,7 +163,10 @@ impl Scanner {
             },
             Err(e) => match self.tracker.incomplete(&path, now) {
                 Incomplete::Retry => return,
-                Incomplete::GiveUp(_) => (unreadable_hash(fingerprint), Some(e.to_string())),
+                Incomplete::GiveUp(_) => (
+                    Content::Hashed(unreadable_hash(fingerprint)),
+                    Some(e.to_string()),
+                ),
             },
         };
         self.tracker.settled(&path);
@@ -159,7 +175,7 @@ impl Scanner {
             epoch: epoch_of(&path),
             path: path.clone(),
             fingerprint,
-            hash,
+            content,
             failure,
         };
         self.queue.push(path, fingerprint.mtime_ns, urgent, job);

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use super::{Computed, Failure, Missing, Worker, content_hash};
+use super::{Computed, Failure, Missing, Parsed, Worker, content_hash};
 use crate::cam::{CamError, Method, Sample};
 use crate::checkpoint::{self, LoadError};
 use crate::device::SelectedDevice;
@@ -15,6 +15,13 @@ use crate::monitor::timeline;
 use crate::render::{self, ArchSummary, CamSettings, RenderError};
 
 impl Worker {
+    /// The network in the settings' precision.
+    fn cast(&self, mut loaded: LoadedModel) -> LoadedModel {
+        let (precision, layer) = (self.settings.precision, self.settings.request.layer);
+        loaded.model = crate::precision::cast(loaded.model, precision, layer);
+        loaded
+    }
+
     /// Loads the checkpoint in the settings' precision; `None` when the file no longer
     /// holds the content the scanner hashed (or cannot be opened as it was queued).
     pub(super) fn load(
@@ -27,11 +34,7 @@ impl Worker {
             if content_hash(data) != hash {
                 return Ok(None);
             }
-            loader::from_bytes(path, data, &device.device).map(|mut loaded| {
-                let (precision, layer) = (self.settings.precision, self.settings.request.layer);
-                loaded.model = crate::precision::cast(loaded.model, precision, layer);
-                Some(loaded)
-            })
+            loader::from_bytes(path, data, &device.device).map(|loaded| Some(self.cast(loaded)))
         })
         .and_then(|r| r);
         let loaded = match loaded {
@@ -44,17 +47,28 @@ impl Worker {
         Ok(loaded)
     }
 
-    /// Loads the checkpoint (checking it is still the content the scanner hashed) and
-    /// computes the missing maps.
+    /// Builds the network from the checkpoint's tensors when they are at hand, else
+    /// loads it (checking it is still the content of `hash`), and computes the missing
+    /// maps.
     pub(super) fn compute(
         &self,
         path: &Path,
         hash: &str,
+        parsed: Option<Parsed>,
         missing: &Missing,
         device: &SelectedDevice,
     ) -> Result<Computed, Failure> {
-        let Some(loaded) = self.load(path, hash, device)? else {
-            return Ok(Computed::Changed);
+        let loaded = match parsed {
+            Some(parsed) => {
+                let (format, weights) = parsed.map_err(Failure::Content)?;
+                let loaded = loader::from_weights(path, format, weights, &device.device)
+                    .map_err(|e| Failure::Content(e.to_string()))?;
+                self.cast(loaded)
+            }
+            None => match self.load(path, hash, device)? {
+                Some(loaded) => loaded,
+                None => return Ok(Computed::Changed),
+            },
         };
         let architecture = Architecture::of(&loaded.config);
         if let Some(run) = self

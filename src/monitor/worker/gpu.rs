@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Computed, Failure, Job, Missing, Worker};
+use super::{Computed, Failure, Job, Missing, Parsed, Worker};
 use crate::device::{self, SelectedDevice};
 use crate::monitor::scan::Fingerprint;
 
@@ -65,11 +65,12 @@ impl Worker {
     pub(super) fn out_of_gpu_memory(
         &mut self,
         job: Job,
+        hash: &str,
         missing: &Missing,
     ) -> Result<(Result<Computed, Failure>, Job), ()> {
         device::release_cached_memory(&self.device);
         if !self.gpu.cpu_fallback {
-            let attempt = self.gpu.attempts.entry(job.hash.clone()).or_default();
+            let attempt = self.gpu.attempts.entry(hash.to_string()).or_default();
             *attempt += 1;
             let wait = GpuMemory::wait(*attempt);
             self.warn(format!(
@@ -89,7 +90,7 @@ impl Worker {
             "{}: the GPU ran out of memory: computed on the CPU (--cpu-fallback)",
             job.path.display()
         ));
-        let computed = self.compute_isolated(&job.path, &job.hash, missing, true);
+        let computed = self.compute_isolated(&job.path, hash, None, missing, true);
         Ok((computed, job))
     }
 
@@ -100,6 +101,7 @@ impl Worker {
         &mut self,
         path: &Path,
         hash: &str,
+        parsed: Option<Parsed>,
         missing: &Missing,
         on_cpu: bool,
     ) -> Result<Computed, Failure> {
@@ -120,8 +122,11 @@ impl Worker {
                 cpu
             }
         };
-        let computed = crate::isolate::isolated(|| self.compute(path, hash, missing, &device))
-            .unwrap_or_else(|panic| Err(Failure::Content(format!("{}: {panic}", path.display()))));
+        let computed =
+            crate::isolate::isolated(|| self.compute(path, hash, parsed, missing, &device))
+                .unwrap_or_else(|panic| {
+                    Err(Failure::Content(format!("{}: {panic}", path.display())))
+                });
         match computed {
             Err(Failure::Content(m) | Failure::Setting(m)) if device::out_of_gpu_memory(&m) => {
                 Err(Failure::GpuMemory(m))

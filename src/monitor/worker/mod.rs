@@ -25,6 +25,7 @@ use super::{CheckpointReport, MonitorEvent, ScanMessage, Source};
 use crate::cam::engine::Cancel;
 use crate::cam::metrics::MetricSettings;
 use crate::cam::{Method, SampleSet};
+use crate::checkpoint::{self, CheckpointError, Format, Weights};
 use crate::device::{self, MemoryUse, SelectedDevice};
 use crate::loader::LoadedModel;
 use crate::model::Network;
@@ -38,10 +39,68 @@ pub use gpu::GpuMemory;
 pub struct Job {
     pub path: PathBuf,
     pub fingerprint: Fingerprint,
-    pub hash: String,
+    pub content: Content,
     pub epoch: Option<u64>,
     /// Why the file cannot be used, when the scanner already knows.
     pub failure: Option<String>,
+}
+
+/// How far a job's content is known when it is queued.
+#[derive(Debug)]
+pub enum Content {
+    /// By its hash (a content recorded before, a failure, a job queued again): read again
+    /// from the file only when needed, and checked against the hash.
+    Hashed(String),
+    /// Read, hashed and parsed by the scanner while the worker was busy with another.
+    Prepared(Box<Prepared>),
+    /// Found whole by the scanner: the worker reads, hashes and parses it.
+    Unread,
+}
+
+/// A checkpoint's bytes made ready for the network.
+pub struct Prepared {
+    pub hash: String,
+    pub parsed: Parsed,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parsed = self
+            .parsed
+            .as_ref()
+            .map(|(format, weights)| format!("{format} with {} tensors", weights.tensors.len()));
+        f.debug_struct("Prepared")
+            .field("hash", &self.hash)
+            .field("parsed", &parsed)
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// Hashes `data` on a thread of its own while parsing it on this one, where camwatch
+    /// may use more than one core (`--threads`): the hash (the content's identity in the
+    /// history) does not delay the network.
+    pub fn of(path: &Path, data: &[u8]) -> Prepared {
+        let parse = || match crate::isolate::isolated(|| checkpoint::parse(data)) {
+            Ok(Ok(parsed)) => Ok(parsed),
+            Ok(Err(e)) => Err(CheckpointError::new(path, e).to_string()),
+            Err(panic) => Err(format!("{}: {panic}", path.display())),
+        };
+        if crate::device::thread_limit() < 2 {
+            return Prepared {
+                hash: content_hash(data),
+                parsed: parse(),
+            };
+        }
+        std::thread::scope(|scope| {
+            let hash = scope.spawn(|| content_hash(data));
+            let parsed = parse();
+            Prepared {
+                hash: hash.join().expect("hashing does not panic"),
+                parsed,
+            }
+        })
+    }
 }
 
 pub struct Worker {
@@ -94,6 +153,9 @@ pub struct Pending {
 
 /// What a job's checkpoint needs: per sample (by index), the methods not yet stored.
 type Missing = Vec<(usize, Vec<Method>)>;
+
+/// A checkpoint's format and tensors, or the one-line error naming its file.
+type Parsed = Result<(Format, Weights), String>;
 
 impl Worker {
     pub fn run(mut self) {
@@ -177,7 +239,7 @@ impl Worker {
                         Job {
                             path: row.path.clone(),
                             fingerprint: row.fingerprint,
-                            hash: row.hash.clone(),
+                            content: Content::Hashed(row.hash.clone()),
                             epoch: row.epoch,
                             failure: None,
                         },
@@ -216,6 +278,14 @@ impl Worker {
         });
     }
 
+    /// Reads a job's file and prepares it, if it still holds what the scanner found whole
+    /// (its size and mtime unchanged); `None` when it changed or can no longer be read.
+    fn read(&self, job: &Job) -> Option<Prepared> {
+        let prepared = checkpoint::with_file(&job.path, |data| Prepared::of(&job.path, data));
+        let prepared = prepared.ok()?;
+        (Fingerprint::of(&job.path) == Some(job.fingerprint)).then_some(prepared)
+    }
+
     fn stored(&self, hash: &str) -> Result<Vec<StoredSample>, HistoryError> {
         self.history.results(hash, &self.setting, &self.sample_keys)
     }
@@ -242,9 +312,23 @@ impl Worker {
         let start = Instant::now();
         // Another checkpoint's turn: its network is not kept beside this one's.
         self.warm = None;
+        let (hash, mut parsed) = match std::mem::replace(&mut job.content, Content::Unread) {
+            Content::Hashed(hash) => (hash, None),
+            Content::Prepared(prepared) => (prepared.hash, Some(prepared.parsed)),
+            Content::Unread => match self.read(&job) {
+                Some(prepared) => (prepared.hash, Some(prepared.parsed)),
+                None => {
+                    // Changed or gone since the scanner found it whole: it looks again.
+                    let _ = self.scanner.send(ScanMessage::Recheck(job.path));
+                    return Ok(());
+                }
+            },
+        };
+        // Known by its hash from now on (a job queued again is read again).
+        job.content = Content::Hashed(hash.clone());
         let mut row = CheckpointRow {
             path: job.path.clone(),
-            hash: job.hash.clone(),
+            hash,
             fingerprint: job.fingerprint,
             epoch: job.epoch,
             status: Status::Ok,
@@ -282,17 +366,18 @@ impl Worker {
             return self.finish_quietly_if(known_here, row, Source::History, start);
         }
         self.working(&row.path, 0, missing.len());
-        let mut computed = self.compute_isolated(&job.path, &job.hash, &missing, false);
+        let mut computed =
+            self.compute_isolated(&job.path, &row.hash, parsed.take(), &missing, false);
         // (A CPU fallback's network is not on the worker's device, nor is its speed.)
         let on_device = computed.is_ok();
         if matches!(computed, Err(Failure::GpuMemory(_))) {
-            match self.out_of_gpu_memory(job, &missing) {
+            match self.out_of_gpu_memory(job, &row.hash, &missing) {
                 // Tried again later: nothing more now.
                 Err(()) => return Ok(()),
                 Ok((again, back)) => (computed, job) = (again, back),
             }
         }
-        self.gpu.attempts.remove(&job.hash);
+        self.gpu.attempts.remove(&row.hash);
         match computed {
             // Stopping: nothing recorded, the file is computed at the next start.
             Err(Failure::Cancelled) => Ok(()),
