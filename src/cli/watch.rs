@@ -63,9 +63,10 @@ pub struct WatchArgs {
     pub cpu_fallback: bool,
     /// After each checkpoint, hand the memory its computation used back to the
     /// training job (release: libtorch's cached GPU memory and the heap's free pages),
-    /// or keep it for the next checkpoint (keep: no allocation on its way to the maps).
-    #[arg(long, value_name = "keep|release", default_value = "release")]
-    pub gpu_memory: device::MemoryUse,
+    /// or keep it for the next checkpoint (keep: no allocation on its way to the maps)
+    /// [default: keep on the CPU, release on a GPU].
+    #[arg(long, value_name = "keep|release")]
+    pub gpu_memory: Option<device::MemoryUse>,
     /// CPU threads for the network [default: half the cores].
     #[arg(long)]
     pub threads: Option<usize>,
@@ -162,6 +163,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     device::limit_threads(args.threads.unwrap_or_else(device::default_threads));
     let device = device::select(args.run.cam.device)?;
     let (samples, settings) = args.run.load(&device)?;
+    let memory = args
+        .gpu_memory
+        .unwrap_or_else(|| device::MemoryUse::default_for(&device));
     if (!args.more.is_empty() || args.runs) && args.run.history.is_some() {
         return Err(
             "--history names one run's database: with several runs each has its \
@@ -182,7 +186,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         },
         metrics: args.run.cam.metric_settings("all"),
         cpu_fallback: args.cpu_fallback,
-        memory: args.gpu_memory,
+        memory,
         mirror: None,
     };
     let mut maker = RunMaker {
