@@ -112,19 +112,14 @@ fn bf16_maps_match_fp32_on_the_reference_networks_and_the_demo() {
 fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
     let mut cuda = select(DeviceChoice::Cpu).unwrap();
     cuda.chosen = DeviceChoice::Cuda(0);
-    let auto = PrecisionChoice::Auto;
-    assert_eq!(
-        auto.resolve(&cuda, &bf16_exact(), Layer::LAST),
-        Precision::Bf16
-    );
+    assert!(precision::bf16_eligible(&cuda, &bf16_exact(), Layer::LAST));
     for (methods, layer) in [
         (&[Method::GradCam][..], Layer(2)),
         (&[Method::GradCam, Method::ScoreCam], Layer::LAST),
         (&[Method::EigenCam], Layer::LAST),
     ] {
-        assert_eq!(
-            auto.resolve(&cuda, methods, layer),
-            Precision::Fp32,
+        assert!(
+            !precision::bf16_eligible(&cuda, methods, layer),
             "{methods:?} {layer}"
         );
     }
@@ -133,8 +128,8 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
         d
     });
     let flex_like = flex_like.unwrap();
-    for choice in [auto, PrecisionChoice::Bf16] {
-        let resolved = choice.resolve(&flex_like, &[Method::GradCam], Layer::LAST);
+    for choice in [PrecisionChoice::Auto, PrecisionChoice::Bf16] {
+        let resolved = choice.resolve(&flex_like, &[Method::GradCam], Layer::LAST, 2, 64);
         assert_eq!(
             resolved,
             Precision::Fp32,
@@ -142,17 +137,35 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
         );
     }
     let cpu = select(DeviceChoice::Cpu).unwrap();
-    let expected = if precision::cpu_has_fast_bf16() {
+    assert_eq!(
+        precision::bf16_eligible(&cpu, &[Method::GradCam], Layer::LAST),
+        precision::cpu_has_fast_bf16()
+    );
+    assert_eq!(
+        PrecisionChoice::Bf16.resolve(&cpu, &[Method::ScoreCam], Layer(0), 2, 64),
+        Precision::Bf16
+    );
+}
+
+/// `auto` never picks the slower precision: where bf16 is eligible, the choice follows
+/// what was measured on this machine, and the measurement is made once.
+#[test]
+fn auto_follows_the_measurement() {
+    let cpu = select(DeviceChoice::Cpu).unwrap();
+    let (images, size) = (2, 96);
+    let measured = precision::measured(&cpu, images, size);
+    assert!(
+        measured.fp32_ms > 0.0 && measured.bf16_ms > 0.0,
+        "{measured:?}"
+    );
+    let expected = if precision::cpu_has_fast_bf16() && measured.bf16_faster() {
         Precision::Bf16
     } else {
         Precision::Fp32
     };
-    assert_eq!(
-        auto.resolve(&cpu, &[Method::GradCam], Layer::LAST),
-        expected
-    );
-    assert_eq!(
-        PrecisionChoice::Bf16.resolve(&cpu, &[Method::ScoreCam], Layer(0)),
-        Precision::Bf16
-    );
+    let resolved =
+        PrecisionChoice::Auto.resolve(&cpu, &[Method::GradCam], Layer::LAST, images, size);
+    assert_eq!(resolved, expected, "{measured:?}");
+    // Asked again: the same figures, not a second measurement.
+    assert_eq!(precision::measured(&cpu, images, size), measured);
 }

@@ -120,7 +120,7 @@ impl CamArgs {
     pub fn compute(&self, samples: &Path) -> CliResult<Computed> {
         let set = SampleSet::load(samples)?;
         let device = device::select(self.options.device)?;
-        let resolved = self.options.resolve(&set.defaults, &device);
+        let resolved = self.options.resolve(&set, &device);
         let start = Instant::now();
         let file =
             super::run_args::local_checkpoint(&self.checkpoint, self.options.cache.as_deref())?;
@@ -179,7 +179,9 @@ impl Computed {
 }
 
 impl CamOptions {
-    pub fn resolve(&self, defaults: &RunDefaults, device: &SelectedDevice) -> CamSettings {
+    /// What to compute for `set` on `device`.
+    pub fn resolve(&self, set: &SampleSet, device: &SelectedDevice) -> CamSettings {
+        let (defaults, images) = (&set.defaults, set.samples.len());
         let mut methods = if self.methods.is_empty() {
             defaults
                 .methods
@@ -191,22 +193,28 @@ impl CamOptions {
         let mut seen = std::collections::HashSet::new();
         methods.retain(|m| seen.insert(*m));
         let layer = self.layer.or(defaults.layer).unwrap_or(Layer::LAST);
-        let precision = self
-            .precision_choice(defaults)
-            .resolve(device, &methods, layer);
+        let batch = self.batch.max(1);
+        let input_size = self.input_size.or(defaults.input_size).unwrap_or(224);
+        let precision = self.precision_choice(defaults).resolve(
+            device,
+            &methods,
+            layer,
+            images.min(batch),
+            input_size,
+        );
         CamSettings {
             request: CamRequest {
                 methods,
                 layer,
                 target: self.target.or(defaults.target).unwrap_or(Target::Predicted),
-                batch: self.batch.max(1),
+                batch,
                 cancel: Default::default(),
             },
             normalize: self
                 .normalize
                 .or(defaults.normalize)
                 .unwrap_or(Normalize::Imagenet),
-            input_size: self.input_size.or(defaults.input_size).unwrap_or(224),
+            input_size,
             precision,
         }
     }

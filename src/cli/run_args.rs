@@ -102,7 +102,7 @@ impl RunArgs {
     /// other.
     pub fn load(&self, device: &SelectedDevice) -> CliResult<(SampleSet, CamSettings)> {
         let set = SampleSet::load(&self.samples)?;
-        let settings = self.cam.resolve(&set.defaults, device);
+        let settings = self.cam.resolve(&set, device);
         if settings.request.target == Target::Label
             && let Some(s) = set.samples.iter().find(|s| s.label.is_none())
         {

@@ -340,8 +340,17 @@ fn start_monitor(
     if app.target == Target::Label && config.samples.samples.iter().any(|s| s.label.is_none()) {
         request.target = Target::Predicted;
     }
-    config.settings.precision =
-        precision.resolve(&config.device, &config.settings.request.methods, app.layer);
+    config.settings.precision = precision.resolve(
+        &config.device,
+        &config.settings.request.methods,
+        app.layer,
+        config
+            .samples
+            .samples
+            .len()
+            .min(config.settings.request.batch),
+        config.settings.input_size,
+    );
     app.device = format!("{} {}", config.device.label(), config.settings.precision);
     let settings = config.settings.clone();
     let (monitor, events) = Monitor::start(config)?;
