@@ -296,9 +296,13 @@ pub fn release_cached_memory(device: &SelectedDevice) {
     unsafe {
         libc::malloc_trim(0);
     }
-    if !device.is_cuda() {
-        return;
+    if device.is_cuda() {
+        empty_cuda_cache();
     }
+}
+
+/// Hands libtorch's cached CUDA memory back to the driver (`torch.cuda.empty_cache()`).
+pub fn empty_cuda_cache() {
     #[cfg(camwatch_cuda_cache)]
     {
         unsafe extern "C" {
@@ -307,6 +311,37 @@ pub fn release_cached_memory(device: &SelectedDevice) {
         // SAFETY: a C function without arguments that catches every C++ exception.
         let _ = unsafe { camwatch_cuda_empty_cache() };
     }
+}
+
+/// Whether a backend device is a CUDA GPU.
+pub fn is_cuda_device(device: &Device) -> bool {
+    #[cfg(feature = "tch")]
+    #[allow(deprecated)]
+    {
+        (0..cuda_device_count()).any(|n| *device == Device::libtorch_cuda(n))
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+/// The fraction of the current GPU's memory that is free (libtorch's cache counts as
+/// taken), from the CUDA runtime libtorch loaded; `None` without one.
+pub fn gpu_free_fraction() -> Option<f64> {
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> std::ffi::c_int;
+    // SAFETY: looks a symbol up among the libraries already loaded.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"cudaMemGetInfo".as_ptr()) };
+    if symbol.is_null() {
+        return None;
+    }
+    // SAFETY: `cudaError_t cudaMemGetInfo(size_t* free, size_t* total)`, CUDA's runtime API.
+    let get: MemGetInfo = unsafe { std::mem::transmute(symbol) };
+    let (mut free, mut total) = (0usize, 0usize);
+    // SAFETY: two valid pointers to write to.
+    let status = unsafe { get(&mut free, &mut total) };
+    (status == 0 && total > 0).then(|| free as f64 / total as f64)
 }
 
 /// Runs one small convolution so that the backend's one-time set-up (thread pools,

@@ -243,6 +243,47 @@ fn bf16_renders_like_fp32_and_says_so() {
     assert!(r > 0.99, "correlation {r}");
 }
 
+/// ScoreCAM's masked passes that run out of device memory are made again with half as
+/// many images (here a test hook fails every pass of more than 8 on the CPU): the maps
+/// are those of 8 images per pass from the start.
+#[test]
+fn scorecam_backs_off_when_memory_runs_out() {
+    let samples = sample_dir("scorecam-memory", "");
+    let mut maps = Vec::new();
+    for (batch, limit) in [("8", None), ("64", Some("8"))] {
+        let out = samples
+            .parent()
+            .unwrap()
+            .join(format!("scorecam-memory-{batch}"));
+        let mut args = render_args(&samples, &out);
+        args.extend(
+            [
+                "--method",
+                "scorecam",
+                "--metrics",
+                "none",
+                "--batch",
+                batch,
+            ]
+            .map(String::from),
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_camwatch"));
+        command.args(&args);
+        if let Some(limit) = limit {
+            command.env("CAMWATCH_FAKE_SCORECAM_MEMORY", limit);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "--batch {batch}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        maps.push(npy_values(&out.join("a.scorecam.npy")));
+    }
+    let r = camwatch::cam::measures::pearson(&maps[0], &maps[1]);
+    assert!(r > 0.99999, "correlation {r}");
+}
+
 /// Bare `camwatch` is `watch` and takes its flags.
 #[test]
 fn bare_camwatch_takes_the_ui_flags() {

@@ -3,7 +3,7 @@
 //! stage, by autodiff from the layer only at earlier ones), then every method.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::tensor::activation::{relu, softmax};
@@ -290,7 +290,11 @@ fn score_cam(
     results: &[SampleMaps],
     request: &CamRequest,
 ) -> Result<Tensor<4>, CamError> {
-    let chunk = request.batch.max(1);
+    let gpu = crate::device::is_cuda_device(&a.device());
+    let mut chunk = match SCORE_BATCH.load(Ordering::Relaxed) {
+        found if gpu && found > 0 => found,
+        _ => request.batch.max(1),
+    };
     let [batch, channels, height, width] = a.dims();
     let [_, _, input_h, input_w] = input.dims();
     let mut maps = Vec::with_capacity(batch);
@@ -309,18 +313,43 @@ fn score_cam(
             .reshape([channels, 1, input_h, input_w]);
         let image = input.clone().narrow(0, b, 1); // [1, 3, H, W]
         let mut scores = Vec::with_capacity(channels);
-        for start in (0..channels).step_by(chunk) {
+        while scores.len() < channels {
             // Thousands of forward passes: the one method that must stop midway.
             request.cancel.check()?;
-            let n = chunk.min(channels - start);
-            let masked = image.clone() * masks.clone().narrow(0, start, n); // [n, 3, H, W]
-            let mut x = model.forward_stem(masked);
-            for s in &model.stages[..=stage] {
-                x = s.forward(x);
+            let (start, n) = (scores.len(), chunk.min(channels - scores.len()));
+            let pass = crate::isolate::isolated(|| {
+                fake_out_of_memory(n);
+                let masked = image.clone() * masks.clone().narrow(0, start, n); // [n, 3, H, W]
+                let mut x = model.forward_stem(masked);
+                for s in &model.stages[..=stage] {
+                    x = s.forward(x);
+                }
+                to_vec(model.forward_from(stage, x))
+            });
+            match pass {
+                Ok(logits) => {
+                    let classes = logits.len() / n;
+                    scores.extend((0..n).map(|i| logits[i * classes + result.target]));
+                    if gpu
+                        && n == chunk
+                        && chunk < channels
+                        && crate::device::gpu_free_fraction().is_some_and(|f| f > GPU_KEPT_FREE)
+                    {
+                        chunk *= 2;
+                    }
+                }
+                // The device ran out of memory: the same channels again, half as many
+                // at a time.
+                Err(message) if crate::device::out_of_gpu_memory(&message) && chunk > 1 => {
+                    crate::device::empty_cuda_cache();
+                    chunk /= 2;
+                }
+                // Anything else goes on as the panic it was (isolate names it again).
+                Err(message) => {
+                    let message = message.trim_start_matches("internal error: ").to_string();
+                    std::panic::resume_unwind(Box::new(message))
+                }
             }
-            let logits = to_vec(model.forward_from(stage, x));
-            let classes = logits.len() / n;
-            scores.extend((0..n).map(|i| logits[i * classes + result.target]));
         }
         let weights = softmax(
             Tensor::<1>::from_data(TensorData::new(scores, [channels]), &a.device()),
@@ -329,7 +358,35 @@ fn score_cam(
         .reshape([1, channels, 1, 1]);
         maps.push((weights * activation).sum_dim(1)); // [1, 1, h, w]
     }
+    if gpu {
+        SCORE_BATCH.store(chunk, Ordering::Relaxed);
+    }
     Ok(Tensor::cat(maps, 0).reshape([batch, 1, height, width]))
+}
+
+/// Masked images per ScoreCAM forward pass on the GPU, found by the passes themselves
+/// and kept for the next checkpoints (0: not yet; the request's batch). Each whole pass
+/// doubles it while a quarter of the GPU's memory stays free for the training job beside
+/// camwatch. On any device, a pass that runs out of memory is made again with half as
+/// many (the CPU keeps the request's batch: more images per pass gain it nothing).
+static SCORE_BATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// The share of a GPU's memory ScoreCAM's batches leave free.
+const GPU_KEPT_FREE: f64 = 0.25;
+
+/// Test hook: a ScoreCAM pass of more than `CAMWATCH_FAKE_SCORECAM_MEMORY` images fails
+/// as if the GPU ran out of memory, so that the backing off can be exercised on a
+/// machine without one.
+fn fake_out_of_memory(images: usize) {
+    static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("CAMWATCH_FAKE_SCORECAM_MEMORY")
+            .ok()
+            .and_then(|n| n.parse().ok())
+    });
+    if limit.is_some_and(|limit| images > limit) {
+        panic!("CUDA out of memory (CAMWATCH_FAKE_SCORECAM_MEMORY: {images} images in one pass)");
+    }
 }
 
 pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {

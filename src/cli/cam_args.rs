@@ -54,8 +54,9 @@ pub struct CamOptions {
     /// auto, cpu, cuda[:N] or flex
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
-    /// The forward pass: fp32, bf16, or auto (bf16 where it is fast and gives fp32's
-    /// maps: stage4, methods other than scorecam and eigencam) [default: fp32]
+    /// The forward pass: fp32, bf16, or auto (bf16 where it gives fp32's maps: stage4,
+    /// methods other than scorecam and eigencam; and where it was measured faster on
+    /// this device, once) [default: fp32]
     #[arg(long)]
     pub precision: Option<PrecisionChoice>,
     /// Images per forward pass.
