@@ -16,13 +16,18 @@ pytorch-grad-cam is timed beside camwatch when it (with timm and torch) imports 
      before camwatch starts, its peak, and 1 s after each checkpoint (camwatch hands its
      cached memory back after every checkpoint; its CUDA context stays).
   4. pytorch-grad-cam (GradCAM, timm res2net50d, same weights, same GPU), if present.
+  5. the user's wait: a watcher running, a checkpoint renamed into its folder, time to
+     its JSON line (6 one at a time, then 32 at once), 6 and 64 samples, fp32 and bf16,
+     `--gpu-memory release` and `keep`.
+  6. PyTorch's own floor: the network kept on the device, each checkpoint's tensors
+     copied in, Grad-CAM by hand; and Grad-CAM alone with the weights in place.
 
 Writes RESULTS/summary.json and RESULTS/summary.md, and everything it ran under
 RESULTS/raw/. `--cpu-only` runs the same steps with the CPU in place of CUDA, to check
 the check itself on a machine without a GPU.
 
 Usage: gpu_check.py --camwatch BIN --checkpoint R50.safetensors --samples DIR
-                    --out RESULTS [--cpu-only]
+                    --out RESULTS [--cpu-only] [--only latency]
 """
 
 import argparse
@@ -205,6 +210,143 @@ def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_o
     }
 
 
+class Lines(threading.Thread):
+    """A headless watch's checkpoint lines, each with the monotonic time it arrived."""
+
+    def __init__(self, stdout):
+        super().__init__(daemon=True)
+        self.stdout = stdout
+        self.lines = []
+        self.cond = threading.Condition()
+
+    def run(self):
+        for line in self.stdout:
+            event = json.loads(line)
+            if event.get("event") == "checkpoint":
+                with self.cond:
+                    self.lines.append((time.monotonic(), event))
+                    self.cond.notify_all()
+
+    def wait_for(self, count, timeout=600):
+        with self.cond:
+            if not self.cond.wait_for(lambda: len(self.lines) >= count, timeout):
+                sys.exit(f"latency: {len(self.lines)} of {count} lines in {timeout} s")
+            return self.lines[count - 1][0]
+
+
+def latency(camwatch, checkpoint, samples, device, precision, raw, renames=6, burst=32,
+            memory="release"):
+    """What a user waits for: a watcher already running on the run folder, a checkpoint
+    written beside it and renamed in (as trainers save), time from the rename to its
+    JSON line. One untimed file first (start-up, CUDA context), then `renames` one at a
+    time (median), then a burst of `burst` renamed in at once (a sweep's runs saving
+    together: time to the last line over `burst`)."""
+    count = len([p for p in Path(samples).iterdir() if p.suffix == ".png"])
+    name = f"latency-{count}-{device}-{precision}-{memory}"
+    folder, staging = raw / name, raw / f"{name}-staging"
+    for f in (folder, staging):
+        if f.exists():
+            shutil.rmtree(f)
+    folder.mkdir(parents=True)
+    distinct_copies(checkpoint, staging, 1 + renames + burst)
+    files = sorted(staging.iterdir(), key=lambda p: int(p.stem.split("_")[1]))
+    with open(raw / f"{name}.stderr", "w") as err:
+        watch = subprocess.Popen(
+            [str(camwatch), "watch", str(folder), "--headless", "--samples", str(samples),
+             "--device", device, "--precision", precision, "--metrics", "none",
+             "--gpu-memory", memory],
+            stdout=subprocess.PIPE, stderr=err, text=True)
+        lines = Lines(watch.stdout)
+        lines.start()
+        time.sleep(2)  # the watcher's start (its first scan of the empty folder)
+        os.rename(files[0], folder / files[0].name)
+        lines.wait_for(1)
+        single = []
+        for i, f in enumerate(files[1:1 + renames]):
+            time.sleep(0.5)
+            start = time.monotonic()
+            os.rename(f, folder / f.name)
+            single.append((lines.wait_for(2 + i) - start) * 1e3)
+        time.sleep(0.5)
+        start = time.monotonic()
+        for f in files[1 + renames:]:
+            os.rename(f, folder / f.name)
+        last = lines.wait_for(1 + renames + burst)
+        watch.terminate()
+        watch.wait(timeout=60)
+    shutil.rmtree(staging, ignore_errors=True)
+    statuses = {e["status"] for _, e in lines.lines}
+    return {
+        "samples": count,
+        "rename_to_line_ms": [round(ms, 1) for ms in single],
+        "median_ms": round(sorted(single)[len(single) // 2], 1),
+        "burst": burst,
+        "burst_ms_per_checkpoint": round((last - start) * 1e3 / burst, 1),
+        "status": sorted(statuses),
+    }
+
+
+def torch_resident(checkpoint, samples, device, raw, repeats=6):
+    """PyTorch's own floor beside camwatch: timm res2net50d built once and kept on the
+    device; per checkpoint the file read and its tensors copied in (load_state_dict),
+    then Grad-CAM at layer4 by hand (hooks, no pytorch-grad-cam); and Grad-CAM alone with
+    the weights in place. Median of `repeats` after one untimed; None where torch or
+    timm is missing."""
+    code = r'''
+import json, os, sys, time, statistics
+import torch, timm
+from safetensors.torch import load_file
+from PIL import Image
+import numpy as np
+ckpt, folder, device, repeats = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+names = sorted(n for n in os.listdir(folder) if n.endswith(".png"))
+xs = []
+for n in names:
+    img = Image.open(f"{folder}/{n}").convert("RGB").resize((224, 224), Image.BILINEAR)
+    x = (np.asarray(img, dtype=np.float32) / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    xs.append(x.transpose(2, 0, 1))
+x = torch.from_numpy(np.stack(xs).astype(np.float32)).to(device)
+state = load_file(ckpt)
+net = timm.create_model("res2net50d", num_classes=state["fc.weight"].shape[0]).eval().to(device)
+def sync():
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+def grad_cam():
+    kept = {}
+    hook = net.layer4.register_forward_hook(lambda m, i, o: kept.__setitem__("a", o))
+    logits = net(x)
+    hook.remove()
+    a = kept["a"]
+    score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+    g, = torch.autograd.grad(score, a)
+    cam = torch.relu((g.mean((2, 3), keepdim=True) * a).sum(1))
+    return cam.detach().cpu()
+def copied_in():
+    net.load_state_dict(load_file(ckpt))
+    return grad_cam()
+def timed(f):
+    f(); sync()
+    times = []
+    for _ in range(repeats):
+        sync(); start = time.perf_counter(); f(); sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+print(json.dumps({"copied_in_ms": timed(copied_in), "in_place_ms": timed(grad_cam)}))
+'''
+    result = {}
+    for folder in [samples, samples_64(samples, raw)]:
+        count = len([p for p in Path(folder).iterdir() if p.suffix == ".png"])
+        done = subprocess.run([sys.executable, "-c", code, str(checkpoint), str(folder),
+                               "cuda" if device != "cpu" else "cpu", str(repeats)],
+                              capture_output=True, text=True)
+        (raw / f"torch-resident-{count}.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            return {"skipped": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+        times = json.loads(done.stdout.strip().splitlines()[-1])
+        result[str(count)] = {k: round(v, 1) for k, v in times.items()}
+    return result
+
+
 def samples_64(samples, raw):
     """The six images copied to 64 (names kept apart), labels and classes with them."""
     folder = raw / "samples_64"
@@ -272,6 +414,12 @@ def main():
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cpu-only", action="store_true",
                         help="the CPU in place of CUDA: checks the check without a GPU")
+    parser.add_argument("--only", choices=["latency"],
+                        help="latency: only the user's wait and PyTorch's floor (steps 5, 6)")
+    parser.add_argument("--renames", type=int, default=6, help="step 5: files renamed in one at a time")
+    parser.add_argument("--burst", type=int, default=32, help="step 5: files renamed in at once")
+    parser.add_argument("--precisions", default="fp32,bf16", help="step 5: precisions to time")
+    parser.add_argument("--memory", default="release,keep", help="step 5: --gpu-memory modes to time")
     args = parser.parse_args()
     started = time.time()
     raw = args.out.resolve() / "raw"
@@ -285,45 +433,76 @@ def main():
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
                               "--format=csv,noheader"], capture_output=True, text=True)
         summary["gpu"] = smi.stdout.strip() or smi.stderr.strip()
+    else:
+        summary["cpu"] = cpu_name()
     info = run([camwatch, "info", "--json", "--device", gpu, checkpoint], raw / "info.log")
     summary["info"] = json.loads((raw / "info.log").read_text().strip().splitlines()[-1])
-    print("parity…", file=sys.stderr)
-    summary["parity"] = parity(camwatch, checkpoint, samples, gpu, raw)
-    print("time per checkpoint and memory…", file=sys.stderr)
-    summary["watch"] = {}
+    if args.only != "latency":
+        print("parity…", file=sys.stderr)
+        summary["parity"] = parity(camwatch, checkpoint, samples, gpu, raw)
+        print("time per checkpoint and memory…", file=sys.stderr)
+        summary["watch"] = {}
+        for folder in [samples, samples_64(samples, raw)]:
+            for precision in ["fp32", "bf16"]:
+                key = f"{len([p for p in Path(folder).iterdir() if p.suffix == '.png'])} samples {precision}"
+                summary["watch"][key] = watch_times(camwatch, checkpoint, folder, gpu,
+                                                    precision, raw, not args.cpu_only)
+        # What --gpu-memory keep holds on the GPU between checkpoints, and what it saves.
+        key = f"{len([p for p in Path(samples).iterdir() if p.suffix == '.png'])} samples fp32 keep"
+        summary["watch"][key] = watch_times(camwatch, checkpoint, samples, gpu, "fp32", raw,
+                                            not args.cpu_only, memory="keep")
+        print("pytorch-grad-cam…", file=sys.stderr)
+        summary["pytorch_grad_cam_ms"] = grad_cam_times(checkpoint, samples, gpu, raw)
+    print("rename → line…", file=sys.stderr)
+    summary["latency"] = {}
     for folder in [samples, samples_64(samples, raw)]:
-        for precision in ["fp32", "bf16"]:
-            key = f"{len([p for p in Path(folder).iterdir() if p.suffix == '.png'])} samples {precision}"
-            summary["watch"][key] = watch_times(camwatch, checkpoint, folder, gpu, precision,
-                                                raw, not args.cpu_only)
-    # What --gpu-memory keep holds on the GPU between checkpoints, and what it saves.
-    key = f"{len([p for p in Path(samples).iterdir() if p.suffix == '.png'])} samples fp32 keep"
-    summary["watch"][key] = watch_times(camwatch, checkpoint, samples, gpu, "fp32", raw,
-                                        not args.cpu_only, memory="keep")
-    print("pytorch-grad-cam…", file=sys.stderr)
-    summary["pytorch_grad_cam_ms"] = grad_cam_times(checkpoint, samples, gpu, raw)
+        for precision in args.precisions.split(","):
+            for memory in args.memory.split(","):
+                result = latency(camwatch, checkpoint, folder, gpu, precision, raw,
+                                 renames=args.renames, burst=args.burst, memory=memory)
+                summary["latency"][f"{result['samples']} samples {precision} {memory}"] = result
+    print("PyTorch's resident floor…", file=sys.stderr)
+    summary["torch_resident_ms"] = torch_resident(checkpoint, samples, gpu, raw)
     summary["seconds"] = round(time.time() - started, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     (args.out / "summary.md").write_text(markdown(summary))
     print(markdown(summary))
 
 
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def markdown(s):
     lines = [f"# camwatch GPU check, {s['started']}", ""]
-    lines.append(f"GPU: {s.get('gpu', 'none (--cpu-only)')}; camwatch: {s['info'].get('device')}; "
+    lines.append(f"GPU: {s.get('gpu', 'none (--cpu-only): ' + s.get('cpu', ''))}; "
+                 f"camwatch: {s['info'].get('device')}; "
                  f"network {s['info']['arch']['name']}; {s['seconds']} s in all.")
-    lines += ["", "| maps against CPU fp32 | lowest Pearson | largest relative difference | same class |",
-              "|---|---|---|---|"]
-    for precision, p in s["parity"].items():
-        lines.append(f"| {p['device']} {precision} | {p['lowest_pearson']:.5f} | "
-                     f"{p['largest_relative_difference']:.2e} | {100 * p['same_class']:.0f} % |")
-    lines += ["", "| watch | ms per checkpoint (4 files) | GPU MiB before / peak / after each |",
+    if "parity" in s:
+        lines += ["", "| maps against CPU fp32 | lowest Pearson | largest relative difference | same class |",
+                  "|---|---|---|---|"]
+        for precision, p in s["parity"].items():
+            lines.append(f"| {p['device']} {precision} | {p['lowest_pearson']:.5f} | "
+                         f"{p['largest_relative_difference']:.2e} | {100 * p['same_class']:.0f} % |")
+        lines += ["", "| watch | ms per checkpoint (4 files) | GPU MiB before / peak / after each |",
+                  "|---|---|---|"]
+        for key, w in s["watch"].items():
+            m = w["memory_mib"]
+            lines.append(f"| {key} | {' '.join(map(str, w['ms']))} | {m['before']} / {m['peak']} / "
+                         f"{' '.join(map(str, m['after_each_checkpoint']))} |")
+        lines += ["", f"pytorch-grad-cam (GradCAM, warm, ms): {json.dumps(s['pytorch_grad_cam_ms'])}"]
+    lines += ["", "| rename → JSON line | median ms (each) | burst: ms per checkpoint |",
               "|---|---|---|"]
-    for key, w in s["watch"].items():
-        m = w["memory_mib"]
-        lines.append(f"| {key} | {' '.join(map(str, w['ms']))} | {m['before']} / {m['peak']} / "
-                     f"{' '.join(map(str, m['after_each_checkpoint']))} |")
-    lines += ["", f"pytorch-grad-cam (GradCAM, warm, ms): {json.dumps(s['pytorch_grad_cam_ms'])}", ""]
+    for key, l in s["latency"].items():
+        lines.append(f"| {key} | {l['median_ms']} ({' '.join(map(str, l['rename_to_line_ms']))}) "
+                     f"| {l['burst_ms_per_checkpoint']} ({l['burst']} at once) |")
+    lines += ["", f"PyTorch, network kept on the device (ms): {json.dumps(s['torch_resident_ms'])}", ""]
     return "\n".join(lines)
 
 
