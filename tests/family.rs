@@ -280,7 +280,7 @@ fn flex_backend_matches_on_grouped_and_squeeze_excitation_members() {
 /// and its maps are not mixed in, across a restart too.
 #[test]
 fn a_resnet_run_is_followed_and_a_change_of_network_is_reported() {
-    use common::watch::{Watch, file_name, history_json, run_dir, str_of};
+    use common::watch::{Watch, history_json, run_dir, statuses, str_of};
 
     let dir = run_dir("family-watch");
     std::fs::copy(family().join("timm_resnet18.pth"), dir.join("epoch_1.pth")).unwrap();
@@ -320,12 +320,7 @@ fn a_resnet_run_is_followed_and_a_change_of_network_is_reported() {
     again.expect_quiet(std::time::Duration::from_secs(3));
     assert!(again.interrupt().success());
     let dump = history_json(&dir, &[]);
-    let statuses: Vec<(String, String)> = dump["checkpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (file_name(c), str_of(c, "status").to_string()))
-        .collect();
+    let statuses = statuses(&dump);
     assert_eq!(
         statuses,
         [

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::watch::{Watch, demo_checkpoint, file_name, history_json, root, run_dir, str_of};
+use common::watch::{
+    Watch, demo_checkpoint, file_name, history_json, root, run_dir, statuses, str_of,
+};
 
 use serde_json::Value;
 
@@ -198,12 +200,7 @@ fn slow_cut_short_garbage_and_foreign_files() {
     assert!(watch.interrupt().success());
 
     let dump = history_json(&dir, &[]);
-    let statuses: Vec<(String, String)> = dump["checkpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| (file_name(c), str_of(c, "status").to_string()))
-        .collect();
+    let statuses = statuses(&dump);
     for expected in [
         ("epoch_4.pdparams", "ok"),
         ("epoch_5.pdparams", "ok"),

@@ -185,6 +185,16 @@ pub fn history_json(dir: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Each checkpoint of `history --json`'s dump as (file name, status).
+pub fn statuses(dump: &Value) -> Vec<(String, String)> {
+    dump["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (file_name(c), str_of(c, "status").to_string()))
+        .collect()
+}
+
 pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
