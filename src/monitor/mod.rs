@@ -199,6 +199,8 @@ pub enum ScanMessage {
     Rescan,
     /// Look at this file again from scratch.
     Recheck(PathBuf),
+    /// The worker took a job: read, hash and parse the next one while it computes.
+    PrepareNext,
     Stop,
 }
 

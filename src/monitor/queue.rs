@@ -4,7 +4,7 @@
 //! replaces its older entry: its old content is gone from disk anyway.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -108,6 +108,28 @@ impl<J> Queue<J> {
         self.lock().jobs.len()
     }
 
+    /// Looks at the job `pop` would take now, with its path.
+    pub fn peek_next<R>(&self, look: impl FnOnce(&Path, &J) -> R) -> Option<R> {
+        let state = self.lock();
+        let ((_, _, path), job) = state.jobs.last_key_value()?;
+        Some(look(path, job))
+    }
+
+    /// Whether any queued job is as `test` says.
+    pub fn any(&self, test: impl Fn(&J) -> bool) -> bool {
+        self.lock().jobs.values().any(test)
+    }
+
+    /// Changes the job queued for `path`, if one still is.
+    pub fn update(&self, path: &Path, change: impl FnOnce(&mut J)) {
+        let mut state = self.lock();
+        if let Some(key) = state.keys.get(path).cloned()
+            && let Some(job) = state.jobs.get_mut(&key)
+        {
+            change(job);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -144,6 +166,22 @@ mod tests {
         queue.interrupt_on_push(closing.clone());
         queue.close();
         assert!(closing.is_cancelled());
+    }
+
+    #[test]
+    fn the_next_job_is_seen_and_changed_in_place() {
+        let queue = Queue::default();
+        assert_eq!(queue.peek_next(|_, j: &i64| *j), None);
+        queue.push("epoch_1".into(), 1, false, 1);
+        queue.push("epoch_2".into(), 2, false, 2);
+        let next = queue.peek_next(|path, j| (path.to_path_buf(), *j));
+        assert_eq!(next, Some(("epoch_2".into(), 2)));
+        queue.update(Path::new("epoch_2"), |j| *j = 20);
+        queue.update(Path::new("gone"), |j| *j = -1);
+        assert!(queue.any(|j| *j == 20) && !queue.any(|j| *j == -1));
+        // Changed, not moved: still taken first.
+        let order: Vec<i64> = std::iter::from_fn(|| queue.pop(NOW)).collect();
+        assert_eq!(order, [20, 1]);
     }
 
     #[test]

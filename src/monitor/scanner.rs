@@ -49,12 +49,14 @@ impl Scanner {
             let mut paths = HashSet::new();
             let mut written = HashSet::new();
             let mut rescan = false;
+            let mut prepare = false;
             for message in first.into_iter().chain(self.messages.try_iter()) {
                 match message {
                     ScanMessage::Stop => return,
                     ScanMessage::Rescan => rescan = true,
                     ScanMessage::Paths(p) => paths.extend(p),
                     ScanMessage::Written(p) => written.extend(p),
+                    ScanMessage::PrepareNext => prepare = true,
                     ScanMessage::Recheck(p) => {
                         self.tracker.forget(&p);
                         paths.insert(p);
@@ -80,7 +82,39 @@ impl Scanner {
             for (path, fingerprint) in self.tracker.due(Instant::now()) {
                 self.check(path, fingerprint);
             }
+            if prepare {
+                self.prepare_next();
+            }
         }
+    }
+
+    /// Reads, hashes and parses the job the worker takes next (a burst of checkpoints:
+    /// the one after the one it computes), unless a parsed checkpoint already waits: one
+    /// at most is held in memory.
+    fn prepare_next(&mut self) {
+        if self
+            .queue
+            .any(|job| matches!(job.content, Content::Prepared(_)))
+        {
+            return;
+        }
+        let next = self.queue.peek_next(|path, job| {
+            matches!(job.content, Content::Unread).then(|| (path.to_path_buf(), job.fingerprint))
+        });
+        let Some(Some((path, fingerprint))) = next else {
+            return;
+        };
+        let Ok(prepared) = checkpoint::with_file(&path, |data| Prepared::of(&path, data)) else {
+            return; // the worker finds out what happened to it
+        };
+        if Fingerprint::of(&path) != Some(fingerprint) {
+            return; // changed while read: the events bring it again
+        }
+        self.queue.update(&path, |job| {
+            if job.fingerprint == fingerprint && matches!(job.content, Content::Unread) {
+                job.content = Content::Prepared(Box::new(prepared));
+            }
+        });
     }
 
     fn rescan(&mut self, now: Instant) {

@@ -170,7 +170,11 @@ impl Worker {
             } else {
                 Duration::ZERO
             };
-            let Some(job) = self.queue.pop(wait) else {
+            let job = self.queue.pop(wait);
+            if job.is_some() && !self.queue.is_empty() {
+                let _ = self.scanner.send(ScanMessage::PrepareNext);
+            }
+            let Some(job) = job else {
                 if let Some(next) = self.next_pending() {
                     match crate::isolate::isolated(|| self.measure(next)) {
                         Ok(Ok(())) => {}
