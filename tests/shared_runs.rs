@@ -28,6 +28,11 @@ struct User {
 impl User {
     /// The user `name` (made if missing), with a fresh home of its own in `work`.
     fn make(name: &'static str, work: &Path) -> Option<User> {
+        // One useradd at a time: two at once (this file's tests run in parallel) can
+        // lose one's entry or give a name two uids, and the test then met a writer
+        // whose uid had no name.
+        static USERADD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = USERADD.lock().unwrap_or_else(|e| e.into_inner());
         let exists = Command::new("id").arg("-u").arg(name).output().ok()?;
         if !exists.status.success() {
             let made = Command::new("useradd")
