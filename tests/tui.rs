@@ -29,6 +29,9 @@ impl Session {
     }
 
     /// Waits until the screen satisfies `test`; fails with the screen after a minute.
+    /// The screen once `test` holds of it. Everything a test checks of one screen goes
+    /// into `test`: tmux may be captured in the middle of a frame (its top rows new, the
+    /// rest still the last frame's), so a screen whose header is right may not be yet.
     fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
@@ -108,11 +111,12 @@ fn assert_terminal_restored(session: &Session) {
 #[test]
 fn keys_move_the_screen_and_quit_restores_the_terminal() {
     let (session, snapshots) = start("tui-keys");
-    let screen = session.wait_for("the latest epoch", |s| {
-        header(s).contains("epoch 4 [4/4] ● follow") && s.contains("epochs (4)")
+    session.wait_for("the latest epoch, the first sample and its charts", |s| {
+        header(s).contains("epoch 4 [4/4] ● follow")
+            && header(s).contains("sample 1/12 00_disc")
+            && s.contains("epochs (4)")
+            && s.contains("p(target)")
     });
-    assert!(header(&screen).contains("sample 1/12 00_disc"), "{screen}");
-    assert!(screen.contains("p(target)"));
 
     session.keys("l");
     session.wait_for("the next sample", |s| {
@@ -240,34 +244,33 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     // Each run's history arrives on its own: wait for both.
     // Captions go without the run's name where it would not fit (the legend names
     // the runs).
-    let screen = session.wait_for("both runs at epoch 2", |s| {
-        header(s).contains("⇆ 2/2 runs")
-            && header(s).contains("epoch 2 [2/2] ● follow")
-            && s.contains("[1] p 0.")
-            && s.contains("[2] p 0.")
-    });
-    assert_eq!(
-        screen.matches("(read-only)").count(),
-        2,
-        "both runs followed, not computed:\n{screen}"
+    // Both runs followed, not computed: "(read-only)" twice.
+    session.wait_for(
+        "both runs at epoch 2, followed, and their difference",
+        |s| {
+            header(s).contains("⇆ 2/2 runs")
+                && header(s).contains("epoch 2 [2/2] ● follow")
+                && s.contains("[1] p 0.")
+                && s.contains("[2] p 0.")
+                && s.contains("[2] − [1]")
+                && s.matches("(read-only)").count() == 2
+        },
     );
-    assert!(screen.contains("[1] p 0."), "{screen}");
-    assert!(screen.contains("[2] p 0."), "{screen}");
-    assert!(screen.contains("[2] − [1]"), "{screen}");
 
     // The watchers write on; the UI follows.
     write(0, 3);
     write(1, 4);
     watchers[0].take(1);
     watchers[1].take(1);
-    let screen = session.wait_for("epochs 3 and 4 from the watchers", |s| {
-        header(s).contains("epoch 4 [4/4] ● follow")
+    session.wait_for("epochs 3 and 4 from the watchers", |s| {
+        header(s).contains("epoch 4 [4/4] ● follow") && s.contains("no epoch 4 in this run")
     });
-    assert!(screen.contains("no epoch 4 in this run"), "{screen}");
     session.keys("j");
-    let screen = session.wait_for("epoch 3", |s| header(s).contains("epoch 3 [3/4]"));
-    assert!(screen.contains("[1] p 0."), "{screen}");
-    assert!(screen.contains("no epoch 3 in [2]"), "{screen}");
+    session.wait_for("epoch 3, in the first run only", |s| {
+        header(s).contains("epoch 3 [3/4]")
+            && s.contains("[1] p 0.")
+            && s.contains("no epoch 3 in [2]")
+    });
     session.keys("j");
     session.wait_for("epoch 2, in both", |s| header(s).contains("epoch 2 [2/4]"));
     session.keys("2");
@@ -296,10 +299,10 @@ fn the_comparing_ui_follows_two_watchers_as_they_write() {
     // The first run's watcher stops: the UI takes the run over and computes it.
     let mut watchers = watchers.into_iter();
     assert!(watchers.next().unwrap().interrupt().success());
-    let screen = session.wait_for("the UI writing the first run", |s| {
+    session.wait_for("the UI writing the first run", |s| {
         s.matches("(read-only)").count() == 1
+            && !s.contains("[1] compare-ui-plain on object from 8 (read-only)")
     });
-    assert!(!screen.contains("[1] compare-ui-plain on object from 8 (read-only)"));
     write(0, 5);
     session.keys("End");
     session.wait_for("epoch 5, computed by the UI", |s| {
@@ -334,13 +337,12 @@ fn a_sweeps_run_that_starts_later_joins_the_comparing_view() {
     });
     std::fs::create_dir_all(sweep.join("lr0.01")).unwrap();
     std::fs::write(sweep.join("lr0.01/epoch_2.pdparams"), demo_checkpoint(2)).unwrap();
-    let screen = session.wait_for("the second run, compared", |s| {
-        header(s).contains("⇆ 2/2 runs") && s.contains("[2] p 0.")
+    session.wait_for("the second run, compared", |s| {
+        header(s).contains("⇆ 2/2 runs")
+            && s.contains("[2] p 0.")
+            && s.contains("lr0.1")
+            && s.contains("lr0.01")
     });
-    assert!(
-        screen.contains("lr0.1") && screen.contains("lr0.01"),
-        "{screen}"
-    );
     session.keys("q");
     session.wait_for("camwatch's exit", |s| s.contains("camwatch-exit=0"));
 }
