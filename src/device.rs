@@ -238,8 +238,8 @@ pub fn default_threads() -> usize {
 /// zeroed pages: page faults were about a quarter of an fp32 forward pass on the CPU
 /// (perf: exc_page_fault, clear_page_erms). From the heap, freed blocks are reused:
 /// forward 5.5 → 3.9 s fp32, 2.5 → 2.2 s bf16 for 64 images (README, "Where the time
-/// goes"). The heap goes back to the system after each checkpoint
-/// ([`release_cached_memory`]).
+/// goes"). With `--gpu-memory release` the heap goes back to the system after each
+/// checkpoint ([`release_cached_memory`]).
 ///
 /// One arena for every thread: a thread's own arena grows in heaps of at most 64 MB,
 /// serves anything larger (a checkpoint's buffers, its widened tensors) with an mmap
