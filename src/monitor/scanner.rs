@@ -104,12 +104,11 @@ impl Scanner {
         let Some(Some((path, fingerprint))) = next else {
             return;
         };
-        let Ok(prepared) = checkpoint::with_file(&path, |data| Prepared::of(&path, data)) else {
-            return; // the worker finds out what happened to it
+        // Changed while read, or unreadable: the events bring it again, or the worker
+        // finds out what happened to it.
+        let Some(prepared) = Prepared::read(&path, fingerprint) else {
+            return;
         };
-        if Fingerprint::of(&path) != Some(fingerprint) {
-            return; // changed while read: the events bring it again
-        }
         self.queue.update(&path, |job| {
             if job.fingerprint == fingerprint && matches!(job.content, Content::Unread) {
                 job.content = Content::Prepared(Box::new(prepared));

@@ -77,6 +77,14 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
+    /// Reads the file at `path` and prepares it, if it still holds what the scanner found
+    /// whole (`fingerprint`: its size and mtime unchanged after the read); `None` when it
+    /// changed or can no longer be read.
+    pub fn read(path: &Path, fingerprint: Fingerprint) -> Option<Prepared> {
+        let prepared = checkpoint::with_file(path, |data| Prepared::of(path, data)).ok()?;
+        (Fingerprint::of(path) == Some(fingerprint)).then_some(prepared)
+    }
+
     /// Hashes `data` on a thread of its own while parsing it on this one, where camwatch
     /// may use more than one core (`--threads`): the hash (the content's identity in the
     /// history) does not delay the network.
@@ -282,14 +290,6 @@ impl Worker {
         });
     }
 
-    /// Reads a job's file and prepares it, if it still holds what the scanner found whole
-    /// (its size and mtime unchanged); `None` when it changed or can no longer be read.
-    fn read(&self, job: &Job) -> Option<Prepared> {
-        let prepared = checkpoint::with_file(&job.path, |data| Prepared::of(&job.path, data));
-        let prepared = prepared.ok()?;
-        (Fingerprint::of(&job.path) == Some(job.fingerprint)).then_some(prepared)
-    }
-
     fn stored(&self, hash: &str) -> Result<Vec<StoredSample>, HistoryError> {
         self.history.results(hash, &self.setting, &self.sample_keys)
     }
@@ -319,7 +319,7 @@ impl Worker {
         let (hash, mut parsed) = match std::mem::replace(&mut job.content, Content::Unread) {
             Content::Hashed(hash) => (hash, None),
             Content::Prepared(prepared) => (prepared.hash, Some(prepared.parsed)),
-            Content::Unread => match self.read(&job) {
+            Content::Unread => match Prepared::read(&job.path, job.fingerprint) {
                 Some(prepared) => (prepared.hash, Some(prepared.parsed)),
                 None => {
                     // Changed or gone since the scanner found it whole: it looks again.
