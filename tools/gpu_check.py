@@ -163,6 +163,16 @@ class MemorySampler(threading.Thread):
         return later[0] if later else None
 
 
+def headless_watch(camwatch, folder, samples, device, precision, memory, err, *extra):
+    """`camwatch watch --headless` on `folder` as every step times it (metrics off), its
+    lines on a pipe and its stderr to `err`."""
+    return subprocess.Popen(
+        [str(camwatch), "watch", str(folder), "--headless", "--samples", str(samples),
+         "--device", device, "--precision", precision, "--metrics", "none",
+         "--gpu-memory", memory, *extra],
+        stdout=subprocess.PIPE, stderr=err, text=True)
+
+
 def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_on,
                 memory="release"):
     """Per-checkpoint `ms` of a headless watch over 4 distinct copies, and the GPU's
@@ -177,11 +187,8 @@ def watch_times(camwatch, checkpoint, samples, device, precision, raw, sampler_o
     sampler.start()
     lines, after = [], []
     with open(raw / f"{name}.stderr", "w") as err:
-        watch = subprocess.Popen(
-            [str(camwatch), "watch", str(folder), "--headless", "--samples", str(samples),
-             "--device", device, "--precision", precision, "--metrics", "none",
-             "--settle", "0.2", "--gpu-memory", memory],
-            stdout=subprocess.PIPE, stderr=err, text=True)
+        watch = headless_watch(camwatch, folder, samples, device, precision, memory, err,
+                               "--settle", "0.2")
         for line in watch.stdout:
             event = json.loads(line)
             if event.get("event") != "checkpoint":
@@ -251,11 +258,7 @@ def latency(camwatch, checkpoint, samples, device, precision, raw, renames=6, bu
     distinct_copies(checkpoint, staging, 1 + renames + burst)
     files = sorted(staging.iterdir(), key=lambda p: int(p.stem.split("_")[1]))
     with open(raw / f"{name}.stderr", "w") as err:
-        watch = subprocess.Popen(
-            [str(camwatch), "watch", str(folder), "--headless", "--samples", str(samples),
-             "--device", device, "--precision", precision, "--metrics", "none",
-             "--gpu-memory", memory],
-            stdout=subprocess.PIPE, stderr=err, text=True)
+        watch = headless_watch(camwatch, folder, samples, device, precision, memory, err)
         lines = Lines(watch.stdout)
         lines.start()
         time.sleep(2)  # the watcher's start (its first scan of the empty folder)
