@@ -456,6 +456,13 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     }
     monitors.into_iter().for_each(Monitor::stop);
     if let Some(live) = live {
+        // What the workers sent before they stopped is written too: a checkpoint's
+        // line may be out while its revised neighbour still waits here.
+        for (index, event) in events.try_iter() {
+            if let Some(report) = event.as_ref().and_then(MonitorEvent::report) {
+                live.report(index, report, &runs[index].settings);
+            }
+        }
         live.finish();
     }
     Ok(())
