@@ -44,7 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .expect("parses");
             let parsed = start.elapsed().as_secs_f64() * 1e3;
             let start = Instant::now();
-            let loaded = loader::from_weights(&path, format, weights, &device).expect("builds");
+            let loaded = loader::from_weights(&path, format, weights, &device, &Default::default())
+                .expect("builds");
             drop(loaded);
             (parsed, start.elapsed().as_secs_f64() * 1e3)
         })

@@ -3,7 +3,6 @@
 //! from the activations and gradients cast up; only the forward pass (nearly all of
 //! the cost) changes. libtorch only: the pure-Rust backend computes in fp32.
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};
 
 use crate::cam::{Layer, Method};
@@ -18,9 +17,9 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The precision of a network's forward pass (its stem's weights).
+    /// The precision of a network's forward pass (its first layer's weights).
     pub fn of(model: &Network) -> Precision {
-        if model.stem[0].conv.weight.val().dtype() == DType::BF16 {
+        if model.dtype() == DType::BF16 {
             Precision::Bf16
         } else {
             Precision::Fp32
@@ -195,16 +194,17 @@ impl Measured {
 }
 
 fn measure(device: &burn::tensor::Device, images: usize, input_size: usize) -> Measured {
-    use crate::model::{NetworkConfig, Variant};
-    let config = NetworkConfig::res2net50_vd_26w_4s(Variant::Timm, 1000);
-    let fp32 = config.init_seeded(device, 0);
+    use crate::model::Variant;
+    use crate::model::resnet::ResNetConfig;
+    let config = ResNetConfig::res2net50_vd_26w_4s(Variant::Timm, 1000);
+    let fp32 = Network::ResNet(config.init_seeded(device, 0));
     let bf16 = cast(fp32.clone(), Precision::Bf16, Layer::LAST);
     let input = Tensor::<4>::ones([images, 3, input_size, input_size], device);
     let time = |network: &Network| {
         let pass = || {
             let start = std::time::Instant::now();
             // Reading the logits back waits for the device.
-            let _ = network.forward(input.clone()).logits.into_data();
+            let _ = network.logits(input.clone()).into_data();
             start.elapsed().as_secs_f64() * 1e3
         };
         pass(); // warm-up: kernels chosen, memory allocated
@@ -259,29 +259,14 @@ pub fn cpu_has_fast_bf16() -> bool {
     })
 }
 
-/// Casts every weight of the network.
-struct CastWeights(DType);
-
-impl ModuleMapper for CastWeights {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let dtype = self.0;
-        param.map(|t| t.cast(dtype))
-    }
-}
-
-/// The network for maps at `layer` in `precision`: the stem and the stages up to
-/// `layer` in that precision; the stages after it and the classifier stay in fp32, so
-/// that the gradient flowing back to an inner layer is as exact as fp32's (each stage
-/// runs in its weights' precision).
+/// The network for maps at `layer` in `precision`: the layers up to `layer` in that
+/// precision; those after it and the classifier stay in fp32, so that the gradient
+/// flowing back to an inner layer is as exact as fp32's (each layer runs in its weights'
+/// precision). A layer the network does not have leaves it as it is (the CAM engine says
+/// so).
 pub fn cast(model: Network, precision: Precision, layer: Layer) -> Network {
-    if precision == Precision::Fp32 {
-        return model;
+    match model.tap_index(layer.tap_name()) {
+        Some(tap) if precision != Precision::Fp32 => model.cast_through(tap, precision.dtype()),
+        _ => model,
     }
-    let mut cast = CastWeights(precision.dtype());
-    let mut model = model;
-    model.stem = model.stem.into_iter().map(|c| c.map(&mut cast)).collect();
-    for stage in model.stages.iter_mut().take(layer.0 + 1) {
-        *stage = stage.clone().map(&mut cast);
-    }
-    model
 }

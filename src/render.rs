@@ -15,7 +15,7 @@ use crate::cam::{
     self, CamError, CamRequest, Colormap, Layer, Map, Method, Normalize, Sample, SampleMaps,
     SampleSet, Timings, measures, npy,
 };
-use crate::model::{BlockKind, Network, NetworkConfig, Stem};
+use crate::model::{Arch, Network, Source};
 use crate::precision::Precision;
 
 /// What to compute and how to prepare the images for it.
@@ -141,13 +141,13 @@ pub fn confidence_summary(
 /// The untrained network the model-randomisation check compares with: `config`'s
 /// architecture, seeded, in `model`'s precision.
 pub fn untrained_like(
-    config: &NetworkConfig,
+    config: &Arch,
     model: &Network,
     layer: Layer,
     device: &Device,
-) -> Network {
-    let random = config.init_seeded(device, trust::RANDOM_SEED);
-    crate::precision::cast(random, Precision::of(model), layer)
+) -> Result<Network, crate::checkpoint::LoadError> {
+    let random = config.build(Source::Seeded(trust::RANDOM_SEED), device)?;
+    Ok(crate::precision::cast(random, Precision::of(model), layer))
 }
 
 /// ROAD's noise seed for a sample: from its content, so the same image gets the same
@@ -373,42 +373,37 @@ pub fn output_files(samples: &[(String, Vec<String>)], side_by_side: bool) -> Ve
         .collect()
 }
 
-/// The architecture as `summary.json` and `info --json` report it.
+/// The architecture as `summary.json`, `info --json` and the history report it: what
+/// every family has, then the family's own fields (a ResNet's depths, block and stem).
 #[derive(Clone, Debug, Serialize)]
 pub struct ArchSummary {
+    pub family: String,
     pub name: String,
     pub variant: String,
-    /// The layer count of a standard depth list, or the depth list.
-    pub depth: serde_json::Value,
-    pub depths: Vec<usize>,
-    pub block: BlockKind,
-    pub stem: Stem,
-    pub width: usize,
-    pub scales: usize,
-    pub groups: usize,
-    pub avg_down: bool,
-    pub se_ratio: Option<usize>,
     pub classes: usize,
+    /// The layers maps can be taken on, in forward order: the last is `--layer last`.
+    pub taps: Vec<String>,
+    /// Whether global pooling and one linear layer are all that follow the last tap
+    /// (where `cam` applies).
+    pub pooled_classifier: bool,
+    /// The input size the network only works at (a ViT's), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_size: Option<usize>,
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ArchSummary {
-    pub fn of(config: &NetworkConfig) -> Self {
+    pub fn of(arch: &Arch) -> Self {
         ArchSummary {
-            name: config.name(),
-            variant: config.variant.to_string(),
-            depth: match config.layers() {
-                Some(layers) => layers.into(),
-                None => config.depths.clone().into(),
-            },
-            depths: config.depths.clone(),
-            block: config.block,
-            stem: config.stem,
-            width: config.width,
-            scales: config.scales,
-            groups: config.groups,
-            avg_down: config.avg_down,
-            se_ratio: config.se_ratio,
-            classes: config.num_classes,
+            family: arch.family().to_string(),
+            name: arch.name(),
+            variant: arch.variant().to_string(),
+            classes: arch.classes(),
+            taps: arch.taps(),
+            pooled_classifier: arch.pooled_classifier(),
+            input_size: arch.input_size(),
+            details: arch.details(),
         }
     }
 }

@@ -80,16 +80,11 @@ fn files_that_are_not_checkpoints() {
 }
 
 #[test]
-fn another_architecture() {
-    let e = info_error(&fixtures().join("mobilenet.pth"));
-    assert!(
-        e.contains("not a ResNet, ResNeXt or Res2Net checkpoint"),
-        "{e}"
-    );
-    assert!(
-        e.contains("layer1.0.conv1.weight"),
-        "names what it looked for: {e}"
-    );
+fn a_family_camwatch_does_not_read_is_named() {
+    let e = info_error(&fixtures().join("networks/unsupported/regnetx_002.pth"));
+    assert!(e.contains("a RegNet"), "{e}");
+    assert!(e.contains("s1.b1.conv1"), "names the tensor that told: {e}");
+    assert!(e.contains("ConvNeXt"), "says what camwatch reads: {e}");
 }
 
 #[test]

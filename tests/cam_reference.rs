@@ -61,12 +61,12 @@ fn assert_correlated(name: &str, actual: &[f32], expected: &[f32], bound: f32) {
 fn gradient_methods_match_pytorch_grad_cam() {
     let refs = reference("cam_timm.ref.safetensors");
     let cases = [
-        (Method::GradCam, Layer(3), "gradcam.layer4"),
-        (Method::HiResCam, Layer(3), "hirescam.layer4"),
-        (Method::GradCamPlusPlus, Layer(3), "gradcam++.layer4"),
-        (Method::XGradCam, Layer(3), "xgradcam.layer4"),
-        (Method::LayerCam, Layer(3), "layercam.layer4"),
-        (Method::GradCam, Layer(2), "gradcam.layer3"),
+        (Method::GradCam, Layer::Last, "gradcam.layer4"),
+        (Method::HiResCam, Layer::Last, "hirescam.layer4"),
+        (Method::GradCamPlusPlus, Layer::Last, "gradcam++.layer4"),
+        (Method::XGradCam, Layer::Last, "xgradcam.layer4"),
+        (Method::LayerCam, Layer::Last, "layercam.layer4"),
+        (Method::GradCam, Layer::Tap("stage3"), "gradcam.layer3"),
     ];
     for (method, layer, key) in cases {
         let results = run(
@@ -94,7 +94,7 @@ fn gradient_methods_match_pytorch_grad_cam() {
 #[test]
 fn eigencam_matches_numpy_svd() {
     let refs = reference("cam_timm.ref.safetensors");
-    for (layer, key) in [(Layer(3), "eigencam.layer4"), (Layer(2), "eigencam.layer3")] {
+    for (layer, key) in [(Layer::Last, "eigencam.layer4"), (Layer::Tap("stage3"), "eigencam.layer3")] {
         let results = run(
             "timm_r50.pth",
             "cam_samples",
@@ -129,7 +129,7 @@ fn scorecam_matches_pytorch_grad_cam() {
         "timm_small.pth",
         "cam_samples_64",
         &[Method::ScoreCam],
-        Layer(3),
+        Layer::Last,
         Normalize::Imagenet,
         64,
     );
@@ -157,7 +157,7 @@ fn hirescam_is_the_original_writeup_procedure() {
         "paddle_r50.p4.pdparams",
         "cam_samples",
         &[Method::HiResCam],
-        Layer(3),
+        Layer::Last,
         Normalize::None,
         224,
     );
@@ -201,7 +201,7 @@ fn target_selection() {
     let set = SampleSet::load(&fixtures().join("cam_samples")).unwrap();
     let request = |target| CamRequest {
         methods: vec![Method::GradCam],
-        layer: Layer(2),
+        layer: Layer::Tap("stage3"),
         target,
         batch: 3,
         cancel: Default::default(),

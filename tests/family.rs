@@ -86,9 +86,9 @@ fn check_outputs(framework: &str, device: &Device) {
                 member.file
             );
         }
-        let output = loaded.model.forward(to_tensor(&refs["input"], device));
-        let mut outputs = vec![("logits".to_string(), values(output.logits))];
-        for (i, stage) in output.stages.into_iter().enumerate() {
+        let (logits, stages) = loaded.model.forward_taps(to_tensor(&refs["input"], device));
+        let mut outputs = vec![("logits".to_string(), values(logits))];
+        for (i, stage) in stages.into_iter().enumerate() {
             outputs.push((format!("stage{}", i + 1), values(stage)));
         }
         for (name, (shape, actual)) in outputs {
@@ -167,7 +167,7 @@ fn timm_members_maps_match_pytorch_grad_cam() {
     for member in members("timm") {
         let loaded = load(&member, &device);
         let refs = reference(&member);
-        for (layer, stage) in [(Layer(2), "layer3"), (Layer(3), "layer4")] {
+        for (layer, stage) in [(Layer::Tap("stage3"), "layer3"), (Layer::Last, "layer4")] {
             let all: Vec<Method> = methods.iter().map(|(m, _)| *m).collect();
             let results = maps(&loaded, &all, layer, Normalize::Imagenet, &device);
             for (i, result) in results.iter().enumerate() {
@@ -209,7 +209,7 @@ fn scorecam_matches_pytorch_grad_cam_on_resnet18() {
     let results = maps(
         &loaded,
         &[Method::ScoreCam],
-        Layer(3),
+        Layer::Last,
         Normalize::Imagenet,
         &device,
     );
@@ -229,7 +229,7 @@ fn paddleclas_members_maps_are_the_writeup_procedure() {
     for member in members("paddle") {
         let loaded = load(&member, &device);
         let refs = reference(&member);
-        for (layer, stage) in [(Layer(2), "stage3"), (Layer(3), "stage4")] {
+        for (layer, stage) in [(Layer::Tap("stage3"), "stage3"), (Layer::Last, "stage4")] {
             let results = maps(
                 &loaded,
                 &[Method::HiResCam],
@@ -264,8 +264,7 @@ fn flex_backend_matches_on_grouped_and_squeeze_excitation_members() {
     {
         let loaded = load(&member, &device);
         let refs = reference(&member);
-        let output = loaded.model.forward(to_tensor(&refs["input"], &device));
-        let (_, logits) = values(output.logits);
+        let (_, logits) = values(loaded.model.logits(to_tensor(&refs["input"], &device)));
         let error = relative_error(&logits, &refs["logits"].values);
         assert!(
             error <= TOLERANCE,

@@ -114,7 +114,7 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
     cuda.chosen = DeviceChoice::Cuda(0);
     assert!(precision::bf16_eligible(&cuda, &bf16_exact(), Layer::LAST));
     for (methods, layer) in [
-        (&[Method::GradCam][..], Layer(2)),
+        (&[Method::GradCam][..], Layer::Tap("stage3")),
         (&[Method::GradCam, Method::ScoreCam], Layer::LAST),
         (&[Method::EigenCam], Layer::LAST),
     ] {
@@ -142,7 +142,7 @@ fn auto_uses_bf16_only_where_it_gives_fp32_maps() {
         precision::cpu_has_fast_bf16()
     );
     assert_eq!(
-        PrecisionChoice::Bf16.resolve(&cpu, &[Method::ScoreCam], Layer(0), 2, 64),
+        PrecisionChoice::Bf16.resolve(&cpu, &[Method::ScoreCam], Layer::Tap("stage1"), 2, 64),
         Precision::Bf16
     );
 }

@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::Device;
 use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
-use camwatch::model::Variant;
+use camwatch::model::{Variant, resnet};
 use common::{fixtures, manifest, reference, relative_error, to_tensor, values};
 
 /// Float32 kernels differ in summation order between frameworks; 1e-4 of the
@@ -18,7 +18,12 @@ fn check_all(device: &Device, filter: impl Fn(&str) -> bool) {
     for fixture in manifest().iter().filter(|f| filter(&f.file)) {
         let path = fixtures().join(&fixture.file);
         let loaded = loader::load(&path, device).unwrap_or_else(|e| panic!("{e}"));
-        let config = &loaded.config;
+        let config = &loaded
+            .config
+            .as_any()
+            .downcast_ref::<resnet::Member>()
+            .expect("a ResNet-family member")
+            .config;
         let arch = &fixture.arch;
         let variant = match arch.variant.as_str() {
             "paddle" => Variant::Paddle,
@@ -38,10 +43,10 @@ fn check_all(device: &Device, filter: impl Fn(&str) -> bool) {
         );
 
         let refs = reference(&fixture.reference);
-        let output = loaded.model.forward(to_tensor(&refs["input"], device));
+        let (logits, stages) = loaded.model.forward_taps(to_tensor(&refs["input"], device));
         let tolerance = fixture.tolerance.unwrap_or(TOLERANCE);
-        let mut outputs = vec![("logits".to_string(), values(output.logits))];
-        for (i, stage) in output.stages.into_iter().enumerate() {
+        let mut outputs = vec![("logits".to_string(), values(logits))];
+        for (i, stage) in stages.into_iter().enumerate() {
             outputs.push((format!("stage{}", i + 1), values(stage)));
         }
         for (name, (shape, actual)) in outputs {
@@ -102,14 +107,14 @@ fn flex_backend_matches_too() {
 #[test]
 fn variants_are_not_interchangeable() {
     use camwatch::checkpoint;
-    use camwatch::model::Network;
+    use camwatch::model::resnet::{ResNet, infer};
 
     let device = libtorch_cpu();
     let refs = reference("timm_small.ref.safetensors");
     let (_, weights) = checkpoint::read(&fixtures().join("timm_small.pth")).unwrap();
-    let (mut config, naming) = camwatch::model::infer(&weights).unwrap();
+    let (mut config, naming) = infer(&weights).unwrap();
     config.variant = Variant::Paddle;
-    let model = Network::from_weights(&config, &naming, weights, &device).unwrap();
+    let model = ResNet::from_weights(&config, &naming, weights, &device).unwrap();
     let output = model.forward(to_tensor(&refs["input"], &device));
     let (_, stage1) = values(output.stages.into_iter().next().unwrap());
     let error = relative_error(&stage1, &refs["stage1"].values);

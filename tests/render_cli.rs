@@ -133,12 +133,12 @@ fn flags_override_camwatch_toml_and_errors_are_one_line() {
             .chain(extra.iter().map(|e| e.to_string()))
             .collect()
     };
-    // `cam` needs the last stage; the file says stage3.
+    // `cam` needs the last layer; the file says stage3.
     let output = camwatch(&with(&["--method", "cam"]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains("needs --layer stage4") && stderr.lines().count() == 1,
+        stderr.contains("needs --layer last") && stderr.lines().count() == 1,
         "{stderr}"
     );
     let output = camwatch(&with(&[

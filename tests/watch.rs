@@ -173,7 +173,7 @@ fn slow_cut_short_garbage_and_foreign_files() {
     );
     assert!(!error.contains('\n'));
 
-    // Random bytes and a network outside the ResNet family: errors, and it goes on.
+    // Random bytes and another network (a MobileNetV3): errors, and it goes on.
     std::fs::write(
         dir.join("noise.pdparams"),
         b"this is not a checkpoint\n".repeat(40),

@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((_, weights)) = camwatch::checkpoint::parse(data) {
-        let _ = camwatch::model::infer(&weights);
+        let _ = camwatch::model::infer(&weights, &Default::default());
     }
 });

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(device) = select(DeviceChoice::Flex) else {
         return;
     };
-    let Ok(loaded) = camwatch::loader::from_bytes(Path::new("fuzz"), data, &device.device) else {
+    let Ok(loaded) = camwatch::loader::from_bytes(Path::new("fuzz"), data, &device.device, &Default::default()) else {
         return;
     };
     // Keep a fuzz iteration short: only small networks are run.

@@ -93,15 +93,24 @@ pub struct Timings {
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
     #[error(
-        "method `{method}` uses the classifier's weights and needs --layer stage4 (got {layer})"
+        "method `{method}` uses the classifier's weights and needs --layer last (got {layer})"
     )]
     NeedsLastLayer { method: Method, layer: Layer },
+    #[error(
+        "method `{method}` uses the classifier's weights and needs global pooling and one \
+         linear layer right after the last layer ({tap}); {network} has more between them"
+    )]
+    NoPooledClassifier {
+        method: Method,
+        tap: String,
+        network: String,
+    },
     #[error("--target label: sample {0} has no label in labels.csv")]
     NoLabel(usize),
     #[error("target class {class} does not exist: the network has {classes} classes")]
     NoSuchClass { class: usize, classes: usize },
-    #[error("the network has no {0}")]
-    NoSuchLayer(Layer),
+    #[error("the network has no layer {layer}: its layers are {}", taps.join(", "))]
+    NoSuchLayer { layer: Layer, taps: Vec<String> },
     #[error("stopped")]
     Cancelled,
 }
@@ -128,6 +137,16 @@ pub fn compute_signed(
     compute_maps(model, input, &[], request, &mut Timings::default(), false)
 }
 
+/// The index of `layer` among `model`'s taps.
+pub fn tap_of(model: &Network, layer: Layer) -> Result<usize, CamError> {
+    model
+        .tap_index(layer.tap_name())
+        .ok_or_else(|| CamError::NoSuchLayer {
+            layer,
+            taps: model.tap_names(),
+        })
+}
+
 fn compute_maps(
     model: &Network,
     input: Tensor<4>,
@@ -136,32 +155,39 @@ fn compute_maps(
     timings: &mut Timings,
     rectify: bool,
 ) -> Result<Vec<SampleMaps>, CamError> {
-    let stage = request.layer.0;
-    let last = model.stages.len() - 1;
-    if stage > last {
-        return Err(CamError::NoSuchLayer(request.layer));
-    }
+    let tap = tap_of(model, request.layer)?;
     if let Some(&method) = request.methods.iter().find(|m| !m.supports(request.layer)) {
         return Err(CamError::NeedsLastLayer {
             method,
             layer: request.layer,
         });
     }
+    let classifier = model.pooled_classifier(tap);
+    if let Some(&method) = request.methods.iter().find(|m| m.info().last_stage_only)
+        && classifier.is_none()
+    {
+        return Err(CamError::NoPooledClassifier {
+            method,
+            tap: model.tap_names()[tap].clone(),
+            network: model.family_name().to_string(),
+        });
+    }
     request.cancel.check()?;
     let start = Instant::now();
-    // Each stage runs in its weights' precision (see `precision::cast`); the maps are
-    // made in fp32.
-    let mut activations = model.forward_stem(input.clone());
-    for s in &model.stages[..=stage] {
-        activations = s.forward(activations);
-    }
-    let [batch, channels, height, width] = activations.dims();
-    let autodiff = stage != last && request.methods.iter().any(|m| m.needs_gradient());
-    // Before the last stage the gradient flows back through later stages: record them
-    // from a fresh leaf, so autodiff covers only the layer-to-score path.
-    let leaf = autodiff.then(|| activations.clone().autodiff().require_grad());
-    let logits_tracked =
-        model.forward_from(stage, leaf.clone().unwrap_or_else(|| activations.clone()));
+    // The layers up to the tap run in their weights' precision (see `precision::cast`);
+    // the maps are made in fp32.
+    let tapped = model.forward_to(tap, input.clone());
+    let [batch, channels, height, width] = tapped.activation.dims();
+    // Where a pooled linear classifier follows the tap, ∂score/∂A is exact without a
+    // backward pass; elsewhere the gradient flows back through the later layers: they
+    // are recorded from a fresh leaf, so autodiff covers only the tap-to-score path.
+    let autodiff = classifier.is_none() && request.methods.iter().any(|m| m.needs_gradient());
+    let tapped = if autodiff {
+        tapped.into_leaf()
+    } else {
+        tapped
+    };
+    let logits_tracked = model.forward_from(tap, tapped.clone());
     let logits_values = to_vec(logits_tracked.clone().detach().without_autodiff());
     timings.forward += start.elapsed();
 
@@ -194,42 +220,57 @@ fn compute_maps(
             maps: Vec::new(),
         });
     }
-    let device = activations.device();
+    let device = logits_tracked.device();
     let targets: Vec<i64> = results.iter().map(|r| r.target as i64).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), &device);
 
     // The classifier's weights for each image's target class: [B, K, 1, 1].
     let class_weights = || {
-        let weight = model.fc.weight.val(); // [K, classes]
-        weight
-            .select(1, targets.clone())
-            .transpose()
-            .reshape([batch, channels, 1, 1])
+        let weight = classifier.map(|fc| fc.weight.val().cast(DType::F32)); // [K, classes]
+        weight.map(|w| {
+            w.select(1, targets.clone())
+                .transpose()
+                .reshape([batch, channels, 1, 1])
+        })
     };
-    let gradient = if let Some(leaf) = &leaf {
+    let gradient = if autodiff {
         let one_hot: Tensor<2> = targets.clone().one_hot(classes).float();
         let score = (logits_tracked * one_hot).sum();
         let grads = score.backward();
-        leaf.grad(&grads).map(|g| g.cast(DType::F32))
+        tapped.activation.grad(&grads).map(|g| g.cast(DType::F32))
     } else {
         None
     };
-    // At the last stage (average pool, then one linear layer) ∂score/∂A = W[:, c] / (h·w).
+    // After global average pooling and one linear layer, ∂score/∂A = W[:, c] / (h·w).
     let gradient = move || -> Tensor<4> {
-        match &gradient {
-            Some(g) => g.clone(),
-            None => class_weights()
+        match (&gradient, class_weights()) {
+            (Some(g), _) => g.clone(),
+            (None, Some(w)) => w
                 .div_scalar((height * width) as f32)
                 .expand([batch, channels, height, width]),
+            // Never asked for: without a pooled classifier, a method that needs the
+            // gradient made autodiff record the pass.
+            (None, None) => Tensor::zeros([batch, channels, height, width], &device),
         }
     };
-    let a = activations.clone().cast(DType::F32);
+    let a = tapped
+        .activation
+        .spatial()
+        .detach()
+        .without_autodiff()
+        .cast(DType::F32);
     let weighted_sum = |weights: Tensor<4>| (weights * a.clone()).sum_dim(1);
     let spatial_sum = |t: Tensor<4>| t.sum_dims(&[2, 3]);
 
     for &method in &request.methods {
         let map: Tensor<4> = match method {
-            Method::Cam => weighted_sum(class_weights()),
+            Method::Cam => weighted_sum(class_weights().ok_or_else(|| {
+                CamError::NoPooledClassifier {
+                    method,
+                    tap: model.tap_names()[tap].clone(),
+                    network: model.family_name().to_string(),
+                }
+            })?),
             Method::GradCam => weighted_sum(gradient().mean_dims(&[2, 3])),
             Method::HiResCam => (gradient() * a.clone()).sum_dim(1),
             Method::GradCamPlusPlus => {
@@ -248,7 +289,7 @@ fn compute_maps(
             }
             Method::LayerCam => (relu(gradient()) * a.clone()).sum_dim(1),
             Method::EigenCam => eigen_cam(&a),
-            Method::ScoreCam => score_cam(model, &input, &a, stage, &results, request)?,
+            Method::ScoreCam => score_cam(model, &input, &a, &results, request)?,
         };
         let values = to_vec(if rectify { relu(map) } else { map });
         let plane = height * width;
@@ -286,7 +327,6 @@ fn score_cam(
     model: &Network,
     input: &Tensor<4>,
     a: &Tensor<4>,
-    stage: usize,
     results: &[SampleMaps],
     request: &CamRequest,
 ) -> Result<Tensor<4>, CamError> {
@@ -320,11 +360,7 @@ fn score_cam(
             let pass = crate::isolate::isolated(|| {
                 fake_out_of_memory(n);
                 let masked = image.clone() * masks.clone().narrow(0, start, n); // [n, 3, H, W]
-                let mut x = model.forward_stem(masked);
-                for s in &model.stages[..=stage] {
-                    x = s.forward(x);
-                }
-                to_vec(model.forward_from(stage, x))
+                to_vec(model.logits(masked))
             });
             match pass {
                 Ok(logits) => {

@@ -27,7 +27,7 @@ const METHODS: [MethodInfo; 8] = [
     MethodInfo {
         method: Method::Cam,
         name: "cam",
-        about: "the classifier's weights for the target (stage4 only)",
+        about: "the classifier's weights for the target (last layer; a classifier right after its pooling)",
         gradient: false,
         last_stage_only: true,
         bf16_exact: true,
@@ -146,9 +146,10 @@ impl Method {
         self.info().gradient
     }
 
-    /// Whether the method works on `layer`.
+    /// Whether the method can work on `layer`: one that reads the classifier's weights
+    /// needs the last tap (and, checked with the network, a classifier right after it).
     pub fn supports(self, layer: Layer) -> bool {
-        !self.info().last_stage_only || layer == Layer::LAST
+        !self.info().last_stage_only || layer == Layer::Last
     }
 
     /// Every method's name, for messages: `cam, gradcam, … or scorecam`.
@@ -180,33 +181,97 @@ impl FromStr for Method {
     }
 }
 
-/// Which stage's output the maps are computed on: `stage1` … `stage4`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Layer(pub usize);
+/// Which of the network's taps (feature maps) the maps are computed on: `last` (the last
+/// spatial feature map before global pooling, the default), or a tap by the network's
+/// name for it (`stage1` … `stage3` of a ResNet, `stages.2` of a ConvNeXt,
+/// `blocks.5.norm1` of a ViT; `camwatch info` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Last,
+    /// A tap by name (never `last`).
+    Tap(&'static str),
+}
 
 impl Layer {
-    /// The last stage, the original write-up's feature map.
-    pub const LAST: Layer = Layer(3);
+    /// The last tap, the original write-up's feature map.
+    pub const LAST: Layer = Layer::Last;
+
+    /// The tap's name, `None` for `last`.
+    pub fn tap_name(self) -> Option<&'static str> {
+        match self {
+            Layer::Last => None,
+            Layer::Tap(name) => Some(name),
+        }
+    }
+
+    /// What the history keys the layer's results by: the tap's name, and for `last`
+    /// `stage4`, the key it has had since camwatch read only ResNets (whose last tap it
+    /// is), so that their histories keep their maps.
+    pub fn history_key(self) -> &'static str {
+        match self {
+            Layer::Last => "stage4",
+            Layer::Tap(name) => name,
+        }
+    }
 }
 
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stage{}", self.0 + 1)
+        f.write_str(match self {
+            Layer::Last => "last",
+            Layer::Tap(name) => name,
+        })
     }
 }
+
+// By hand rather than derived: serde would take the name's `&'static str` for a borrow.
+impl Serialize for Layer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Layer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Longest tap name accepted: module paths are short.
+const MAX_LAYER_NAME: usize = 64;
 
 impl FromStr for Layer {
     type Err = OptionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let path_like = |s: &str| {
+            !s.is_empty()
+                && s.len() <= MAX_LAYER_NAME
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        };
         match s {
-            "stage1" => Ok(Layer(0)),
-            "stage2" => Ok(Layer(1)),
-            "stage3" => Ok(Layer(2)),
-            "stage4" => Ok(Layer(3)),
+            // `stage4` is the last tap of the four-stage families, and was the name of
+            // `last` before other families.
+            "last" | "stage4" => Ok(Layer::Last),
+            s if path_like(s) => Ok(Layer::Tap(intern(s))),
             _ => Err(OptionError::Layer(s.to_string())),
         }
     }
+}
+
+/// A tap name that lives as long as the program, so that [`Layer`] stays `Copy`: names
+/// come from the command line, sample sets' settings and networks, a handful each.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// The class whose score the maps explain.
@@ -313,13 +378,13 @@ macro_rules! serde_as_string {
     )*};
 }
 
-serde_as_string!(Method, Layer, Target, Normalize);
+serde_as_string!(Method, Target, Normalize);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OptionError {
     #[error("unknown method {0:?}: expected {names}", names = Method::names())]
     Method(String),
-    #[error("unknown layer {0:?}: expected stage1, stage2, stage3 or stage4")]
+    #[error("unknown layer {0:?}: expected last or a tap's name (`camwatch info` lists them)")]
     Layer(String),
     #[error("unknown target {0:?}: expected predicted, label or a class index")]
     Target(String),
@@ -342,7 +407,10 @@ mod tests {
             [Method::GradCam, Method::GradCamPlusPlus]
         );
         assert!(Method::parse_list("gradcam,grad").is_err());
-        assert_eq!("stage2".parse::<Layer>().unwrap(), Layer(1));
+        assert_eq!("stage2".parse::<Layer>().unwrap(), Layer::Tap("stage2"));
+        assert_eq!("stage4".parse::<Layer>().unwrap(), Layer::Last);
+        assert_eq!("blocks.11.norm1".parse::<Layer>().unwrap().to_string(), "blocks.11.norm1");
+        assert!("stage 2".parse::<Layer>().is_err());
         assert_eq!("3".parse::<Target>().unwrap(), Target::Class(3));
         assert!("three".parse::<Target>().is_err());
         assert_eq!("none".parse::<Normalize>().unwrap(), Normalize::None);

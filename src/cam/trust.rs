@@ -128,7 +128,7 @@ impl Scorer<'_> {
                 TensorData::new(chunk.concat(), [n, channels, height, width]),
                 &self.device,
             );
-            let logits = self.model.forward(x).logits.cast(DType::F32);
+            let logits = self.model.logits(x).cast(DType::F32);
             let targets = Tensor::<2, Int>::from_data(
                 TensorData::new(vec![target as i64; n], [n, 1]),
                 &self.device,

@@ -36,7 +36,7 @@ pub enum LoadError {
     NotAStateDict(String),
     #[error("tensor {name:?}: {message}")]
     Tensor { name: String, message: String },
-    #[error("not a ResNet, ResNeXt or Res2Net checkpoint: {0}")]
+    #[error("not a network camwatch reads: {0}")]
     NotSupported(String),
     #[error("{} tensor(s) missing, first {:?}{}", names.len(), names[0],
         if names.len() > 1 { format!(" (also {:?}…)", names[1]) } else { String::new() })]

@@ -23,6 +23,9 @@ impl WeightTensor {
 pub struct Weights {
     pub tensors: BTreeMap<String, WeightTensor>,
     pub skipped: Vec<String>,
+    /// The model's name, where the file carries one beside the weights (timm's training
+    /// checkpoints: `arch`), for what the tensors cannot tell.
+    pub arch: Option<String>,
 }
 
 /// Element types found in checkpoints.

@@ -31,6 +31,11 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
 
     let (pickle, _) = pickle::parse(pkl.data)?;
     let root = pickle.root.clone();
+    // A short name only: anything else is not a model name.
+    let arch = root
+        .get("arch")
+        .and_then(|a| a.as_str().map(str::to_string))
+        .filter(|a| a.len() <= 128);
     let state = super::find_state_dict(root, is_tensor);
     let Some(items) = state.dict_items() else {
         return Err(LoadError::NotAStateDict(format!(
@@ -39,7 +44,10 @@ pub fn read(data: &[u8]) -> Result<Weights, LoadError> {
         )));
     };
 
-    let mut weights = Weights::default();
+    let mut weights = Weights {
+        arch,
+        ..Weights::default()
+    };
     let mut budget = Budget::for_file(data.len());
     for (key, value) in items {
         let Some(name) = key.as_str() else { continue };

@@ -14,6 +14,7 @@ use camwatch::cam::{
 };
 use camwatch::device::{self, DeviceChoice, SelectedDevice};
 use camwatch::loader::{self, LoadedModel};
+use camwatch::model::Hints;
 use camwatch::precision::{self, PrecisionChoice};
 use camwatch::render::{self, CamSettings, OverlayStyle, SampleTrust};
 
@@ -39,7 +40,9 @@ pub struct CamOptions {
     /// CAM method(s), repeatable or comma-separated [default: gradcam]
     #[arg(long = "method", value_delimiter = ',')]
     pub methods: Vec<Method>,
-    /// Feature map: stage1 … stage4 [default: stage4]
+    /// Feature map: last (the last before global pooling), or one of the network's
+    /// layers by name (stage1 … stage4 of a ResNet; `camwatch info` lists them)
+    /// [default: last]
     #[arg(long)]
     pub layer: Option<Layer>,
     /// Class to explain: predicted, label (from labels.csv) or an index [default: predicted]
@@ -48,12 +51,17 @@ pub struct CamOptions {
     /// Input scaling: imagenet, unit (0..1) or none (0..255) [default: imagenet]
     #[arg(long)]
     pub normalize: Option<Normalize>,
-    /// Images are resized (bilinear) to N×N, N in 32..=2048 [default: 224]
+    /// Images are resized (bilinear) to N×N, N in 32..=2048 [default: 224; render and
+    /// show: the size a ViT was made for]
     #[arg(long, value_parser = parse_input_size)]
     pub input_size: Option<usize>,
     /// auto, cpu, cuda[:N] or flex
     #[arg(long, default_value = "auto")]
     pub device: DeviceChoice,
+    /// The network's name where the checkpoint does not say what its tensors cannot tell
+    /// (timm's `tf_efficientnet_b0`: TensorFlow padding and BatchNorm epsilon)
+    #[arg(long, value_name = "NAME")]
+    pub arch: Option<String>,
     /// The forward pass: fp32, bf16, or auto (bf16 where it gives fp32's maps: stage4,
     /// methods other than scorecam and eigencam; and where it was measured faster on
     /// this device, once) [default: fp32]
@@ -121,11 +129,23 @@ impl CamArgs {
     pub fn compute(&self, samples: &Path) -> CliResult<Computed> {
         let set = SampleSet::load(samples)?;
         let device = device::select(self.options.device)?;
-        let resolved = self.options.resolve(&set, &device);
+        let mut resolved = self.options.resolve(&set, &device);
         let start = Instant::now();
         let file =
             super::run_args::local_checkpoint(&self.checkpoint, self.options.cache.as_deref())?;
-        let mut loaded = loader::load(&file, &device.device)?;
+        let hints = Hints {
+            name: self.options.arch.clone(),
+        };
+        let mut loaded = loader::load_with(&file, &device.device, &hints)?;
+        // A network made for one input size (a ViT's position embedding) is run at it
+        // unless a size was asked for.
+        if let (None, None, Some(native)) = (
+            self.options.input_size,
+            set.defaults.input_size,
+            loaded.config.input_size(),
+        ) {
+            resolved.input_size = native;
+        }
         loaded.model = precision::cast(loaded.model, resolved.precision, resolved.request.layer);
         let (results, timings) = render::compute_all(
             &loaded.model,
@@ -152,20 +172,27 @@ impl CamArgs {
 }
 
 impl Computed {
+    /// The layer's name in the network: `last` resolved (`stage4` of a ResNet).
+    pub fn layer_name(&self) -> String {
+        let (model, layer) = (&self.loaded.model, self.resolved.request.layer);
+        match camwatch::cam::engine::tap_of(model, layer) {
+            Ok(tap) => model.tap_names()[tap].clone(),
+            Err(_) => layer.to_string(),
+        }
+    }
+
     /// The trust figures of every sample's maps (none when `metrics` is off).
     pub fn trust(&self, metrics: &MetricSettings) -> CliResult<Vec<SampleTrust>> {
         if metrics.is_off() {
             return Ok(vec![SampleTrust::default(); self.results.len()]);
         }
         let (model, request) = (&self.loaded.model, &self.resolved.request);
-        let random = metrics.sanity.then(|| {
-            render::untrained_like(
-                &self.loaded.config,
-                model,
-                request.layer,
-                &self.device.device,
-            )
-        });
+        let random = metrics
+            .sanity
+            .then(|| {
+                render::untrained_like(&self.loaded.config, model, request.layer, &self.device.device)
+            })
+            .transpose()?;
         let samples: Vec<&Sample> = self.set.samples.iter().collect();
         Ok(render::compute_trust(
             model,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use camwatch::device::{self, DeviceChoice};
 use camwatch::loader;
-use camwatch::model::{BlockKind, NetworkConfig, Stem};
+use camwatch::model::Hints;
 use camwatch::render::ArchSummary;
 
 use super::CliResult;
@@ -22,9 +22,9 @@ struct Info<'a> {
     load_ms: f64,
 }
 
-pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
+pub fn run(file: &Path, json: bool, device: DeviceChoice, arch: Option<String>) -> CliResult {
     let selected = device::select(device)?;
-    let loaded = loader::load(file, &selected.device)?;
+    let loaded = loader::load_with(file, &selected.device, &Hints { name: arch })?;
     let config = &loaded.config;
     let info = Info {
         file,
@@ -36,66 +36,45 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice) -> CliResult {
     };
     if json {
         println!("{}", serde_json::to_string(&info)?);
-    } else {
-        println!(
-            "file        {}",
-            camwatch::paths::for_terminal(&file.display().to_string())
-        );
-        println!("format      {}", info.format);
-        println!(
-            "network     {} ({} variant)",
-            info.arch.name, info.arch.variant
-        );
-        println!("depths      {:?}", config.depths);
-        println!("block       {}", describe_block(config));
-        println!(
-            "stem        {}",
-            match config.stem {
-                Stem::Plain => format!("one 7×7 convolution, {} channels", config.stem_width),
-                Stem::Deep => format!(
-                    "three 3×3 convolutions, {w}, {w} and {} channels",
-                    config.stem_channels(),
-                    w = config.stem_width
-                ),
-            }
-        );
-        println!(
-            "shortcut    {}",
-            if config.avg_down {
-                "average pool, then 1×1 (vd)"
-            } else {
-                "strided 1×1"
-            }
-        );
-        println!("classes     {}", config.num_classes);
-        println!(
-            "parameters  {} ({:.2} M)",
+        return Ok(());
+    }
+    let line = |label: &str, value: &str| println!("{label:<11} {value}");
+    line(
+        "file",
+        &camwatch::paths::for_terminal(&file.display().to_string()),
+    );
+    line("format", &info.format);
+    line(
+        "network",
+        &format!(
+            "{} ({}, {} variant)",
+            info.arch.name, info.arch.family, info.arch.variant
+        ),
+    );
+    for (label, value) in config.describe() {
+        line(label, &value);
+    }
+    if let Some(size) = info.arch.input_size {
+        line("input", &format!("{size}×{size} (its position embedding's)"));
+    }
+    line("classes", &info.arch.classes.to_string());
+    line(
+        "parameters",
+        &format!(
+            "{} ({:.2} M)",
             info.parameters,
             info.parameters as f64 / 1e6
-        );
-        println!("device      {}", info.device);
-        println!("load time   {:.1} ms", info.load_ms);
-    }
-    Ok(())
-}
-
-/// `bottleneck, 32 groups × 4 channels, squeeze-excitation 1/16`, `Res2Net, 4 scales × 26 channels`.
-fn describe_block(config: &NetworkConfig) -> String {
-    let mut text = match config.block {
-        BlockKind::Basic => format!("basic, {} channels", config.width),
-        BlockKind::Bottleneck if config.groups > 1 => format!(
-            "bottleneck, {} groups × {} channels",
-            config.groups,
-            config.width / config.groups
         ),
-        BlockKind::Bottleneck => format!("bottleneck, {} channels", config.width),
-        BlockKind::Res2Net => format!(
-            "Res2Net, {} scales × {} channels",
-            config.scales, config.width
-        ),
+    );
+    // The last is what --layer last means.
+    let taps = &info.arch.taps;
+    let listed = match taps.split_last() {
+        Some((last, rest)) if rest.is_empty() => format!("{last} (last)"),
+        Some((last, rest)) => format!("{}, {last} (last)", rest.join(", ")),
+        None => String::new(),
     };
-    if let Some(ratio) = config.se_ratio {
-        text.push_str(&format!(", squeeze-excitation 1/{ratio}"));
-    }
-    text
+    line("layers", &listed);
+    line("device", &info.device);
+    line("load time", &format!("{:.1} ms", info.load_ms));
+    Ok(())
 }

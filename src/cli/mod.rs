@@ -50,6 +50,10 @@ pub enum Command {
         /// Where to load it: auto, cpu, cuda[:N] or flex.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
+        /// The network's name where the file does not say what its tensors cannot tell
+        /// (timm's `tf_efficientnet_b0`: TensorFlow padding and BatchNorm epsilon).
+        #[arg(long, value_name = "NAME")]
+        arch: Option<String>,
     },
     /// Compute class activation maps for a sample set; write maps, overlays, summary.json.
     Render(render::RenderArgs),
@@ -90,7 +94,12 @@ pub fn run(cli: Cli) -> CliResult {
         }
     }
     match command {
-        Command::Info { file, json, device } => info::run(&file, json, device),
+        Command::Info {
+            file,
+            json,
+            device,
+            arch,
+        } => info::run(&file, json, device, arch),
         Command::Render(args) => render::run(args),
         Command::Show(args) => show::run(args),
         Command::Watch(args) => watch::run(args),

@@ -67,7 +67,7 @@ pub fn run(args: RenderArgs) -> CliResult {
         arch: ArchSummary::of(&computed.loaded.config),
         device: computed.device.label(),
         methods: resolved.request.methods.clone(),
-        layer: resolved.request.layer.to_string(),
+        layer: computed.layer_name(),
         target: resolved.request.target.to_string(),
         normalize: resolved.normalize,
         input_size: resolved.input_size,

@@ -30,7 +30,7 @@ pub struct ShowArgs {
 
 pub fn run(args: ShowArgs) -> CliResult {
     let computed = args.cam.compute(&args.image)?;
-    let (set, resolved, results) = (&computed.set, &computed.resolved, &computed.results);
+    let (set, results) = (&computed.set, &computed.results);
     let style = args.cam.style(false);
     let (sample, result) = (&set.samples[0], &results[0]);
     let classes = set.classes.as_deref().unwrap_or(&[]);
@@ -65,7 +65,7 @@ pub fn run(args: ShowArgs) -> CliResult {
             "{} · {} · {} · target {} (p = {:.3}), predicted {}",
             camwatch::paths::for_terminal(&sample.name),
             method,
-            resolved.request.layer,
+            computed.layer_name(),
             camwatch::paths::for_terminal(&class_name(result.target)),
             result.probs.get(result.target).copied().unwrap_or(f32::NAN),
             camwatch::paths::for_terminal(&class_name(result.predicted))

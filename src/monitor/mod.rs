@@ -225,7 +225,7 @@ pub fn setting(settings: &CamSettings, steps: usize) -> Setting {
     };
     Setting {
         prep: format!("{}@{}{precision}", settings.normalize, settings.input_size),
-        layer: settings.request.layer.to_string(),
+        layer: settings.request.layer.history_key().to_string(),
         target: settings.request.target.to_string(),
         steps,
     }

@@ -109,6 +109,29 @@ impl RunView {
         }
     }
 
+    /// The layers of the run's network, from its newest checkpoint that names them (a
+    /// ResNet's history from before camwatch recorded them: its four stages); empty
+    /// while no checkpoint is known.
+    pub fn taps(&self) -> Vec<String> {
+        let arch = self.checkpoints.iter().rev().find_map(|c| c.arch.as_ref());
+        match arch.map(|a| &a["taps"]) {
+            Some(serde_json::Value::Array(taps)) => taps
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            Some(_) => (1..=4).map(|s| format!("stage{s}")).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether the run's network has a pooled linear classifier right after its last
+    /// layer (where `cam` applies); so it is assumed until a checkpoint says otherwise.
+    pub fn pooled_classifier(&self) -> bool {
+        let arch = self.checkpoints.iter().rev().find_map(|c| c.arch.as_ref());
+        arch.and_then(|a| a["pooled_classifier"].as_bool())
+            .unwrap_or(true)
+    }
+
     /// Forgets what the monitor said, before a new one starts.
     pub fn reset(&mut self) {
         self.checkpoints.clear();
@@ -223,7 +246,7 @@ impl App {
         if !methods.contains(&self.method) {
             methods.push(self.method);
         }
-        methods.retain(|m| m.supports(self.layer));
+        methods.retain(|m| self.supports(*m));
         methods
     }
 
@@ -528,8 +551,12 @@ impl App {
                 return vec![Effect::Restart];
             }
             Intent::NextLayer => {
-                self.layer = Layer((self.layer.0 + 1) % 4);
-                if !self.method.supports(self.layer) {
+                let Some(layer) = self.next_layer() else {
+                    self.notice = Some("no checkpoint yet: its layers are not known".into());
+                    return vec![];
+                };
+                self.layer = layer;
+                if !self.supports(self.method) {
                     self.method = Method::GradCam;
                 }
                 return vec![Effect::Restart];
@@ -645,16 +672,44 @@ impl App {
         self.follow = latest && self.follow;
     }
 
+    /// The shown layer by the network's name for it (`last` is the last layer's).
+    pub fn layer_name(&self) -> String {
+        match (self.layer, self.run().taps().last()) {
+            (Layer::Last, Some(last)) => last.clone(),
+            (layer, _) => layer.to_string(),
+        }
+    }
+
+    /// Whether `method` applies at the shown layer of the run's network.
+    fn supports(&self, method: Method) -> bool {
+        method.supports(self.layer)
+            && (!method.info().last_stage_only || self.run().pooled_classifier())
+    }
+
+    /// The network's layer after the shown one, round to the first; `None` while the
+    /// network is not known.
+    fn next_layer(&self) -> Option<Layer> {
+        let taps = self.run().taps();
+        let (last, _) = taps.split_last()?;
+        let at = match self.layer {
+            Layer::Last => Some(taps.len() - 1),
+            Layer::Tap(name) => taps.iter().position(|t| t == name),
+        };
+        let next = &taps[at.map_or(0, |i| (i + 1) % taps.len())];
+        Some(if next == last {
+            Layer::Last
+        } else {
+            next.parse().unwrap_or(Layer::Last)
+        })
+    }
+
     fn next_method(&self) -> Method {
         let cycle: Vec<Method> = if self.methods.len() > 1 {
             self.methods.clone()
         } else {
             Method::ALL.to_vec()
         };
-        let cycle: Vec<Method> = cycle
-            .into_iter()
-            .filter(|m| m.supports(self.layer))
-            .collect();
+        let cycle: Vec<Method> = cycle.into_iter().filter(|m| self.supports(*m)).collect();
         let at = cycle.iter().position(|m| *m == self.method);
         cycle[at.map_or(0, |i| (i + 1) % cycle.len())]
     }
@@ -985,13 +1040,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_layer_key_steps_through_the_networks_layers() {
+        let mut app = app_with(1);
+        assert!(app.update(key(KeyCode::Char('y'))).is_empty());
+        assert!(app.notice.as_deref().unwrap_or("").contains("not known"));
+        app.runs[0].checkpoints[0].arch = Some(serde_json::json!({
+            "family": "vit",
+            "taps": ["blocks.0.norm1", "blocks.1.norm1"],
+            "pooled_classifier": false,
+        }));
+        assert_eq!(app.layer_name(), "blocks.1.norm1");
+        app.update(key(KeyCode::Char('y')));
+        assert_eq!(app.layer, Layer::Tap("blocks.0.norm1"));
+        app.update(key(KeyCode::Char('y')));
+        assert_eq!(app.layer, Layer::Last);
+        // `cam` needs a classifier right after the pooled layer: not this network's.
+        app.methods = Method::ALL.to_vec();
+        for _ in 0..Method::ALL.len() {
+            app.update(key(KeyCode::Char('m')));
+            assert_ne!(app.method, Method::Cam);
+        }
+    }
+
+    #[test]
     fn settings_restart_the_monitor() {
         let mut app = app_with(2);
         assert_eq!(app.update(key(KeyCode::Char('m'))), [Effect::Restart]);
         assert_eq!(app.method, Method::HiResCam);
         assert_eq!(app.monitor_methods(), [Method::GradCam, Method::HiResCam]);
-        app.update(key(KeyCode::Char('y')));
-        assert_eq!(app.layer, Layer(0));
+        // A history from before camwatch recorded layers: a ResNet's four stages.
+        app.runs[0].checkpoints[0].arch = Some(serde_json::json!({"name": "ResNet18"}));
+        assert_eq!(app.update(key(KeyCode::Char('y'))), [Effect::Restart]);
+        assert_eq!(app.layer, Layer::Tap("stage1"));
         app.update(key(KeyCode::Char('t')));
         assert_eq!(app.target, Target::Label);
         app.update(key(KeyCode::Char('t')));

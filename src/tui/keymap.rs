@@ -84,7 +84,7 @@ pub const KEYMAP: &[Binding] = &[
         &[Char('y')],
         "y",
         Intent::NextLayer,
-        "next layer (stage1…stage4)",
+        "next layer of the network (`camwatch info` lists them)",
     ),
     bind(
         &[Char('t')],

@@ -86,12 +86,15 @@ impl Worker {
         let building_random =
             self.metrics.sanity && self.random.as_ref().is_none_or(|(a, _)| *a != arch);
         if building_random && !interrupt.is_cancelled() {
-            let random = render::untrained_like(
+            // A seeded network reads no file: it builds, or nothing is measured.
+            let Ok(random) = render::untrained_like(
                 &loaded.config,
                 &loaded.model,
                 self.settings.request.layer,
                 &self.device.device,
-            );
+            ) else {
+                return Ok(());
+            };
             self.random = Some((arch, random));
         }
         let batch = self.measure_batch.max(1);

@@ -307,7 +307,7 @@ pub(super) fn header(app: &App, width: u16) -> Line<'static> {
         other => other.to_string(),
     };
     let position = format!("sample {}/{}", app.sample + 1, app.samples.len());
-    let (method, layer) = (app.method, app.layer);
+    let (method, layer) = (app.method, app.layer_name());
     let fits = |text: &str| text.chars().count() <= width as usize;
     let full = format!(
         " {position} {name}{label} · {epoch}{follow} · {method} · {layer} · target {target} "

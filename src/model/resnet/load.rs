@@ -1,23 +1,23 @@
-//! Building a [`Network`] from a checkpoint's tensors, or with fresh random weights.
+//! Building a [`ResNet`] from a checkpoint's tensors, or with fresh random weights.
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::config::NetworkConfig;
+use super::config::ResNetConfig;
 use super::layers::{ConvBn, ConvSpec, SqueezeExcite};
 use super::naming::{LinearNames, Naming, Stored};
-use super::network::{ConvSlot, LayerSource, Network};
+use super::network::{ConvSlot, LayerSource, ResNet};
 use crate::checkpoint::{LoadError, WeightTensor, Weights};
 
 /// BatchNorm's epsilon in both PaddleClas and timm.
 const BN_EPSILON: f64 = 1e-5;
 
-impl NetworkConfig {
+impl ResNetConfig {
     /// A network with random weights (BatchNorm as the identity).
-    pub fn init(&self, device: &Device) -> Network {
-        match Network::build(self, &mut RandomInit { device }) {
+    pub fn init(&self, device: &Device) -> ResNet {
+        match ResNet::build(self, &mut RandomInit { device }) {
             Ok(model) => model,
             Err(never) => match never {},
         }
@@ -26,12 +26,12 @@ impl NetworkConfig {
     /// A network with random weights that are the same for the same seed everywhere
     /// (He-normal convolutions with zero bias, a normal classifier): the untrained
     /// network the model-randomisation sanity check compares maps with.
-    pub fn init_seeded(&self, device: &Device, seed: u64) -> Network {
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> ResNet {
         let mut source = SeededInit {
             device,
             normal: crate::rng::Normal::new(seed),
         };
-        match Network::build(self, &mut source) {
+        match ResNet::build(self, &mut source) {
             Ok(model) => model,
             Err(never) => match never {},
         }
@@ -89,23 +89,23 @@ impl LayerSource for SeededInit<'_> {
     }
 }
 
-impl Network {
+impl ResNet {
     /// Builds the network of `config` from a checkpoint's tensors, folding each BatchNorm
     /// into its convolution. Every tensor is checked against the shape the network
     /// needs; all missing tensors are reported together.
     pub fn from_weights(
-        config: &NetworkConfig,
+        config: &ResNetConfig,
         naming: &Naming,
         weights: Weights,
         device: &Device,
-    ) -> Result<Network, LoadError> {
+    ) -> Result<ResNet, LoadError> {
         let mut source = CheckpointSource {
             naming,
             weights,
             device,
             missing: Vec::new(),
         };
-        let model = Network::build(config, &mut source)?;
+        let model = ResNet::build(config, &mut source)?;
         if !source.missing.is_empty() {
             return Err(LoadError::Missing {
                 names: source.missing,

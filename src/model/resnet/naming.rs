@@ -10,9 +10,11 @@
 
 use std::collections::HashMap;
 
-use super::config::{BlockKind, NetworkConfig, Stem, Variant};
+use super::config::{BlockKind, ResNetConfig, Stem};
+use crate::model::Variant;
 use super::network::ConvSlot;
 use crate::checkpoint::{LoadError, Weights};
+use crate::model::prefix_of;
 
 /// The file's names for one convolution and its BatchNorm.
 pub struct ConvNames {
@@ -214,17 +216,6 @@ impl Naming {
     }
 }
 
-/// The prefix before `suffix` in the shortest name that ends with it at a name boundary.
-fn prefix_of(weights: &Weights, suffix: &str) -> Option<String> {
-    weights
-        .tensors
-        .keys()
-        .filter_map(|k| k.strip_suffix(suffix))
-        .filter(|p| p.is_empty() || p.ends_with('.'))
-        .min_by_key(|p| p.len())
-        .map(str::to_string)
-}
-
 /// The tensor each scheme's first block opens with.
 const FIRST_CONV: [&str; 3] = [
     "bb_0_0.conv0._conv.weight",
@@ -232,8 +223,13 @@ const FIRST_CONV: [&str; 3] = [
     "layer1.0.conv1.weight",
 ];
 
+/// Whether the file names its layers in one of the family's schemes.
+pub fn is_resnet(weights: &Weights) -> bool {
+    FIRST_CONV.iter().any(|marker| prefix_of(weights, marker).is_some())
+}
+
 /// Reads the architecture off the names and shapes of a file's tensors.
-pub fn infer(weights: &Weights) -> Result<(NetworkConfig, Naming), LoadError> {
+pub fn infer(weights: &Weights) -> Result<(ResNetConfig, Naming), LoadError> {
     let found = FIRST_CONV
         .iter()
         .enumerate()
@@ -374,7 +370,7 @@ pub fn infer(weights: &Weights) -> Result<(NetworkConfig, Naming), LoadError> {
         // PaddleClas pools its shortcuts in the "vd" members, which all have a deep stem.
         _ => stem,
     };
-    let config = NetworkConfig {
+    let config = ResNetConfig {
         variant,
         block,
         stem: if stem { Stem::Deep } else { Stem::Plain },

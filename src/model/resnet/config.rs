@@ -2,31 +2,10 @@
 //! hand: every member (ResNet, ResNet-D/vd, ResNeXt, SE-ResNeXt, Res2Net) is this one
 //! configuration with other values.
 
-use std::fmt;
-
 use burn::config::Config;
 use serde::{Deserialize, Serialize};
 
-/// The two frameworks whose definitions camwatch reproduces. Their networks share every
-/// weight shape; they differ in names and, for Res2Net, in two computations (see
-/// `Block`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variant {
-    /// PaddleClas (`ResNet50_vd`, `Res2Net50_vd_26w_4s`, …).
-    Paddle,
-    /// timm (`resnet50d`, `res2net50d`, …).
-    Timm,
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Variant::Paddle => "paddle",
-            Variant::Timm => "timm",
-        })
-    }
-}
+use crate::model::Variant;
 
 /// What a residual block computes between its input and the addition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +51,7 @@ pub enum Stem {
 /// A network of the ResNet family: a stem, four stages of residual blocks, average
 /// pool, linear.
 #[derive(Config, Debug, PartialEq)]
-pub struct NetworkConfig {
+pub struct ResNetConfig {
     pub variant: Variant,
     pub block: BlockKind,
     pub stem: Stem,
@@ -121,10 +100,10 @@ const STANDARD_DEPTHS: [(BlockKind, [usize; 4]); 8] = [
     (BlockKind::Bottleneck, [3, 24, 36, 3]),
 ];
 
-impl NetworkConfig {
+impl ResNetConfig {
     /// The network of the original write-up: Res2Net50_vd_26w_4s.
     pub fn res2net50_vd_26w_4s(variant: Variant, num_classes: usize) -> Self {
-        NetworkConfig::new(variant, BlockKind::Res2Net, Stem::Deep, vec![3, 4, 6, 3])
+        ResNetConfig::new(variant, BlockKind::Res2Net, Stem::Deep, vec![3, 4, 6, 3])
             .with_width(26)
             .with_scales(4)
             .with_stem_width(32)
@@ -224,6 +203,27 @@ impl NetworkConfig {
             }
         }
         Ok(())
+    }
+
+    /// `bottleneck, 32 groups × 4 channels, squeeze-excitation 1/16`, `Res2Net, 4 scales × 26 channels`.
+    pub fn describe_block(&self) -> String {
+        let mut text = match self.block {
+            BlockKind::Basic => format!("basic, {} channels", self.width),
+            BlockKind::Bottleneck if self.groups > 1 => format!(
+                "bottleneck, {} groups × {} channels",
+                self.groups,
+                self.width / self.groups
+            ),
+            BlockKind::Bottleneck => format!("bottleneck, {} channels", self.width),
+            BlockKind::Res2Net => format!(
+                "Res2Net, {} scales × {} channels",
+                self.scales, self.width
+            ),
+        };
+        if let Some(ratio) = self.se_ratio {
+            text.push_str(&format!(", squeeze-excitation 1/{ratio}"));
+        }
+        text
     }
 
     pub fn stem_channels(&self) -> usize {
@@ -326,17 +326,17 @@ mod tests {
     #[test]
     fn parameter_count_matches_timm() {
         // sum(p.numel() for p in timm.create_model(name, num_classes=N).parameters())
-        let config = |n| NetworkConfig::res2net50_vd_26w_4s(Variant::Timm, n);
+        let config = |n| ResNetConfig::res2net50_vd_26w_4s(Variant::Timm, n);
         assert_eq!(config(1000).parameter_count(), 25_718_352);
         assert_eq!(config(4).parameter_count(), 23_677_548);
-        let resnet18 = NetworkConfig::new(
+        let resnet18 = ResNetConfig::new(
             Variant::Timm,
             BlockKind::Basic,
             Stem::Plain,
             vec![2, 2, 2, 2],
         );
         assert_eq!(resnet18.parameter_count(), 11_689_512);
-        let resnet50 = NetworkConfig::new(
+        let resnet50 = ResNetConfig::new(
             Variant::Timm,
             BlockKind::Bottleneck,
             Stem::Plain,
@@ -353,12 +353,12 @@ mod tests {
 
     #[test]
     fn names_the_members() {
-        let config = NetworkConfig::res2net50_vd_26w_4s(Variant::Paddle, 4);
+        let config = ResNetConfig::res2net50_vd_26w_4s(Variant::Paddle, 4);
         assert_eq!(config.name(), "Res2Net50_vd_26w_4s");
-        let mut custom = NetworkConfig::res2net50_vd_26w_4s(Variant::Timm, 4).with_width(8);
+        let mut custom = ResNetConfig::res2net50_vd_26w_4s(Variant::Timm, 4).with_width(8);
         custom.depths = vec![2, 1, 3, 1];
         assert_eq!(custom.name(), "Res2Net[2, 1, 3, 1]_vd_8w_4s");
-        let basic = NetworkConfig::new(
+        let basic = ResNetConfig::new(
             Variant::Paddle,
             BlockKind::Basic,
             Stem::Deep,
@@ -366,7 +366,7 @@ mod tests {
         )
         .with_avg_down(true);
         assert_eq!(basic.name(), "ResNet34_vd");
-        let next = NetworkConfig::new(
+        let next = ResNetConfig::new(
             Variant::Paddle,
             BlockKind::Bottleneck,
             Stem::Deep,

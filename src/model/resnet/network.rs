@@ -7,8 +7,10 @@ use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 
 use super::block::Block;
-use super::config::{BlockKind, NetworkConfig, Stem, Variant};
+use super::config::{BlockKind, ResNetConfig, Stem};
+use crate::model::Variant;
 use super::layers::{ConvBn, ConvSpec, SqueezeExcite, avg_pool, vd_pool};
+use crate::model::layers::channels_last;
 
 /// A convolution with its BatchNorm, by position in the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub enum ConvSlot {
     Shortcut { stage: usize },
 }
 
-/// Supplies the weights of each layer while [`Network::build`] walks the network: random
+/// Supplies the weights of each layer while [`ResNet::build`] walks the network: random
 /// ones for a fresh network, a checkpoint's for a loaded one.
 pub trait LayerSource {
     type Error;
@@ -67,7 +69,7 @@ pub struct Stage {
 }
 
 #[derive(Module, Debug)]
-pub struct Network {
+pub struct ResNet {
     /// A 7×7 convolution 3→w s2, or three 3×3: 3→w s2, w→w, w→2w; each with ReLU.
     pub stem: Vec<ConvBn>,
     pub stem_pool: MaxPool2d,
@@ -76,16 +78,16 @@ pub struct Network {
 }
 
 /// Logits and the output of every stage (the feature maps CAMs are computed on).
-pub struct NetworkOutput {
+pub struct ResNetOutput {
     /// `[B, classes]`
     pub logits: Tensor<2>,
     /// `[B, expansion·base·2^s, H/2^(s+2), W/2^(s+2)]` for s in 0..4 (ceil division).
     pub stages: Vec<Tensor<4>>,
 }
 
-impl Network {
+impl ResNet {
     /// Walks the architecture of `config`, taking every layer's weights from `source`.
-    pub fn build<S: LayerSource>(config: &NetworkConfig, source: &mut S) -> Result<Self, S::Error> {
+    pub fn build<S: LayerSource>(config: &ResNetConfig, source: &mut S) -> Result<Self, S::Error> {
         let w = config.stem_width;
         let stem_specs: &[_] = match config.stem {
             Stem::Plain => &[(3, w, 7, 2)],
@@ -115,7 +117,7 @@ impl Network {
             stages.push(Stage { blocks });
         }
         let fc = source.classifier(config.feature_channels(), config.num_classes)?;
-        Ok(Network {
+        Ok(ResNet {
             stem,
             stem_pool,
             stages,
@@ -123,7 +125,7 @@ impl Network {
         })
     }
 
-    pub fn forward(&self, images: Tensor<4>) -> NetworkOutput {
+    pub fn forward(&self, images: Tensor<4>) -> ResNetOutput {
         let mut x = self.forward_stem(images);
         let mut stages = Vec::with_capacity(self.stages.len());
         for stage in &self.stages {
@@ -131,14 +133,12 @@ impl Network {
             stages.push(x.clone());
         }
         let logits = self.head(x);
-        NetworkOutput { logits, stages }
+        ResNetOutput { logits, stages }
     }
 
     /// `[B, 3, H, W]` → `[B, stem channels, H/4, W/4]`
     pub fn forward_stem(&self, images: Tensor<4>) -> Tensor<4> {
-        // Channels-last from the first convolution on: libtorch keeps the layout through
-        // the network and its oneDNN kernels run 15–25 % faster on it (README, "Where
-        // the time goes"); the pure-Rust backend runs as fast either way.
+        // Channels-last from the first convolution on (see `channels_last`).
         let images = channels_last(images.cast(self.stem[0].conv.weight.val().dtype()));
         let x = self.stem.iter().fold(images, |x, conv| conv.forward(x));
         self.stem_pool.forward(x)
@@ -146,7 +146,7 @@ impl Network {
 
     /// Runs the stages after `stage` and the head on that stage's output: the path a
     /// score's gradient flows back along to reach an inner feature map.
-    pub fn forward_from(&self, stage: usize, activation: Tensor<4>) -> Tensor<2> {
+    pub fn forward_from_stage(&self, stage: usize, activation: Tensor<4>) -> Tensor<2> {
         let x = self.stages[stage + 1..]
             .iter()
             .fold(activation, |x, s| s.forward(x));
@@ -170,7 +170,7 @@ impl Stage {
 }
 
 fn build_block<S: LayerSource>(
-    config: &NetworkConfig,
+    config: &ResNetConfig,
     source: &mut S,
     stage: usize,
     block: usize,
@@ -260,14 +260,4 @@ fn build_block<S: LayerSource>(
         se,
         shortcut,
     })
-}
-
-/// The same `[B, C, H, W]` tensor with its values stored channel-fastest (NHWC):
-/// a permuted copy, seen through the inverse permutation.
-pub fn channels_last(x: Tensor<4>) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
-    x.permute([0, 2, 3, 1])
-        .reshape([b, h * w * c])
-        .reshape([b, h, w, c])
-        .permute([0, 3, 1, 2])
 }
