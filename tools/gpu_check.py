@@ -2,7 +2,8 @@
 """camwatch on an NVIDIA GPU, checked in one run of a few minutes, results in a folder.
 
 Needs only Python's standard library, a camwatch binary, `nvidia-smi`, and a Res2Net50
-checkpoint in safetensors with a sample folder (what `scripts/gpu-check bundle` packs).
+checkpoint in safetensors with a sample folder (`gpu_check_files.py checkpoint` makes
+the one `scripts/gpu-check` and a bundle's `run` give it, from a seed, with timm).
 pytorch-grad-cam is timed beside camwatch when it (with timm and torch) imports here.
 
   1. parity: `camwatch render` on the CPU (fp32) and on CUDA (fp32, bf16), six methods
@@ -41,6 +42,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from gpu_check_files import weights_sha256  # beside this file, here and in a bundle
 
 METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam"]
 
@@ -438,6 +441,10 @@ def main():
         summary["gpu"] = smi.stdout.strip() or smi.stderr.strip()
     else:
         summary["cpu"] = cpu_name()
+    # Made from a seed by timm where the check runs: the same weights wherever torch's and
+    # timm's initialisation draw the same numbers.
+    summary["checkpoint"] = {"file": checkpoint.name, "bytes": checkpoint.stat().st_size,
+                             "weights_sha256": weights_sha256(checkpoint)}
     info = run([camwatch, "info", "--json", "--device", gpu, checkpoint], raw / "info.log")
     summary["info"] = json.loads((raw / "info.log").read_text().strip().splitlines()[-1])
     if args.only != "latency":
@@ -487,6 +494,9 @@ def markdown(s):
     lines.append(f"GPU: {s.get('gpu', 'none (--cpu-only): ' + s.get('cpu', ''))}; "
                  f"camwatch: {s['info'].get('device')}; "
                  f"network {s['info']['arch']['name']}; {s['seconds']} s in all.")
+    if "checkpoint" in s:
+        lines.append(f"Checkpoint {s['checkpoint']['file']} ({s['checkpoint']['bytes']} bytes), "
+                     f"weights SHA-256 {s['checkpoint']['weights_sha256']}.")
     if "parity" in s:
         lines += ["", "| maps against CPU fp32 | lowest Pearson | largest relative difference | same class |",
                   "|---|---|---|---|"]
