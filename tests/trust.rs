@@ -40,10 +40,7 @@ fn faithfulness_matches_pytorch_grad_cam_and_the_definition() {
         .model;
     let input = &refs["input"];
     let [batch, channels, height, width] = [0, 1, 2, 3].map(|i| input.shape[i]);
-    let (_, probs) = values(softmax(
-        model.forward(to_tensor::<4>(input, &device)).logits,
-        1,
-    ));
+    let (_, probs) = values(softmax(model.logits(to_tensor::<4>(input, &device)), 1));
     let classes = probs.len() / batch;
     for (ours, theirs) in probs.iter().zip(&refs["probs"].values) {
         assert!(
@@ -120,7 +117,10 @@ fn sanity(
     .unwrap();
     let images: Vec<_> = set.samples.iter().map(|s| &s.image).collect();
     let input = image_ops::to_input(&images, 224, Normalize::Imagenet, &device);
-    let random = loaded.config.init_seeded(&device, trust::RANDOM_SEED);
+    let random = loaded
+        .config
+        .build(camwatch::model::Source::Seeded(trust::RANDOM_SEED), &device)
+        .unwrap();
     trust::sanity(&loaded.model, Some(&random), &input, &results, &request).unwrap()
 }
 

@@ -55,7 +55,10 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice, arch: Option<String>) 
         line(label, &value);
     }
     if let Some(size) = info.arch.input_size {
-        line("input", &format!("{size}×{size} (its position embedding's)"));
+        line(
+            "input",
+            &format!("{size}×{size} (its position embedding's)"),
+        );
     }
     line("classes", &info.arch.classes.to_string());
     line(
@@ -69,7 +72,7 @@ pub fn run(file: &Path, json: bool, device: DeviceChoice, arch: Option<String>) 
     // The last is what --layer last means.
     let taps = &info.arch.taps;
     let listed = match taps.split_last() {
-        Some((last, rest)) if rest.is_empty() => format!("{last} (last)"),
+        Some((last, [])) => format!("{last} (last)"),
         Some((last, rest)) => format!("{}, {last} (last)", rest.join(", ")),
         None => String::new(),
     };

@@ -58,8 +58,6 @@ pub struct Config {
     pub stem_patch: usize,
     /// The depthwise convolution's kernel.
     pub kernel: usize,
-    /// The downsampling convolution's kernel and stride.
-    pub downsample: usize,
     /// ConvNeXt V2's Global Response Normalisation in the MLP.
     pub grn: bool,
     /// V1's per-channel layer scale `gamma`.
@@ -80,7 +78,71 @@ pub fn detect(weights: &Weights, _hints: &Hints) -> Option<Result<Arch, LoadErro
     if !names.has("stem.0.weight") {
         return None;
     }
+    // A tensor outside the layout: a ConvNeXt variant this file does not compute (an
+    // overlapping stem, RMSNorm, …).
+    if let Some(name) = weights
+        .tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix.as_str()))
+        .find(|k| !known(k))
+    {
+        return Some(Err(LoadError::NotSupported(format!(
+            "a ConvNeXt with tensor {:?}, which camwatch's ConvNeXt does not have",
+            format!("{prefix}{name}")
+        ))));
+    }
     Some(read(&names).map(|config| Arc::new(config) as Arch))
+}
+
+/// Whether `name` (without the prefix) is one of the tensors a ConvNeXt of this file has.
+fn known(name: &str) -> bool {
+    const TOP: &[&str] = &[
+        "stem.0.weight",
+        "stem.0.bias",
+        "stem.1.weight",
+        "stem.1.bias",
+        "norm_pre.weight",
+        "norm_pre.bias",
+        "head.norm.weight",
+        "head.norm.bias",
+        "head.fc.weight",
+        "head.fc.bias",
+    ];
+    const STAGE: &[&str] = &[
+        "downsample.0.weight",
+        "downsample.0.bias",
+        "downsample.1.weight",
+        "downsample.1.bias",
+    ];
+    const BLOCK: &[&str] = &[
+        "conv_dw.weight",
+        "conv_dw.bias",
+        "norm.weight",
+        "norm.bias",
+        "mlp.fc1.weight",
+        "mlp.fc1.bias",
+        "mlp.grn.weight",
+        "mlp.grn.bias",
+        "mlp.fc2.weight",
+        "mlp.fc2.bias",
+        "gamma",
+    ];
+    let indexed = |rest: &str| -> Option<(usize, String)> {
+        let (index, rest) = rest.split_once('.')?;
+        Some((index.parse().ok()?, rest.to_string()))
+    };
+    if TOP.contains(&name) {
+        return true;
+    }
+    let Some((_, rest)) = name.strip_prefix("stages.").and_then(indexed) else {
+        return false;
+    };
+    if STAGE.contains(&rest.as_str()) {
+        return true;
+    }
+    rest.strip_prefix("blocks.")
+        .and_then(indexed)
+        .is_some_and(|(_, rest)| BLOCK.contains(&rest.as_str()))
 }
 
 /// A tensor whose shape does not fit the layout.
@@ -111,14 +173,13 @@ fn read(names: &Names) -> Result<Config, LoadError> {
     let layer_scale = names.has(&format!("{block0}.gamma"));
     let dw = names.shape(&format!("{block0}.conv_dw.weight"))?;
     let kernel = dw.get(2).copied().unwrap_or(0);
-    if kernel % 2 == 0 {
+    if kernel.is_multiple_of(2) {
         return Err(misfit(
             names,
             &format!("{block0}.conv_dw.weight"),
             "[C, 1, k, k], k odd",
         ));
     }
-    let mut downsample = 2;
     for s in 0..stages {
         let stage = format!("stages.{s}");
         let dim = names.dim(&format!("{stage}.blocks.0.conv_dw.weight"), 0)?;
@@ -139,12 +200,10 @@ fn read(names: &Names) -> Result<Config, LoadError> {
             }
         } else {
             let ds = format!("{stage}.downsample.1.weight");
-            let shape = names.shape(&ds)?;
-            match shape {
-                &[out, inp, k, k2] if out == dim && inp == previous && k == k2 && k > 0 => {
-                    downsample = k;
-                }
-                _ => return Err(misfit(names, &ds, &format!("[{dim}, {previous}, 2, 2]"))),
+            let fits =
+                matches!(names.shape(&ds)?, &[out, inp, 2, 2] if out == dim && inp == previous);
+            if !fits {
+                return Err(misfit(names, &ds, &format!("[{dim}, {previous}, 2, 2]")));
             }
         }
         depths.push(names.count(|b| format!("{stage}.blocks.{b}.conv_dw.weight")));
@@ -168,7 +227,6 @@ fn read(names: &Names) -> Result<Config, LoadError> {
         hidden,
         stem_patch: patch,
         kernel,
-        downsample,
         grn,
         layer_scale,
         conv_mlp,
@@ -196,7 +254,6 @@ impl Config {
     fn standard(&self) -> bool {
         self.stem_patch == 4
             && self.kernel == 7
-            && self.downsample == 2
             && self.dims.len() == 4
             && self.dims.iter().zip(&self.hidden).all(|(d, h)| *h == 4 * d)
             && self.layer_scale != self.grn
@@ -409,7 +466,7 @@ impl ConvNeXt {
                     norm: LayerNorm::read(&dp.pp(0), previous, LN_EPSILON)?,
                     conv: conv(
                         &dp.pp(1),
-                        ConvSpec::new(previous, dim, c.downsample, c.downsample),
+                        ConvSpec::new(previous, dim, 2, 2),
                         true,
                         Padding::Valid,
                         Act::Identity,

@@ -638,13 +638,8 @@ fn read(weights: &Weights, names: &Names, hints: &Hints) -> Result<Config, LoadE
             )));
         }
         return Err(unsupported(format!(
-            "a network of timm's EfficientNet builder that is not a {} B0–B7 or MobileNetV3 \
-             large or small: {}{why}",
-            if kind == Kind::EfficientNet {
-                "EfficientNet"
-            } else {
-                "timm"
-            },
+            "a network of timm's EfficientNet builder that is neither an EfficientNet B0–B7 \
+             nor a MobileNetV3 large or small: {}{why}",
             names.prefix()
         )));
     }
@@ -704,9 +699,17 @@ fn read(weights: &Weights, names: &Names, hints: &Hints) -> Result<Config, LoadE
         stages: configs,
         head,
         classes,
-        parameters: names.parameters(),
+        parameters: 0,
     };
     check_tensors(weights, &config)?;
+    // The network's own tensors but BatchNorm statistics: `num_batches_tracked`, where a
+    // file has it, is no parameter.
+    config.parameters = config
+        .tensors()
+        .iter()
+        .filter(|(name, _)| !name.ends_with("running_mean") && !name.ends_with("running_var"))
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
     config.name = member_name(&config);
     Ok(config)
 }
@@ -808,11 +811,6 @@ impl ArchSpec for Config {
     fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let value = serde_json::json!({
             "depths": self.depths(),
-            "kernels": self
-                .stages
-                .iter()
-                .map(|s| s.iter().map(|b| b.kernel).collect::<Vec<_>>())
-                .collect::<Vec<_>>(),
             "stem_channels": self.stem,
             "head_channels": self.head,
             "tf_same": self.tf_same,

@@ -27,7 +27,9 @@ pub enum Act {
     HardSwish,
     /// `clamp(slope · x + 0.5, 0, 1)`: PyTorch's slope is 1/6, PaddleClas's MobileNetV3
     /// uses 0.2.
-    HardSigmoid { slope: f64 },
+    HardSigmoid {
+        slope: f64,
+    },
 }
 
 impl Act {
@@ -135,7 +137,10 @@ impl ConvAct {
         if ph == 0 && pw == 0 {
             return x;
         }
-        x.pad((pw / 2, pw - pw / 2, ph / 2, ph - ph / 2), PadMode::Constant(0.0))
+        x.pad(
+            (pw / 2, pw - pw / 2, ph / 2, ph - ph / 2),
+            PadMode::Constant(0.0),
+        )
     }
 
     /// A convolution with these (folded) weights.

@@ -21,6 +21,9 @@ mod convnext;
 mod efficientnet;
 pub mod layers;
 mod params;
+mod pp_hgnet;
+mod pp_lcnet;
+mod pp_mobilenetv3;
 pub mod resnet;
 mod vit;
 
@@ -183,6 +186,9 @@ pub trait Backbone {
 #[derive(Module, Debug)]
 pub enum Network {
     ResNet(resnet::ResNet),
+    PpMobileNetV3(pp_mobilenetv3::PpMobileNetV3),
+    PpLcNet(pp_lcnet::PpLcNet),
+    PpHgNet(pp_hgnet::PpHgNet),
     ConvNeXt(convnext::ConvNeXt),
     EfficientNet(efficientnet::EfficientNet),
     Vit(vit::Vit),
@@ -193,6 +199,9 @@ macro_rules! each_family {
     ($self:expr, $net:ident => $body:expr) => {
         match $self {
             Network::ResNet($net) => $body,
+            Network::PpMobileNetV3($net) => $body,
+            Network::PpLcNet($net) => $body,
+            Network::PpHgNet($net) => $body,
             Network::ConvNeXt($net) => $body,
             Network::EfficientNet($net) => $body,
             Network::Vit($net) => $body,
@@ -209,6 +218,9 @@ impl Network {
     pub fn family_name(&self) -> &'static str {
         match self {
             Network::ResNet(_) => "a ResNet",
+            Network::PpMobileNetV3(_) => "a MobileNetV3",
+            Network::PpLcNet(_) => "a PP-LCNet",
+            Network::PpHgNet(_) => "a PP-HGNet",
             Network::ConvNeXt(_) => "a ConvNeXt",
             Network::EfficientNet(_) => "an EfficientNet or MobileNetV3",
             Network::Vit(_) => "a Vision Transformer",
@@ -259,6 +271,9 @@ impl Network {
     pub fn cast_through(self, tap: usize, dtype: DType) -> Network {
         match self {
             Network::ResNet(n) => Network::ResNet(n.cast_through(tap, dtype)),
+            Network::PpMobileNetV3(n) => Network::PpMobileNetV3(n.cast_through(tap, dtype)),
+            Network::PpLcNet(n) => Network::PpLcNet(n.cast_through(tap, dtype)),
+            Network::PpHgNet(n) => Network::PpHgNet(n.cast_through(tap, dtype)),
             Network::ConvNeXt(n) => Network::ConvNeXt(n.cast_through(tap, dtype)),
             Network::EfficientNet(n) => Network::EfficientNet(n.cast_through(tap, dtype)),
             Network::Vit(n) => Network::Vit(n.cast_through(tap, dtype)),
@@ -325,6 +340,9 @@ pub const FAMILIES: &[(&str, Detector)] = &[
     ("ConvNeXt V1, V2 (timm)", convnext::detect),
     ("EfficientNet, MobileNetV3 (timm)", efficientnet::detect),
     ("ViT, DeiT (timm)", vit::detect),
+    ("MobileNetV3 (PaddleClas)", pp_mobilenetv3::detect),
+    ("PP-LCNet", pp_lcnet::detect),
+    ("PP-HGNet", pp_hgnet::detect),
 ];
 
 /// Families camwatch does not read, by a tensor only they have: named in the error, so
@@ -334,8 +352,7 @@ const NOT_READ: &[(&str, &str)] = &[
     ("relative_position_index", "a Swin Transformer"),
     ("denseblock1", "a DenseNet"),
     ("s1.b1.conv1", "a RegNet"),
-    ("stem.conv.weight", "a RegNet or another network"),
-    ("features.0.weight", "a torchvision VGG or AlexNet"),
+    ("features.0.weight", "a VGG or AlexNet"),
     ("transformer.", "a MobileViT"),
     ("Mixed_5b", "an Inception network"),
     ("rel_pos_bias", "a BEiT"),

@@ -128,8 +128,13 @@ impl Config {
         let mut channels = 3;
         let mut stem = Vec::with_capacity(stem_count);
         for i in 0..stem_count {
-            let (out, _) =
-                conv_out(names, &format!("stem.{i}.conv.weight"), channels, false, Some(3))?;
+            let (out, _) = conv_out(
+                names,
+                &format!("stem.{i}.conv.weight"),
+                channels,
+                false,
+                Some(3),
+            )?;
             stem.push(out);
             channels = out;
         }
@@ -149,7 +154,13 @@ impl Config {
             let at = |name: &str| format!("stages.{s}.{name}");
             let downsample = names.has(&at("downsample.conv.weight"));
             if downsample {
-                conv_out(names, &at("downsample.conv.weight"), channels, true, Some(3))?;
+                conv_out(
+                    names,
+                    &at("downsample.conv.weight"),
+                    channels,
+                    true,
+                    Some(3),
+                )?;
             }
             let blocks = names.count(|b| at(&format!("blocks.{b}.aggregation_conv.conv.weight")));
             let channels_in = channels;
@@ -223,9 +234,11 @@ impl Config {
         self.stem[..] == member.stem[..]
             && self.layers == member.layers
             && self.stages.len() == member.stages.len()
-            && self.stages.iter().zip(&member.stages).all(|(s, m)| {
-                (s.channels_in, s.mid, s.channels_out, s.blocks, s.downsample) == *m
-            })
+            && self
+                .stages
+                .iter()
+                .zip(&member.stages)
+                .all(|(s, m)| (s.channels_in, s.mid, s.channels_out, s.blocks, s.downsample) == *m)
             && self.head.expand == Some(CLASS_EXPAND)
     }
 
@@ -282,7 +295,11 @@ impl ArchSpec for Config {
         map.insert("stem".into(), self.stem.clone().into());
         map.insert(
             "depths".into(),
-            self.stages.iter().map(|s| s.blocks).collect::<Vec<_>>().into(),
+            self.stages
+                .iter()
+                .map(|s| s.blocks)
+                .collect::<Vec<_>>()
+                .into(),
         );
         map.insert(
             "channels".into(),
@@ -406,7 +423,9 @@ impl HgBlock {
             y = layer.forward(y);
             outputs.push(y.clone());
         }
-        let y = self.att.forward(self.aggregation_conv.forward(Tensor::cat(outputs, 1)));
+        let y = self
+            .att
+            .forward(self.aggregation_conv.forward(Tensor::cat(outputs, 1)));
         if self.identity { y + x } else { y }
     }
 }

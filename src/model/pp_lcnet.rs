@@ -223,7 +223,9 @@ impl Head {
         let pooled = features.mean_dims(&[2, 3]).reshape([batch, channels]);
         let x = match &self.last_conv {
             Some(conv) => {
-                let x = self.act.apply(conv.forward(in_dtype_of(pooled, &conv.weight)));
+                let x = self
+                    .act
+                    .apply(conv.forward(in_dtype_of(pooled, &conv.weight)));
                 if self.keep == 1.0 {
                     x
                 } else {
@@ -326,11 +328,21 @@ impl Config {
             let mut blocks = Vec::with_capacity(count);
             for block in 0..count {
                 let p = at(block);
-                let (_, kernel) =
-                    conv_out(names, &format!("{p}.dw_conv.conv.weight"), channels, true, None)?;
+                let (_, kernel) = conv_out(
+                    names,
+                    &format!("{p}.dw_conv.conv.weight"),
+                    channels,
+                    true,
+                    None,
+                )?;
                 let se = se_channels(names, &format!("{p}.se"), channels)?;
-                let (out, _) =
-                    conv_out(names, &format!("{p}.pw_conv.conv.weight"), channels, false, Some(1))?;
+                let (out, _) = conv_out(
+                    names,
+                    &format!("{p}.pw_conv.conv.weight"),
+                    channels,
+                    false,
+                    Some(1),
+                )?;
                 blocks.push(BlockSpec {
                     channels_in: channels,
                     channels_out: out,
@@ -362,15 +374,19 @@ impl Config {
     fn is_scaled(&self, scale: f64) -> bool {
         let width = |c: usize| make_divisible(c as f64 * scale);
         let blocks_fit = self.stages.len() == NET_CONFIG.len()
-            && self.stages.iter().zip(NET_CONFIG).all(|(blocks, standard)| {
-                blocks.len() == standard.len()
-                    && blocks.iter().zip(standard).all(|(b, &(k, i, o, se))| {
-                        b.kernel == k
-                            && b.channels_in == width(i)
-                            && b.channels_out == width(o)
-                            && b.se == se.then(|| width(i) / 4)
-                    })
-            });
+            && self
+                .stages
+                .iter()
+                .zip(NET_CONFIG)
+                .all(|(blocks, standard)| {
+                    blocks.len() == standard.len()
+                        && blocks.iter().zip(standard).all(|(b, &(k, i, o, se))| {
+                            b.kernel == k
+                                && b.channels_in == width(i)
+                                && b.channels_out == width(o)
+                                && b.se == se.then(|| width(i) / 4)
+                        })
+                });
         blocks_fit && self.stem == width(STEM) && self.head.expand == Some(CLASS_EXPAND)
     }
 }
@@ -409,7 +425,10 @@ impl ArchSpec for Config {
 
     fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
-        map.insert("scale".into(), self.scale.map(|s| s.replace('_', ".")).into());
+        map.insert(
+            "scale".into(),
+            self.scale.map(|s| s.replace('_', ".")).into(),
+        );
         map.insert(
             "depths".into(),
             self.stages.iter().map(Vec::len).collect::<Vec<_>>().into(),

@@ -204,7 +204,11 @@ impl Config {
                 channels_out: out,
                 kernel,
                 stride,
-                act: if hard_swish { Act::HardSwish } else { Act::Relu },
+                act: if hard_swish {
+                    Act::HardSwish
+                } else {
+                    Act::Relu
+                },
                 se,
             });
             channels = out;
@@ -237,16 +241,16 @@ impl Config {
     /// Whether this is PaddleClas's network at `scale`.
     fn is_scaled(&self, scale: f64) -> bool {
         let width = |c: usize| make_divisible(c as f64 * scale);
-        let blocks_fit = self
-            .blocks
-            .iter()
-            .zip(self.size.rows())
-            .all(|(b, &(k, exp, c, se, _, _))| {
-                b.kernel == k
-                    && b.expanded == width(exp)
-                    && b.channels_out == width(c)
-                    && b.se == se.then(|| width(exp) / 4)
-            });
+        let blocks_fit =
+            self.blocks
+                .iter()
+                .zip(self.size.rows())
+                .all(|(b, &(k, exp, c, se, _, _))| {
+                    b.kernel == k
+                        && b.expanded == width(exp)
+                        && b.channels_out == width(c)
+                        && b.se == se.then(|| width(exp) / 4)
+                });
         blocks_fit
             && self.stem == width(STEM)
             && self.squeeze == width(self.size.squeeze())
@@ -301,7 +305,10 @@ impl ArchSpec for Config {
     fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         map.insert("size".into(), self.size.name().into());
-        map.insert("scale".into(), self.scale.map(|s| s.replace('_', ".")).into());
+        map.insert(
+            "scale".into(),
+            self.scale.map(|s| s.replace('_', ".")).into(),
+        );
         map.insert("blocks".into(), self.blocks.len().into());
         map.insert(
             "channels".into(),
@@ -413,7 +420,9 @@ impl ResidualUnit {
     /// `[B, in, H, W]` → `[B, out, H/s, W/s]`
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = in_dtype_of(x, &self.expand_conv.conv.weight);
-        let y = self.bottleneck_conv.forward(self.expand_conv.forward(x.clone()));
+        let y = self
+            .bottleneck_conv
+            .forward(self.expand_conv.forward(x.clone()));
         let y = match &self.mid_se {
             Some(se) => se.forward(y),
             None => y,

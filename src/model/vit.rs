@@ -198,8 +198,8 @@ fn heads_of(dim: usize, hints: &Hints) -> Option<usize> {
         .any(|w| named.contains(w));
     match dim {
         1152 | 1280 | 1408 | 1664 => Some(16),
-        _ if sixteen && dim % 16 == 0 => Some(16),
-        _ if dim % 64 == 0 => Some(dim / 64),
+        _ if sixteen && dim.is_multiple_of(16) => Some(16),
+        _ if dim.is_multiple_of(64) => Some(dim / 64),
         _ => None,
     }
 }
@@ -467,12 +467,9 @@ impl ArchSpec for Config {
 pub struct Embed {
     /// `[B, 3, H, W]` → `[B, C, H/p, W/p]`
     pub proj: ConvAct,
-    /// `[1, 1, C]`
-    pub cls_token: Option<Param<Tensor<3>>>,
-    /// `[1, 1, C]`
-    pub dist_token: Option<Param<Tensor<3>>>,
-    /// `[1, R, C]`
-    pub reg_token: Option<Param<Tensor<3>>>,
+    /// The prefix tokens, in order: class `[1, 1, C]`, distillation `[1, 1, C]`,
+    /// registers `[1, R, C]`, those the network has.
+    pub prefix: Vec<Param<Tensor<3>>>,
     /// `[1, (prefix +) g², C]`
     pub pos_embed: Param<Tensor<3>>,
     pub norm_pre: Option<LayerNorm>,
@@ -512,8 +509,9 @@ pub struct Block {
 pub struct Head {
     pub norm: Option<LayerNorm>,
     pub fc_norm: Option<LayerNorm>,
-    pub head: Linear,
-    pub head_dist: Option<Linear>,
+    /// The classifier (`head`), and DeiT's second (`head_dist`) on the distillation
+    /// token: the logits are their mean.
+    pub heads: Vec<Linear>,
     #[module(skip)]
     pub pool: Pool,
     #[module(skip)]
@@ -575,9 +573,14 @@ impl Vit {
                 Padding::Valid,
                 Act::Identity,
             )?,
-            cls_token: token("cls_token", c.class_token, 1)?,
-            dist_token: token("dist_token", c.distilled, 1)?,
-            reg_token: token("reg_token", c.registers > 0, c.registers)?,
+            prefix: [
+                token("cls_token", c.class_token, 1)?,
+                token("dist_token", c.distilled, 1)?,
+                token("reg_token", c.registers > 0, c.registers)?,
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             pos_embed: Param::from_tensor(p.tensor(
                 "pos_embed",
                 [1, positions, dim],
@@ -610,18 +613,14 @@ impl Vit {
         let head = Head {
             norm: norm(&p.pp("norm"), c.final_norm, dim)?,
             fc_norm: norm(&p.pp("fc_norm"), c.fc_norm, dim)?,
-            head: linear(&p.pp("head"), dim, c.classes, Stored::OutIn, true)?,
-            head_dist: if c.distilled {
-                Some(linear(
-                    &p.pp("head_dist"),
-                    dim,
-                    c.classes,
-                    Stored::OutIn,
-                    true,
-                )?)
+            heads: (if c.distilled {
+                &["head", "head_dist"][..]
             } else {
-                None
-            },
+                &["head"][..]
+            })
+            .iter()
+            .map(|name| linear(&p.pp(name), dim, c.classes, Stored::OutIn, true))
+            .collect::<Result<_, _>>()?,
             pool: c.pool,
             prefix: c.prefix_tokens(),
         };
@@ -674,9 +673,9 @@ impl Embed {
             let grid = resample(grid, self.grid, [h, w]);
             Tensor::cat(vec![prefix, grid], 1)
         };
-        let mut prefix: Vec<Tensor<3>> = [&self.cls_token, &self.dist_token, &self.reg_token]
-            .into_iter()
-            .flatten()
+        let mut prefix: Vec<Tensor<3>> = self
+            .prefix
+            .iter()
             .map(|t| t.val().repeat_dim(0, batch))
             .collect();
         let x = if self.no_embed_class {
@@ -808,26 +807,30 @@ impl Head {
             None => x,
         };
         let [batch, tokens, channels] = x.dims();
-        let token = |i: usize| x.clone().narrow(1, i, 1).reshape([batch, channels]);
-        let pooled = match self.pool {
-            Pool::Token => token(0),
-            Pool::Avg => x
-                .clone()
-                .narrow(1, self.prefix, tokens - self.prefix)
-                .mean_dim(1)
-                .reshape([batch, channels]),
-        };
-        let pooled = match &self.fc_norm {
-            Some(norm) => norm.forward(pooled),
-            None => pooled,
-        };
-        let logits = self.head.forward(in_dtype_of(pooled, &self.head.weight));
-        match &self.head_dist {
-            Some(head_dist) => {
-                let distilled = head_dist.forward(in_dtype_of(token(1), &head_dist.weight));
-                (logits + distilled).div_scalar(2.0)
-            }
-            None => logits,
+        // One vector per classifier: the class token (and DeiT's distillation token),
+        // or the mean of the patch tokens.
+        let logits = self.heads.iter().enumerate().map(|(i, head)| {
+            let pooled = match self.pool {
+                Pool::Token => x.clone().narrow(1, i, 1).reshape([batch, channels]),
+                Pool::Avg => x
+                    .clone()
+                    .narrow(1, self.prefix, tokens - self.prefix)
+                    .mean_dim(1)
+                    .reshape([batch, channels]),
+            };
+            let pooled = match &self.fc_norm {
+                Some(norm) => norm.forward(pooled),
+                None => pooled,
+            };
+            head.forward(in_dtype_of(pooled, &head.weight))
+        });
+        let count = self.heads.len();
+        let sum = logits.reduce(|a, b| a + b);
+        match sum {
+            Some(sum) if count > 1 => sum.div_scalar(count as f64),
+            Some(sum) => sum,
+            // No classifier: never built so.
+            None => Tensor::zeros([batch, 0], &x.device()),
         }
     }
 }

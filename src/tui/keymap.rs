@@ -84,7 +84,7 @@ pub const KEYMAP: &[Binding] = &[
         &[Char('y')],
         "y",
         Intent::NextLayer,
-        "next layer of the network (`camwatch info` lists them)",
+        "next layer of the network",
     ),
     bind(
         &[Char('t')],

@@ -215,10 +215,9 @@ impl ResNetConfig {
                 self.width / self.groups
             ),
             BlockKind::Bottleneck => format!("bottleneck, {} channels", self.width),
-            BlockKind::Res2Net => format!(
-                "Res2Net, {} scales × {} channels",
-                self.scales, self.width
-            ),
+            BlockKind::Res2Net => {
+                format!("Res2Net, {} scales × {} channels", self.scales, self.width)
+            }
         };
         if let Some(ratio) = self.se_ratio {
             text.push_str(&format!(", squeeze-excitation 1/{ratio}"));

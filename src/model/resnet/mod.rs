@@ -27,9 +27,10 @@ pub fn detect(weights: &Weights, _: &Hints) -> Option<Result<Arch, LoadError>> {
     if !naming::is_resnet(weights) {
         return None;
     }
-    Some(infer(weights).map(|(config, naming)| {
-        std::sync::Arc::new(Member { config, naming }) as Arch
-    }))
+    Some(
+        infer(weights)
+            .map(|(config, naming)| std::sync::Arc::new(Member { config, naming }) as Arch),
+    )
 }
 
 /// A member read off a checkpoint: its configuration and the file's naming scheme.
@@ -136,7 +137,9 @@ impl ArchSpec for Member {
 
 impl Backbone for ResNet {
     fn tap_names(&self) -> Vec<String> {
-        (1..=self.stages.len()).map(|s| format!("stage{s}")).collect()
+        (1..=self.stages.len())
+            .map(|s| format!("stage{s}"))
+            .collect()
     }
 
     fn forward_to(&self, tap: usize, images: Tensor<4>) -> Tapped {

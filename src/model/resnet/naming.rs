@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 
 use super::config::{BlockKind, ResNetConfig, Stem};
-use crate::model::Variant;
 use super::network::ConvSlot;
 use crate::checkpoint::{LoadError, Weights};
+use crate::model::Variant;
 use crate::model::prefix_of;
 
 /// The file's names for one convolution and its BatchNorm.
@@ -225,7 +225,9 @@ const FIRST_CONV: [&str; 3] = [
 
 /// Whether the file names its layers in one of the family's schemes.
 pub fn is_resnet(weights: &Weights) -> bool {
-    FIRST_CONV.iter().any(|marker| prefix_of(weights, marker).is_some())
+    FIRST_CONV
+        .iter()
+        .any(|marker| prefix_of(weights, marker).is_some())
 }
 
 /// Reads the architecture off the names and shapes of a file's tensors.

@@ -8,8 +8,8 @@ use burn::tensor::Tensor;
 
 use super::block::Block;
 use super::config::{BlockKind, ResNetConfig, Stem};
-use crate::model::Variant;
 use super::layers::{ConvBn, ConvSpec, SqueezeExcite, avg_pool, vd_pool};
+use crate::model::Variant;
 use crate::model::layers::channels_last;
 
 /// A convolution with its BatchNorm, by position in the network.
