@@ -92,9 +92,7 @@ pub struct Timings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
-    #[error(
-        "method `{method}` uses the classifier's weights and needs --layer last (got {layer})"
-    )]
+    #[error("method `{method}` uses the classifier's weights and needs --layer last (got {layer})")]
     NeedsLastLayer { method: Method, layer: Layer },
     #[error(
         "method `{method}` uses the classifier's weights and needs global pooling and one \
@@ -178,15 +176,12 @@ fn compute_maps(
     // the maps are made in fp32.
     let tapped = model.forward_to(tap, input.clone());
     let [batch, channels, height, width] = tapped.activation.dims();
+    let device = input.device();
     // Where a pooled linear classifier follows the tap, ∂score/∂A is exact without a
     // backward pass; elsewhere the gradient flows back through the later layers: they
     // are recorded from a fresh leaf, so autodiff covers only the tap-to-score path.
     let autodiff = classifier.is_none() && request.methods.iter().any(|m| m.needs_gradient());
-    let tapped = if autodiff {
-        tapped.into_leaf()
-    } else {
-        tapped
-    };
+    let tapped = if autodiff { tapped.into_leaf() } else { tapped };
     let logits_tracked = model.forward_from(tap, tapped.clone());
     let logits_values = to_vec(logits_tracked.clone().detach().without_autodiff());
     timings.forward += start.elapsed();
@@ -220,7 +215,6 @@ fn compute_maps(
             maps: Vec::new(),
         });
     }
-    let device = logits_tracked.device();
     let targets: Vec<i64> = results.iter().map(|r| r.target as i64).collect();
     let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [batch]), &device);
 
@@ -264,13 +258,13 @@ fn compute_maps(
 
     for &method in &request.methods {
         let map: Tensor<4> = match method {
-            Method::Cam => weighted_sum(class_weights().ok_or_else(|| {
-                CamError::NoPooledClassifier {
+            Method::Cam => {
+                weighted_sum(class_weights().ok_or_else(|| CamError::NoPooledClassifier {
                     method,
                     tap: model.tap_names()[tap].clone(),
                     network: model.family_name().to_string(),
-                }
-            })?),
+                })?)
+            }
             Method::GradCam => weighted_sum(gradient().mean_dims(&[2, 3])),
             Method::HiResCam => (gradient() * a.clone()).sum_dim(1),
             Method::GradCamPlusPlus => {

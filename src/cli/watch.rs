@@ -188,6 +188,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         cpu_fallback: args.cpu_fallback,
         memory,
         mirror: None,
+        hints: camwatch::model::Hints {
+            name: args.run.cam.arch.clone(),
+        },
     };
     let mut maker = RunMaker {
         template,

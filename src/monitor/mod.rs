@@ -71,6 +71,8 @@ pub struct MonitorConfig {
     /// When the run is kept in an object store: `dir` is its local mirror, kept up to
     /// date by this monitor (while it writes the history).
     pub mirror: Option<crate::store::mirror::MirrorConfig>,
+    /// What the user said of the network (`--arch`), for what checkpoints cannot tell.
+    pub hints: crate::model::Hints,
 }
 
 /// Where a report's maps came from.
@@ -476,6 +478,7 @@ impl Monitor {
             measure_batch,
             gpu: worker::GpuMemory::new(config.cpu_fallback),
             memory: config.memory,
+            hints: config.hints,
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())

@@ -9,7 +9,7 @@ use crate::cam::{CamError, Method, Sample};
 use crate::checkpoint::{self, LoadError};
 use crate::device::SelectedDevice;
 use crate::loader::{self, LoadedModel};
-use crate::model::{Arch, Hints};
+use crate::model::Arch;
 use crate::monitor::history::{Prediction, StoredMap, StoredSample};
 use crate::monitor::timeline;
 use crate::render::{self, ArchSummary, CamSettings, RenderError};
@@ -34,7 +34,8 @@ impl Worker {
             if content_hash(data) != hash {
                 return Ok(None);
             }
-            loader::from_bytes(path, data, &device.device, &Hints::default()).map(|loaded| Some(self.cast(loaded)))
+            loader::from_bytes(path, data, &device.device, &self.hints)
+                .map(|loaded| Some(self.cast(loaded)))
         })
         .and_then(|r| r);
         let loaded = match loaded {
@@ -61,8 +62,9 @@ impl Worker {
         let loaded = match parsed {
             Some(parsed) => {
                 let (format, weights) = parsed.map_err(Failure::Content)?;
-                let loaded = loader::from_weights(path, format, weights, &device.device, &Hints::default())
-                    .map_err(|e| Failure::Content(e.to_string()))?;
+                let loaded =
+                    loader::from_weights(path, format, weights, &device.device, &self.hints)
+                        .map_err(|e| Failure::Content(e.to_string()))?;
                 self.cast(loaded)
             }
             None => match self.load(path, hash, device)? {

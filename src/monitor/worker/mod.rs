@@ -148,6 +148,8 @@ pub struct Worker {
     pub gpu: GpuMemory,
     /// Whether memory is handed back after each checkpoint (`--gpu-memory`).
     pub memory: MemoryUse,
+    /// What the user said of the network (`--arch`).
+    pub hints: crate::model::Hints,
 }
 
 /// A checkpoint waiting for its trust figures.
