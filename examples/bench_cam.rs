@@ -1,8 +1,9 @@
 //! Time per checkpoint in a warm process, as the monitor sees it and as pytorch-grad-cam
 //! is measured: the median of N runs of open file → every map (after one untimed run).
 //!
-//! Usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N] [PRECISION]
-//!        (METHODS comma-separated, LAYER stage1..stage4, PRECISION fp32 or bf16)
+//! Usage: bench_cam CHECKPOINT SAMPLES METHODS LAYER [N] [PRECISION] [INPUT_SIZE]
+//!        (METHODS comma-separated, LAYER last or a layer's name, PRECISION fp32 or bf16,
+//!        INPUT_SIZE 224 by default)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,6 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("bf16") => Precision::Bf16,
         Some(other) => return Err(format!("{other:?}: expected fp32 or bf16").into()),
     };
+    let input_size: usize = rest.get(2).map_or(Ok(224), |n| n.parse())?;
     // As the monitor runs: freed memory reused within a checkpoint, handed back after.
     camwatch::device::reuse_freed_memory();
     let selected = select(DeviceChoice::Cpu)?;
@@ -39,7 +41,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let set = SampleSet::load(&PathBuf::from(samples))?;
         let loaded = loader::load(&PathBuf::from(checkpoint), &device)?;
         let model = precision::cast(loaded.model, precision, request.layer);
-        render::compute_all(&model, &set, &request, Normalize::Imagenet, 224, &device)?;
+        render::compute_all(
+            &model,
+            &set,
+            &request,
+            Normalize::Imagenet,
+            input_size,
+            &device,
+        )?;
         camwatch::device::release_cached_memory(&selected);
         Ok(start.elapsed().as_secs_f64() * 1e3)
     };
