@@ -30,8 +30,7 @@ pub fn load_with(
     hints: &Hints,
 ) -> Result<LoadedModel, CheckpointError> {
     let start = Instant::now();
-    let mut loaded =
-        checkpoint::with_file(path, |data| from_bytes(path, data, device, hints))??;
+    let mut loaded = checkpoint::with_file(path, |data| from_bytes(path, data, device, hints))??;
     loaded.load_time = start.elapsed();
     Ok(loaded)
 }

@@ -94,7 +94,10 @@ fn gradient_methods_match_pytorch_grad_cam() {
 #[test]
 fn eigencam_matches_numpy_svd() {
     let refs = reference("cam_timm.ref.safetensors");
-    for (layer, key) in [(Layer::Last, "eigencam.layer4"), (Layer::Tap("stage3"), "eigencam.layer3")] {
+    for (layer, key) in [
+        (Layer::Last, "eigencam.layer4"),
+        (Layer::Tap("stage3"), "eigencam.layer3"),
+    ] {
         let results = run(
             "timm_r50.pth",
             "cam_samples",

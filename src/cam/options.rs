@@ -409,7 +409,10 @@ mod tests {
         assert!(Method::parse_list("gradcam,grad").is_err());
         assert_eq!("stage2".parse::<Layer>().unwrap(), Layer::Tap("stage2"));
         assert_eq!("stage4".parse::<Layer>().unwrap(), Layer::Last);
-        assert_eq!("blocks.11.norm1".parse::<Layer>().unwrap().to_string(), "blocks.11.norm1");
+        assert_eq!(
+            "blocks.11.norm1".parse::<Layer>().unwrap().to_string(),
+            "blocks.11.norm1"
+        );
         assert!("stage 2".parse::<Layer>().is_err());
         assert_eq!("3".parse::<Target>().unwrap(), Target::Class(3));
         assert!("three".parse::<Target>().is_err());

@@ -190,7 +190,12 @@ impl Computed {
         let random = metrics
             .sanity
             .then(|| {
-                render::untrained_like(&self.loaded.config, model, request.layer, &self.device.device)
+                render::untrained_like(
+                    &self.loaded.config,
+                    model,
+                    request.layer,
+                    &self.device.device,
+                )
             })
             .transpose()?;
         let samples: Vec<&Sample> = self.set.samples.iter().collect();
