@@ -29,8 +29,8 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{DType, Device, Tensor};
 
 use super::layers::{
-    Act, ConvAct, ConvSpec, LayerNorm, Padding, Stored, cast, channels_last, conv, in_dtype_of,
-    linear,
+    Act, ConvAct, ConvSpec, LayerNorm, Padding, Stored, cast, cast_first, channels_last, conv,
+    in_dtype_of, linear,
 };
 use super::{
     Arch, ArchSpec, Backbone, Hints, Init, Names, Network, Params, Source, Tapped, Variant,
@@ -641,12 +641,7 @@ impl Backbone for ConvNeXt {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.stem = cast(self.stem, dtype);
-        self.stages = self
-            .stages
-            .into_iter()
-            .enumerate()
-            .map(|(s, stage)| if s <= tap { cast(stage, dtype) } else { stage })
-            .collect();
+        self.stages = cast_first(self.stages, tap + 1, dtype);
         self
     }
 

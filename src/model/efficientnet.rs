@@ -41,8 +41,8 @@ use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
 use super::layers::{
-    Act, BnNames, ConvAct, ConvSpec, Padding, SqueezeExcite, Stored, cast, channels_last, conv_bn,
-    in_dtype_of, linear, pool_and_classify,
+    Act, BnNames, ConvAct, ConvSpec, Padding, SqueezeExcite, Stored, cast, cast_first,
+    channels_last, conv_bn, in_dtype_of, linear, pool_and_classify,
 };
 use super::{
     Arch, ArchSpec, Backbone, Hints, Names, Network, Params, Source, Tapped, Variant, prefix_of,
@@ -1143,12 +1143,7 @@ impl Backbone for EfficientNet {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.stem = cast(self.stem, dtype);
-        self.stages = self
-            .stages
-            .into_iter()
-            .enumerate()
-            .map(|(s, stage)| if s <= tap { cast(stage, dtype) } else { stage })
-            .collect();
+        self.stages = cast_first(self.stages, tap + 1, dtype);
         if tap >= self.stages.len() {
             self.conv_head = self.conv_head.map(|head| cast(head, dtype));
         }

@@ -411,6 +411,16 @@ pub fn cast<M: Module>(module: M, dtype: DType) -> M {
     module.map(&mut CastWeights(dtype))
 }
 
+/// The first `count` of `modules` (the layers up to a tap) with every weight in `dtype`,
+/// the rest as they are.
+pub fn cast_first<M: Module>(modules: Vec<M>, count: usize, dtype: DType) -> Vec<M> {
+    modules
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| if i < count { cast(m, dtype) } else { m })
+        .collect()
+}
+
 /// `x` in the precision of `weight` (a network may run its layers in two).
 pub fn in_dtype_of<const D: usize, const W: usize>(
     x: Tensor<D>,

@@ -29,7 +29,8 @@ use burn::nn::{Linear, PaddingConfig2d};
 use burn::tensor::{DType, Device, Tensor};
 
 use super::layers::{
-    self, Act, ConvAct, ConvSpec, SqueezeExcite, Stored, cast, channels_last, in_dtype_of,
+    self, Act, ConvAct, ConvSpec, SqueezeExcite, Stored, cast, cast_first, channels_last,
+    in_dtype_of,
 };
 use super::pp_lcnet::{Head, HeadSpec, conv_bn_layer, conv_out};
 use super::{
@@ -558,9 +559,7 @@ impl Backbone for PpHgNet {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.stem = self.stem.into_iter().map(|c| cast(c, dtype)).collect();
-        for stage in self.stages.iter_mut().take(tap + 1) {
-            *stage = cast(stage.clone(), dtype);
-        }
+        self.stages = cast_first(self.stages, tap + 1, dtype);
         self
     }
 

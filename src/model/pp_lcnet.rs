@@ -26,8 +26,8 @@ use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
 use super::layers::{
-    self, Act, BnNames, ConvAct, ConvSpec, Padding, SqueezeExcite, Stored, cast, channels_last,
-    in_dtype_of,
+    self, Act, BnNames, ConvAct, ConvSpec, Padding, SqueezeExcite, Stored, cast, cast_first,
+    channels_last, in_dtype_of,
 };
 use super::{
     Arch, ArchSpec, Backbone, Hints, Names, Network, Params, Source, Tapped, Variant, prefix_of,
@@ -628,9 +628,7 @@ impl Backbone for PpLcNet {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.conv1 = cast(self.conv1, dtype);
-        for stage in self.stages.iter_mut().take(tap + 1) {
-            *stage = cast(stage.clone(), dtype);
-        }
+        self.stages = cast_first(self.stages, tap + 1, dtype);
         self
     }
 

@@ -25,7 +25,9 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{DType, Device, Tensor};
 
-use super::layers::{Act, ConvAct, ConvSpec, SqueezeExcite, cast, channels_last, in_dtype_of};
+use super::layers::{
+    Act, ConvAct, ConvSpec, SqueezeExcite, cast, cast_first, channels_last, in_dtype_of,
+};
 use super::pp_lcnet::{Head, HeadSpec, conv_bn_layer, conv_out, make_divisible, se_channels};
 use super::{
     Arch, ArchSpec, Backbone, Hints, Names, Network, Params, Source, Tapped, Variant, prefix_of,
@@ -510,9 +512,7 @@ impl Backbone for PpMobileNetV3 {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.conv = cast(self.conv, dtype);
-        for block in self.blocks.iter_mut().take(tap + 1) {
-            *block = cast(block.clone(), dtype);
-        }
+        self.blocks = cast_first(self.blocks, tap + 1, dtype);
         if tap >= self.blocks.len() {
             self.last_second_conv = cast(self.last_second_conv, dtype);
         }

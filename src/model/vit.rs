@@ -36,7 +36,7 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{DType, Device, Tensor};
 
 use super::layers::{
-    Act, ConvAct, ConvSpec, LayerNorm, Padding, Stored, cast, conv, in_dtype_of, linear,
+    Act, ConvAct, ConvSpec, LayerNorm, Padding, Stored, cast, cast_first, conv, in_dtype_of, linear,
 };
 use super::{
     Activation, Arch, ArchSpec, Backbone, Hints, Init, Names, Network, Params, Source, Tapped,
@@ -872,12 +872,7 @@ impl Backbone for Vit {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.embed = cast(self.embed, dtype);
-        self.blocks = self
-            .blocks
-            .into_iter()
-            .enumerate()
-            .map(|(i, block)| if i <= tap { cast(block, dtype) } else { block })
-            .collect();
+        self.blocks = cast_first(self.blocks, tap + 1, dtype);
         self
     }
 

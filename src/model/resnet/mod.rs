@@ -19,7 +19,10 @@ pub use config::{BlockKind, ResNetConfig, Stem};
 pub use naming::{Naming, infer};
 pub use network::{ResNet, ResNetOutput};
 
-use super::{Arch, ArchSpec, Backbone, Hints, Network, Source, Tapped, layers::cast};
+use super::{
+    Arch, ArchSpec, Backbone, Hints, Network, Source, Tapped,
+    layers::{cast, cast_first},
+};
 use crate::checkpoint::{LoadError, Weights};
 
 /// A ResNet-family checkpoint's architecture, when its names are of this family.
@@ -159,9 +162,7 @@ impl Backbone for ResNet {
 
     fn cast_through(mut self, tap: usize, dtype: DType) -> Self {
         self.stem = self.stem.into_iter().map(|c| cast(c, dtype)).collect();
-        for stage in self.stages.iter_mut().take(tap + 1) {
-            *stage = cast(stage.clone(), dtype);
-        }
+        self.stages = cast_first(self.stages, tap + 1, dtype);
         self
     }
 
