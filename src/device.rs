@@ -237,8 +237,8 @@ pub fn default_threads() -> usize {
 /// 200 MB) with its own mmap, unmapped on free, so each layer's output paid for fresh
 /// zeroed pages: page faults were about a quarter of an fp32 forward pass on the CPU
 /// (perf: exc_page_fault, clear_page_erms). From the heap, freed blocks are reused:
-/// forward 5.5 → 3.9 s fp32, 2.5 → 2.2 s bf16 for 64 images (README, "Where the time
-/// goes"). With `--gpu-memory release` the heap goes back to the system after each
+/// forward 5.5 → 3.9 s fp32, 2.5 → 2.2 s bf16 for 64 images (docs/performance.md, "Where
+/// the time goes"). With `--gpu-memory release` the heap goes back to the system after each
 /// checkpoint ([`release_cached_memory`]).
 ///
 /// One arena for every thread: a thread's own arena grows in heaps of at most 64 MB,
@@ -270,7 +270,7 @@ pub enum MemoryUse {
 impl MemoryUse {
     /// Keep on the CPU: measured 0.91× the time from a checkpoint's rename to its maps
     /// (Res2Net50, 6 samples, one thread) for about 190 MB more resident memory, little
-    /// beside a machine's RAM (README, "Where the time goes"). Release on a GPU, whose
+    /// beside a machine's RAM (docs/gpu.md, "The GPU"). Release on a GPU, whose
     /// memory the training job may need whole.
     pub fn default_for(device: &SelectedDevice) -> MemoryUse {
         if device.is_cuda() {

@@ -75,7 +75,7 @@ impl PrecisionChoice {
     /// correlation ≥ 0.999 with fp32 on the reference networks) and where it is faster
     /// here: hardware that computes bf16 (CUDA; CPUs with AVX-512 BF16 or AMX, under
     /// libtorch), and measured faster on this device at this size (see
-    /// [`bf16_measured_faster`]); fp32 otherwise (README, Precision).
+    /// [`bf16_measured_faster`]); fp32 otherwise (docs/precision.md).
     pub fn resolve(
         self,
         device: &SelectedDevice,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch's own no_grad forward of timm's res2net50d on 6 images at 224×224, NCHW
 against channels-last (input only, and input and weights), fp32 and bf16: the reason
-camwatch runs channels-last (README, "Where the time goes"). Best of 5 after one warm-up.
+camwatch runs channels-last (docs/performance.md, "Where the time goes"). Best of 5 after
+one warm-up.
 
     .venv/bin/python tools/bench_torch_layout.py
 """

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The shipped pair compared the way a user compares two training runs: one
 `camwatch watch --headless` follows both copies (each gets its own history), then
-`camwatch report` writes the comparison — the figures in the README's "Comparing
-runs" (docs/compare/). With --screenshot, also the comparing UI on both in kitty under
-Xvfb at epoch 12 (needs Xvfb, kitty, xdotool, ImageMagick and the DejaVu fonts).
+`camwatch report` writes the comparison — the figures of docs/comparing.md. With
+--screenshot, also the comparing UI on both in kitty under Xvfb at epoch 12 (needs Xvfb,
+kitty, xdotool, ImageMagick and the DejaVu fonts).
 
 Usage: compare_demo.py CAMWATCH OUT_DIR [--screenshot PNG]
 """

@@ -12,7 +12,7 @@ as `cam.<method>`), with the predicted class as target:
   imputer's noise set to zero (camwatch adds its own seeded noise, so only noiseless
   runs can be compared);
 - `deletion.<method>`, `insertion.<method>`: a NumPy implementation of the definition in
-  issue 13 / the README (n = 16 steps, ties by index, trapezoid rule).
+  issue 13 / docs/trust.md (n = 16 steps, ties by index, trapezoid rule).
 
 Usage: make_metric_refs.py FIXTURES_DIR    (writes FIXTURES_DIR/metrics.ref.safetensors)
 """

@@ -435,8 +435,8 @@ fn in_dtype_of_linear<const D: usize>(x: Tensor<D>, linear: &Linear) -> Tensor<D
 
 /// The same `[B, C, H, W]` tensor with its values stored channel-fastest (NHWC): a
 /// permuted copy, seen through the inverse permutation. libtorch keeps the layout through
-/// the network and its oneDNN convolutions run 15–25 % faster on it (README, "Where the
-/// time goes"); the pure-Rust backend runs as fast either way.
+/// the network and its oneDNN convolutions run 15–25 % faster on it (docs/performance.md,
+/// "Where the time goes"); the pure-Rust backend runs as fast either way.
 pub fn channels_last(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.permute([0, 2, 3, 1])

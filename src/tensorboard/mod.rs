@@ -7,8 +7,8 @@
 //! ```
 //!
 //! The protobufs are written with `prost` (derived messages, no build step) and the
-//! TFRecord framing's CRC-32C with `crc32c`: see the README for why not the old
-//! `tensorboard-rs`.
+//! TFRecord framing's CRC-32C with `crc32c`: see docs/dashboards.md ("The writer") for
+//! why not the old `tensorboard-rs`.
 
 pub mod export;
 pub mod live;
