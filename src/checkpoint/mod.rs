@@ -98,14 +98,17 @@ pub fn detect(data: &[u8]) -> Result<Format, LoadError> {
     if data.starts_with(b"PK\x03\x04") {
         return Ok(Format::Torch);
     }
+    // Before the pickle test: a header of 640 bytes (0x280, and 1 in 256 other lengths)
+    // starts like a pickle's protocol 2 opcode. A header length under 2⁴⁰ has three zero
+    // bytes before the JSON; no pickle of protocol 2 to 5 has them there.
+    if data.len() >= 9 && data[8] == b'{' && data[5..8] == [0, 0, 0] {
+        return Ok(Format::Safetensors);
+    }
     if data[0] == 0x80 && data.get(1).is_some_and(|&p| (2..=5).contains(&p)) {
         if data[2..].starts_with(LEGACY_TORCH_MAGIC) {
             return Err(LoadError::LegacyTorch);
         }
         return Ok(Format::Pdparams);
-    }
-    if data.len() >= 9 && data[8] == b'{' {
-        return Ok(Format::Safetensors);
     }
     // The file's bytes are not shown: a symlink may point at somebody's private file.
     Err(LoadError::UnknownFormat(
@@ -176,4 +179,49 @@ pub fn with_file<T>(path: &Path, f: impl FnOnce(&[u8]) -> T) -> Result<T, Checkp
         }
         Ok(result)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One f32 tensor, the header padded to `length` bytes with metadata.
+    fn safetensors_with_header(length: usize) -> Vec<u8> {
+        let mut json =
+            br#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"__metadata__":{"a":""#
+                .to_vec();
+        let close = br#""}}"#;
+        json.resize(length - close.len(), b'x');
+        json.extend_from_slice(close);
+        let mut data = (length as u64).to_le_bytes().to_vec();
+        data.extend_from_slice(&json);
+        data.extend_from_slice(&1f32.to_le_bytes());
+        data
+    }
+
+    #[test]
+    fn a_safetensors_header_that_starts_like_a_pickle_is_safetensors() {
+        // 0x280: the first two bytes are 0x80 0x02, a pickle's protocol 2 opcode.
+        for length in [0x280, 0x380, 0x480, 0x580, 0x1_0280, 100] {
+            let data = safetensors_with_header(length);
+            assert_eq!(
+                detect(&data).unwrap(),
+                Format::Safetensors,
+                "header of {length}"
+            );
+            let (_, weights) = parse(&data).unwrap_or_else(|e| panic!("header of {length}: {e}"));
+            assert_eq!(weights.tensors["w"].values, [1.0]);
+        }
+    }
+
+    #[test]
+    fn pickles_are_pickles() {
+        // torch.save's and paddle.save's protocol 2 and protocol 4 beginnings.
+        for data in [
+            &b"\x80\x02}q\x00(X\x05\x00\x00\x00"[..],
+            &b"\x80\x04\x95\x40\x00\x00\x00\x00\x00\x00\x00}\x94"[..],
+        ] {
+            assert_eq!(detect(data).unwrap(), Format::Pdparams);
+        }
+    }
 }
