@@ -17,7 +17,8 @@ prefix tokens, on the patch grid), the number of trainable parameters, the predi
 class of each sample image (`samples-<size>/`) and maps of the last tap for them:
 pytorch-grad-cam's (`<method>@<tap>`, every gradient method, ScoreCAM for a few, an
 SVD EigenCAM) for timm members, Grad-CAM and HiResCAM computed in PaddlePaddle at
-feature resolution for PaddleClas members. `manifest.json` lists the members.
+feature resolution for PaddleClas members (and ScoreCAM for one member of each
+family). `manifest.json` lists the members.
 
 `shapes/<model>.json` holds the state-dict shapes of every 1000-class model camwatch
 claims to read (timm ones built on the meta device), `shapes/unsupported/` those of a
@@ -66,10 +67,12 @@ def timm_entry(model, family, taps, size=128, scorecam=False, tar=False, stem=No
                 file=(stem or f"timm_{model}") + (".pth.tar" if tar else ".pth"), tar=tar)
 
 
-def paddle_entry(constructor, module, family, taps):
+def paddle_entry(constructor, module, family, taps, scorecam_images=0):
+    """A PaddleClas member; ScoreCAM's reference for its first `scorecam_images` samples."""
     return dict(stem=f"paddle_{constructor}", variant="paddle", family=family,
                 model=constructor, module=module, name=constructor, size=128, input=ODD,
-                taps=taps, scorecam=False, file=f"paddle_{constructor}.pdparams")
+                taps=taps, scorecam=scorecam_images > 0, scorecam_images=scorecam_images,
+                file=f"paddle_{constructor}.pdparams")
 
 
 TIMM = [
@@ -95,11 +98,15 @@ TIMM = [
 
 PADDLE = [
     paddle_entry("PPLCNet_x1_0", "pp_lcnet", "pplcnet", ["blocks5", "blocks6"]),
-    paddle_entry("PPLCNet_x0_25", "pp_lcnet", "pplcnet", ["blocks6"]),
+    # ScoreCAM on one member per family, the smallest: a forward pass per channel and
+    # image (PP-HGNet's 768 channels on one image only).
+    paddle_entry("PPLCNet_x0_25", "pp_lcnet", "pplcnet", ["blocks6"], scorecam_images=SAMPLES),
     paddle_entry("MobileNetV3_large_x1_0", "mobilenet_v3", "mobilenetv3",
                  ["blocks.14", "last_second_conv"]),
-    paddle_entry("MobileNetV3_small_x0_35", "mobilenet_v3", "mobilenetv3", ["last_second_conv"]),
-    paddle_entry("PPHGNet_tiny", "pp_hgnet", "pphgnet", ["stages.2", "stages.3"]),
+    paddle_entry("MobileNetV3_small_x0_35", "mobilenet_v3", "mobilenetv3", ["last_second_conv"],
+                 scorecam_images=SAMPLES),
+    paddle_entry("PPHGNet_tiny", "pp_hgnet", "pphgnet", ["stages.2", "stages.3"],
+                 scorecam_images=1),
     paddle_entry("PPHGNet_small", "pp_hgnet", "pphgnet", ["stages.3"]),
 ]
 
@@ -375,6 +382,40 @@ def paddle_maps(model, layer, tap, xs):
     return {k: np.float32(v) for k, v in maps.items()}
 
 
+def paddle_scorecam(model, layer, tap, xs):
+    """ScoreCAM of `layer` at feature resolution, as pytorch-grad-cam defines it: each
+    channel upsampled to the input (bilinear, aligned corners) and scaled to [0, 1] masks
+    the input; the predicted class's logits of the masked images, softmaxed over the
+    channels, weight the channels; ReLU, divided by the maximum."""
+    import paddle
+    import paddle.nn.functional as F
+    captured = {}
+    handle = layer.register_forward_post_hook(lambda m, i, o: captured.__setitem__("a", o))
+    maps = []
+    with paddle.no_grad():
+        for img in xs:
+            x = paddle.to_tensor(img[None])
+            pred = int(model(x).argmax(axis=1).numpy()[0])
+            a = captured["a"]                                  # [1, K, h, w]
+            activation = a.numpy()[0]
+            up = F.interpolate(a, size=list(img.shape[-2:]), mode="bilinear",
+                               align_corners=True)[0]         # [K, H, W]
+            flat = up.reshape([up.shape[0], -1])
+            lo, hi = flat.min(axis=1), flat.max(axis=1)
+            masks = (up - lo[:, None, None]) / (hi - lo + 1e-8)[:, None, None]
+            scores = []
+            for start in range(0, masks.shape[0], SCORECAM_BATCH):
+                masked = x * masks[start:start + SCORECAM_BATCH, None]
+                scores.append(model(masked)[:, pred].numpy())
+            scores = np.concatenate(scores)
+            weights = np.exp(scores - scores.max())
+            weights /= weights.sum()
+            heat = np.maximum(np.einsum("k,khw->hw", weights, activation), 0)
+            maps.append(heat / max(heat.max(), 1e-12))
+    handle.remove()
+    return {f"scorecam@{tap}": np.float32(maps)}
+
+
 def paddle_member(out, index):
     """One PaddleClas member, in a process of its own (PaddleClas names parameters
     globally)."""
@@ -408,6 +449,8 @@ def paddle_member(out, index):
     refs.update({f"tap.{tap}": captured[tap] for tap in entry["taps"]})
     tap = entry["taps"][-1]
     refs.update(paddle_maps(model, layers[tap], tap, xs))
+    if entry["scorecam"]:
+        refs.update(paddle_scorecam(model, layers[tap], tap, xs[:entry["scorecam_images"]]))
     save_refs(os.path.join(out, entry["stem"] + ".ref.safetensors"), refs)
 
     path = os.path.join(out, entry["file"])
@@ -521,7 +564,8 @@ def main():
     for index, entry in enumerate(PADDLE):
         print(f"make_network_fixtures: {entry['file']}", file=sys.stderr, flush=True)
         run_child("paddle", out, index)
-        manifest.append(manifest_entry(entry, ["gradcam", "hirescam"]))
+        methods = ["gradcam", "hirescam"] + (["scorecam"] if entry["scorecam"] else [])
+        manifest.append(manifest_entry(entry, methods))
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 
