@@ -19,7 +19,16 @@ fn main() {
     let libtorch = PathBuf::from(libtorch);
     let libtorch = libtorch.canonicalize().unwrap_or(libtorch);
     let lib = libtorch.join("lib");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // The folder libtorch_cpu really lies in: LIBTORCH may be a folder of links (as
+    // scripts/setup makes for the CPU), and libtorch's own run path finds the CUDA
+    // runtime relative to where it lies.
+    let runpath = lib
+        .join("libtorch_cpu.so")
+        .canonicalize()
+        .ok()
+        .and_then(|file| file.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| lib.clone());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", runpath.display());
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
         build_cuda_cache_shim(&libtorch, &lib);

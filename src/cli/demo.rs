@@ -17,19 +17,20 @@ use super::watch::{self, WatchArgs};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// The shipped run to replay.
-    #[arg(long, default_value = "checkpoints")]
-    pub checkpoints: PathBuf,
+    /// The run to replay [default: the shipped one, checkpoints/ in camwatch's folder].
+    #[arg(long)]
+    pub checkpoints: Option<PathBuf>,
     /// Replay the shipped pair side by side: the run in --checkpoints and the one
     /// trained on data with a shortcut (--shortcut-checkpoints), compared by epoch.
     #[arg(long, conflicts_with = "train")]
     pub compare: bool,
-    /// The shortcut run of the pair (with --compare).
-    #[arg(long, default_value = "checkpoints-shortcut")]
-    pub shortcut_checkpoints: PathBuf,
-    /// The sample set.
-    #[arg(long, default_value = "samples")]
-    pub samples: PathBuf,
+    /// The shortcut run of the pair (with --compare) [default: the shipped one,
+    /// checkpoints-shortcut/ in camwatch's folder].
+    #[arg(long)]
+    pub shortcut_checkpoints: Option<PathBuf>,
+    /// The sample set [default: the shipped one, samples/ in camwatch's folder].
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
     /// Seconds between two epochs of the replay.
     #[arg(long, value_name = "SECONDS", default_value = "2")]
     pub delay: f64,
@@ -67,14 +68,28 @@ pub fn run(args: DemoArgs) -> CliResult {
 fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     let mut trainer = None;
     // Each run in a folder named for it: the UI and the JSON lines name runs by folder.
+    let shipped = |given: &Option<PathBuf>, name: &str| match given {
+        Some(path) => Ok(path.clone()),
+        None => shipped(name),
+    };
     let pair = if args.compare {
         vec![
-            (args.checkpoints.clone(), folder.join("plain")),
-            (args.shortcut_checkpoints.clone(), folder.join("shortcut")),
+            (
+                shipped(&args.checkpoints, "checkpoints")?,
+                folder.join("plain"),
+            ),
+            (
+                shipped(&args.shortcut_checkpoints, "checkpoints-shortcut")?,
+                folder.join("shortcut"),
+            ),
         ]
     } else {
-        vec![(args.checkpoints.clone(), folder.to_path_buf())]
+        vec![(
+            shipped(&args.checkpoints, "checkpoints")?,
+            folder.to_path_buf(),
+        )]
     };
+    let samples = shipped(&args.samples, "samples")?;
     let epochs = if args.train {
         trainer = Some(start_trainer(folder, args.epochs)?);
         args.epochs
@@ -93,7 +108,7 @@ fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     let mut watch = WatchArgs::defaults();
     watch.run.dir.clone_from(&pair[0].1);
     watch.more = pair[1..].iter().map(|(_, run)| run.clone()).collect();
-    watch.run.samples.clone_from(&args.samples);
+    watch.run.samples = samples;
     watch.headless = args.headless;
     watch.protocol = args.protocol;
     watch.snapshots.clone_from(&args.snapshots);
@@ -105,6 +120,36 @@ fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     result
 }
 
+/// `name` (checkpoints/, samples/ …) as shipped in camwatch's folder: the checkout the
+/// running binary was built in (found from the binary, so that a link to it on PATH
+/// works from any folder, then from where it was compiled), else the current folder.
+fn shipped(name: &str) -> CliResult<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    let checkouts = exe
+        .iter()
+        .flat_map(|exe| exe.ancestors().skip(1).take(4))
+        .map(Path::to_path_buf)
+        .chain([
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            PathBuf::from("."),
+        ]);
+    for checkout in checkouts {
+        let path = checkout.join(name);
+        if checkout.join("Cargo.toml").is_file() && path.is_dir() {
+            return Ok(path);
+        }
+    }
+    Err(format!(
+        "{name}: the shipped demo is not beside {} nor in this folder: pass --{} DIR (camwatch's checkout has it)",
+        exe.as_deref().unwrap_or(Path::new("camwatch")).display(),
+        match name {
+            "checkpoints-shortcut" => "shortcut-checkpoints",
+            other => other,
+        }
+    )
+    .into())
+}
+
 /// The shipped checkpoints, in epoch order.
 fn shipped_epochs(dir: &Path) -> CliResult<Vec<PathBuf>> {
     let mut files: Vec<(u64, PathBuf)> = scan::scan(dir, &dir.join(".camwatch"))
@@ -113,7 +158,7 @@ fn shipped_epochs(dir: &Path) -> CliResult<Vec<PathBuf>> {
         .collect();
     if files.is_empty() {
         return Err(format!(
-            "{}: no epoch_N checkpoints to replay (run from the camwatch folder, or pass --checkpoints)",
+            "{}: no epoch_N checkpoints to replay (pass --checkpoints DIR)",
             dir.display()
         )
         .into());
@@ -138,13 +183,11 @@ fn replay(files: &[PathBuf], run: &Path, delay: Duration) {
 }
 
 fn start_trainer(run: &Path, epochs: usize) -> CliResult<Child> {
-    let script = Path::new("tools/train_demo.py");
-    if !script.exists() {
-        return Err("--train runs tools/train_demo.py: run from the camwatch folder".into());
-    }
-    let venv = Path::new(".venv/bin/python");
+    let tools = shipped("tools")?;
+    let script = tools.join("train_demo.py");
+    let venv = tools.join("../.venv/bin/python");
     let python = if venv.exists() {
-        venv
+        venv.as_path()
     } else {
         Path::new("python3")
     };
