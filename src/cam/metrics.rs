@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::road::{self, Solver};
 use crate::rng::Normal;
 
 /// One faithfulness metric.
@@ -264,14 +265,25 @@ pub struct Image<'a> {
     pub seed: u64,
 }
 
-/// Measures `image` with every metric of `settings`. `score` gets perturbed copies of
-/// the input and returns their target probabilities, in order. It is called once per
-/// metric, and for ROAD once per round of imputations (as many as camwatch has
-/// threads): a caller that stops between calls waits for at most one batched run or
-/// one round of solves.
+/// Measures `image` with every metric of `settings`, ROAD's imputations solved on the
+/// CPU's threads. `score` gets perturbed copies of the input and returns their target
+/// probabilities, in order. It is called once per metric, and for ROAD once per round
+/// of imputations (as many as camwatch has threads): a caller that stops between calls
+/// waits for at most one batched run or one round of solves.
 pub fn evaluate<E>(
     image: &Image,
     settings: &MetricSettings,
+    score: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<Vec<f32>, E>,
+) -> Result<Faithfulness, E> {
+    evaluate_with(image, settings, &Solver::Threads, score)
+}
+
+/// [`evaluate`], ROAD's imputations solved by `solver`: batched, a round is all of a
+/// direction's percentiles.
+pub fn evaluate_with<E>(
+    image: &Image,
+    settings: &MetricSettings,
+    solver: &Solver,
     score: &mut dyn FnMut(Vec<Vec<f32>>) -> Result<Vec<f32>, E>,
 ) -> Result<Faithfulness, E> {
     let p0 = image.probability;
@@ -307,12 +319,17 @@ pub fn evaluate<E>(
                 let mut road = |removed| -> Result<f64, E> {
                     let percentiles: Vec<usize> = (0..ROAD_PERCENTILES.len()).collect();
                     let mut p = Vec::with_capacity(percentiles.len());
-                    for round in percentiles.chunks(crate::device::thread_limit().max(1)) {
+                    let round = match solver {
+                        Solver::Threads => crate::device::thread_limit().max(1),
+                        Solver::Batched(_) => percentiles.len(),
+                    };
+                    for round in percentiles.chunks(round) {
                         p.extend(score(road_inputs(
                             image,
                             removed,
                             round,
                             settings.road_noise,
+                            solver,
                         ))?);
                     }
                     Ok(p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64)
@@ -336,13 +353,15 @@ enum Removed {
 
 /// ROAD's imputed images for some of its percentiles (by index): the pixels above the
 /// percentile removed, of the map (most relevant) or of its inverse (least relevant).
-/// The solves are independent: they run on the threads camwatch may use (`--threads`),
-/// each with its own noise seed, so the result does not depend on their number.
+/// The solves are independent: they run batched on the solver's device, or on the
+/// threads camwatch may use (`--threads`), each with its own noise seed, so the result
+/// depends on neither.
 fn road_inputs(
     image: &Image,
     removed: Removed,
     percentiles: &[usize],
     noise: f32,
+    solver: &Solver,
 ) -> Vec<Vec<f32>> {
     let inverted: Vec<f32>;
     let (map, first_seed) = match removed {
@@ -352,21 +371,25 @@ fn road_inputs(
             (&inverted[..], ROAD_PERCENTILES.len())
         }
     };
-    let jobs: Vec<(usize, f32)> = percentiles
-        .iter()
-        .map(|&i| (first_seed + i, ROAD_PERCENTILES[i]))
-        .collect();
-    let run = |&(i, p): &(usize, f32)| {
-        // Kept: below the percentile; the rest is imputed.
-        let threshold = percentile(map, p);
-        let keep: Vec<bool> = map.iter().map(|&v| v < threshold).collect();
-        let mut normal = Normal::new(image.seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
-        impute(image, &keep, noise, &mut normal)
+    // Kept: below the percentile; the rest is imputed.
+    let keep = |i: usize| {
+        let threshold = percentile(map, ROAD_PERCENTILES[i]);
+        map.iter().map(|&v| v < threshold).collect::<Vec<bool>>()
     };
+    let normal =
+        |i: usize| Normal::new(image.seed ^ ((first_seed + i) as u64).wrapping_mul(0x9E37_79B9));
+    if let Solver::Batched(device) = solver {
+        let keeps: Vec<Vec<bool>> = percentiles.iter().map(|&i| keep(i)).collect();
+        let mut normals: Vec<Normal> = percentiles.iter().map(|&i| normal(i)).collect();
+        if let Some(images) = road::impute_batch(image, &keeps, noise, &mut normals, device) {
+            return images;
+        }
+    }
+    let run = |&i: &usize| road::impute(image, &keep(i), noise, &mut normal(i));
     let threads = crate::device::thread_limit();
-    let per_thread = jobs.len().div_ceil(threads.max(1)).max(1);
+    let per_thread = percentiles.len().div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
+        let handles: Vec<_> = percentiles
             .chunks(per_thread)
             .map(|chunk| scope.spawn(move || chunk.iter().map(run).collect::<Vec<_>>()))
             .collect();
@@ -455,213 +478,6 @@ fn percentile(values: &[f32], p: f32) -> f32 {
     value as f32
 }
 
-/// The neighbours linear imputation averages, with their weights (ROAD's).
-const NEIGHBOURS: [((isize, isize), f64); 8] = [
-    ((1, 1), 1. / 12.),
-    ((0, 1), 1. / 6.),
-    ((-1, 1), 1. / 12.),
-    ((1, -1), 1. / 12.),
-    ((0, -1), 1. / 6.),
-    ((-1, -1), 1. / 12.),
-    ((1, 0), 1. / 6.),
-    ((-1, 0), 1. / 6.),
-];
-
-/// ROAD's noisy linear imputation: every pixel not kept becomes the weighted mean of its
-/// neighbours (kept or imputed; the weights of neighbours outside the image are dropped),
-/// per channel, plus noise. The system is symmetric positive definite; see [`Laplace`].
-fn impute(image: &Image, keep: &[bool], noise: f32, normal: &mut Normal) -> Vec<f32> {
-    let (h, w) = (image.height, image.width);
-    let plane = h * w;
-    let mut out = image.input.to_vec();
-    let system = Laplace::new(keep, h, w);
-    if system.unknown.is_empty() {
-        return out;
-    }
-    let channel = |c: usize| &image.input[c * plane..(c + 1) * plane];
-    let rhs: Vec<[f64; 3]> = system
-        .known
-        .iter()
-        .map(|k| {
-            let mut b = [0.0; 3];
-            for &(j, weight) in k {
-                for (c, b) in b.iter_mut().enumerate() {
-                    *b += weight * channel(c)[j as usize] as f64;
-                }
-            }
-            b
-        })
-        .collect();
-    let solution = system.solve(&rhs);
-    for c in 0..3 {
-        for (u, &pixel) in system.unknown.iter().enumerate() {
-            out[c * plane + pixel] = solution[u][c] as f32 + noise * normal.sample();
-        }
-    }
-    out
-}
-
-/// The neighbour-mean equations of the pixels to impute: row u says
-/// `diagonal[u]·x_u − Σ weight·x_j (unknown neighbours j) = Σ weight·value (known ones)`.
-struct Laplace {
-    unknown: Vec<usize>,
-    diagonal: Vec<f64>,
-    /// Unknown neighbours of row u: `links[starts[u]..starts[u + 1]]`.
-    links: Vec<(u32, f64)>,
-    starts: Vec<usize>,
-    /// Known neighbours of row u, as pixel indices.
-    known: Vec<Vec<(u32, f64)>>,
-}
-
-/// SSOR's relaxation: near-optimal for the 8-neighbour Laplacian on these grids (200+
-/// iterations of plain CG become about 60).
-const SSOR_OMEGA: f64 = 1.8;
-/// Relative residual at which the solve stops: imputed values within ~1e-6 of the exact
-/// solution (scipy's direct solve), far below ROAD's own noise of 0.01.
-const TOLERANCE: f64 = 1e-8;
-
-impl Laplace {
-    fn new(keep: &[bool], h: usize, w: usize) -> Laplace {
-        let unknown: Vec<usize> = (0..h * w).filter(|&i| !keep[i]).collect();
-        let mut index = vec![u32::MAX; h * w];
-        for (u, &pixel) in unknown.iter().enumerate() {
-            index[pixel] = u as u32;
-        }
-        let mut system = Laplace {
-            diagonal: vec![0.0; unknown.len()],
-            links: Vec::with_capacity(unknown.len() * 8),
-            starts: Vec::with_capacity(unknown.len() + 1),
-            known: vec![Vec::new(); unknown.len()],
-            unknown,
-        };
-        for (u, &pixel) in system.unknown.iter().enumerate() {
-            system.starts.push(system.links.len());
-            let (y, x) = ((pixel / w) as isize, (pixel % w) as isize);
-            for ((dy, dx), weight) in NEIGHBOURS {
-                let (ny, nx) = (y + dy, x + dx);
-                if ny < 0 || nx < 0 || ny >= h as isize || nx >= w as isize {
-                    continue;
-                }
-                system.diagonal[u] += weight;
-                let neighbour = ny as usize * w + nx as usize;
-                if keep[neighbour] {
-                    system.known[u].push((neighbour as u32, weight));
-                } else {
-                    system.links.push((index[neighbour], weight));
-                }
-            }
-        }
-        system.starts.push(system.links.len());
-        system
-    }
-
-    fn row(&self, u: usize) -> &[(u32, f64)] {
-        &self.links[self.starts[u]..self.starts[u + 1]]
-    }
-
-    fn apply(&self, x: &[[f64; 3]], y: &mut [[f64; 3]]) {
-        for (u, y) in y.iter_mut().enumerate() {
-            let mut v = x[u].map(|x| x * self.diagonal[u]);
-            for &(j, weight) in self.row(u) {
-                for c in 0..3 {
-                    v[c] -= weight * x[j as usize][c];
-                }
-            }
-            *y = v;
-        }
-    }
-
-    /// z = M⁻¹ r for SSOR's M = (D + ωL) D⁻¹ (D + ωU) / (ω(2 − ω)): a forward and a
-    /// backward sweep (unknowns are numbered in pixel order, so a neighbour with a
-    /// smaller number is in L).
-    fn precondition(&self, r: &[[f64; 3]], z: &mut [[f64; 3]]) {
-        let scale = SSOR_OMEGA * (2.0 - SSOR_OMEGA);
-        for u in 0..r.len() {
-            let mut v = r[u].map(|r| r * scale);
-            for &(j, weight) in self.row(u) {
-                if (j as usize) < u {
-                    for c in 0..3 {
-                        v[c] += SSOR_OMEGA * weight * z[j as usize][c];
-                    }
-                }
-            }
-            z[u] = v.map(|v| v / self.diagonal[u]);
-        }
-        for u in 0..r.len() {
-            z[u] = z[u].map(|z| z * self.diagonal[u]);
-        }
-        for u in (0..r.len()).rev() {
-            let mut v = z[u];
-            for &(j, weight) in self.row(u) {
-                if (j as usize) > u {
-                    for c in 0..3 {
-                        v[c] += SSOR_OMEGA * weight * z[j as usize][c];
-                    }
-                }
-            }
-            z[u] = v.map(|v| v / self.diagonal[u]);
-        }
-    }
-
-    /// Preconditioned conjugate gradients, each channel its own system (they share the
-    /// matrix, so one pass over it serves all three).
-    fn solve(&self, b: &[[f64; 3]]) -> Vec<[f64; 3]> {
-        let n = b.len();
-        let dot = |a: &[[f64; 3]], b: &[[f64; 3]]| {
-            let mut s = [0.0; 3];
-            for (a, b) in a.iter().zip(b) {
-                for c in 0..3 {
-                    s[c] += a[c] * b[c];
-                }
-            }
-            s
-        };
-        let mut x: Vec<[f64; 3]> = b
-            .iter()
-            .zip(&self.diagonal)
-            .map(|(b, d)| b.map(|b| b / d))
-            .collect();
-        let mut r = vec![[0.0; 3]; n];
-        self.apply(&x, &mut r);
-        for (r, b) in r.iter_mut().zip(b) {
-            *r = [b[0] - r[0], b[1] - r[1], b[2] - r[2]];
-        }
-        let mut z = vec![[0.0; 3]; n];
-        self.precondition(&r, &mut z);
-        let mut p = z.clone();
-        let mut rz = dot(&r, &z);
-        let limit = dot(b, b).map(|bb| TOLERANCE * TOLERANCE * bb.max(1e-30));
-        let mut ap = vec![[0.0; 3]; n];
-        for _ in 0..10 * n.max(50) {
-            let rr = dot(&r, &r);
-            if (0..3).all(|c| rr[c] <= limit[c]) {
-                break;
-            }
-            self.apply(&p, &mut ap);
-            let pap = dot(&p, &ap);
-            let alpha: [f64; 3] =
-                std::array::from_fn(|c| if pap[c] > 0.0 { rz[c] / pap[c] } else { 0.0 });
-            for i in 0..n {
-                for c in 0..3 {
-                    x[i][c] += alpha[c] * p[i][c];
-                    r[i][c] -= alpha[c] * ap[i][c];
-                }
-            }
-            self.precondition(&r, &mut z);
-            let next = dot(&r, &z);
-            let beta: [f64; 3] =
-                std::array::from_fn(|c| if rz[c] > 0.0 { next[c] / rz[c] } else { 0.0 });
-            rz = next;
-            for i in 0..n {
-                for c in 0..3 {
-                    p[i][c] = z[i][c] + beta[c] * p[i][c];
-                }
-            }
-        }
-        x
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,6 +559,8 @@ mod tests {
         assert!((percentile(&v, 10.0) - 1.0).abs() < 1e-7);
         assert!((percentile(&v, 90.0) - 4.6).abs() < 1e-6);
     }
+
+    use super::road::impute;
 
     #[test]
     fn imputation_solves_the_neighbour_mean() {

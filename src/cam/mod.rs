@@ -10,6 +10,7 @@ pub mod measures;
 pub mod metrics;
 pub mod npy;
 pub mod options;
+pub mod road;
 pub mod samples;
 pub mod trust;
 
