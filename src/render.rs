@@ -91,7 +91,7 @@ pub struct SampleTrust {
 /// [`untrained_like`]).
 pub fn compute_trust(
     model: &Network,
-    random: Option<&Network>,
+    random: Option<&trust::Untrained>,
     samples: &[&Sample],
     results: &[SampleMaps],
     settings: &CamSettings,
@@ -111,7 +111,8 @@ pub fn compute_trust(
             trust::faithfulness(model, &input, maps, metrics, request, &seeds)?
         };
         let sanity = if metrics.sanity {
-            trust::sanity(model, random, &input, maps, request)?
+            let keys: Vec<&str> = chunk.iter().map(|s| s.digest.as_str()).collect();
+            trust::sanity(model, random, &input, maps, &keys, request)?
         } else {
             vec![BTreeMap::new(); chunk.len()]
         };
@@ -145,9 +146,10 @@ pub fn untrained_like(
     model: &Network,
     layer: Layer,
     device: &Device,
-) -> Result<Network, crate::checkpoint::LoadError> {
+) -> Result<trust::Untrained, crate::checkpoint::LoadError> {
     let random = config.build(Source::Seeded(trust::RANDOM_SEED), device)?;
-    Ok(crate::precision::cast(random, Precision::of(model), layer))
+    let random = crate::precision::cast(random, Precision::of(model), layer);
+    Ok(trust::Untrained::new(random))
 }
 
 /// ROAD's noise seed for a sample: from its content, so the same image gets the same

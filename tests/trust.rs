@@ -49,12 +49,7 @@ fn faithfulness_matches_pytorch_grad_cam_and_the_definition() {
         );
     }
     let request = request(&[]);
-    let scorer = Scorer {
-        model: &model,
-        request: &request,
-        dims: [channels, height, width],
-        device: device.clone(),
-    };
+    let scorer = Scorer::new(&model, &request, [channels, height, width], device.clone());
     // Noiseless imputation, as the references were made.
     let settings = MetricSettings {
         road_noise: 0.0,
@@ -121,7 +116,23 @@ fn sanity(
         .config
         .build(camwatch::model::Source::Seeded(trust::RANDOM_SEED), &device)
         .unwrap();
-    trust::sanity(&loaded.model, Some(&random), &input, &results, &request).unwrap()
+    let random = trust::Untrained::new(random);
+    let keys: Vec<&str> = set.samples.iter().map(|s| s.digest.as_str()).collect();
+    let sanity = || {
+        trust::sanity(
+            &loaded.model,
+            Some(&random),
+            &input,
+            &results,
+            &keys,
+            &request,
+        )
+        .unwrap()
+    };
+    let figures = sanity();
+    // The untrained network's maps, kept by image and class, give the same figures again.
+    assert_eq!(figures, sanity(), "with the untrained network's kept maps");
+    figures
 }
 
 #[test]

@@ -78,6 +78,9 @@ pub struct SampleMaps {
     /// The class the maps explain.
     pub target: usize,
     pub maps: Vec<(Method, Map)>,
+    /// The same maps before their final ReLU, where the pass that made them kept them
+    /// (the sanity checks compare these); empty for maps read back from history.
+    pub signed: Vec<(Method, Map)>,
 }
 
 /// Time spent, accumulated over batches.
@@ -213,6 +216,7 @@ fn compute_maps(
             predicted,
             target,
             maps: Vec::new(),
+            signed: Vec::new(),
         });
     }
     let targets: Vec<i64> = results.iter().map(|r| r.target as i64).collect();
@@ -285,7 +289,7 @@ fn compute_maps(
             Method::EigenCam => eigen_cam(&a),
             Method::ScoreCam => score_cam(model, &input, &a, &results, request)?,
         };
-        let values = to_vec(if rectify { relu(map) } else { map });
+        let values = to_vec(map);
         let plane = height * width;
         for (b, result) in results.iter_mut().enumerate() {
             let map = Map {
@@ -293,7 +297,23 @@ fn compute_maps(
                 width,
                 values: values[b * plane..(b + 1) * plane].to_vec(),
             };
-            result.maps.push((method, map));
+            if rectify {
+                let rectified = map
+                    .values
+                    .iter()
+                    .map(|&v| if v < 0.0 { 0.0 } else { v })
+                    .collect();
+                result.signed.push((method, map.clone()));
+                result.maps.push((
+                    method,
+                    Map {
+                        values: rectified,
+                        ..map
+                    },
+                ));
+            } else {
+                result.maps.push((method, map));
+            }
         }
     }
     timings.cam += start.elapsed();

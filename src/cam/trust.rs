@@ -14,7 +14,8 @@
 //! map's resolution: after the ReLU, an untrained network's map or an unlikely class's is
 //! often all zero, and nothing can be read from comparing with nothing.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
@@ -22,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::{self, CamError, CamRequest, Map, SampleMaps, to_vec};
 use super::metrics::{self, Faithfulness, MetricSettings};
-use super::options::{Method, Target};
+use super::options::{Layer, Method, Target};
 use super::{image_ops, measures};
 use crate::model::Network;
 
@@ -71,12 +72,9 @@ pub fn faithfulness(
     let [_, channels, height, width] = input.dims();
     let values = to_vec(input.clone());
     let per_image = channels * height * width;
-    let scorer = Scorer {
-        model,
-        request,
-        dims: [channels, height, width],
-        device: input.device(),
-    };
+    let scorer = Scorer::new(model, request, [channels, height, width], input.device());
+    // ROAD's imputations as batched tensors on a GPU, on the CPU's threads otherwise.
+    let solver = super::road::Solver::for_device(&scorer.device);
     let mut out = Vec::with_capacity(results.len());
     for (b, result) in results.iter().enumerate() {
         let mut figures = BTreeMap::new();
@@ -95,7 +93,10 @@ pub fn faithfulness(
                 seed: seeds.get(b).copied().unwrap_or(0) ^ ((*method as u64) << 56),
             };
             let mut score = |inputs| scorer.probabilities(inputs, result.target);
-            figures.insert(*method, metrics::evaluate(&image, settings, &mut score)?);
+            figures.insert(
+                *method,
+                metrics::evaluate_with(&image, settings, &solver, &mut score)?,
+            );
         }
         out.push(figures);
     }
@@ -104,23 +105,62 @@ pub fn faithfulness(
 
 /// Target probabilities of perturbed inputs, by batched forward passes.
 pub struct Scorer<'a> {
-    pub model: &'a Network,
+    model: &'a Network,
     /// Its batch size and cancel token.
-    pub request: &'a CamRequest,
+    request: &'a CamRequest,
     /// Of one input: `[3, H, W]`.
-    pub dims: [usize; 3],
-    pub device: Device,
+    dims: [usize; 3],
+    device: Device,
+    /// Every class's probability for the all-zero input, once asked for: deletion's
+    /// last step and insertion's first, the same for every image and method.
+    zero: std::cell::OnceCell<Vec<f32>>,
 }
 
-impl Scorer<'_> {
+impl<'a> Scorer<'a> {
+    pub fn new(
+        model: &'a Network,
+        request: &'a CamRequest,
+        dims: [usize; 3],
+        device: Device,
+    ) -> Self {
+        Scorer {
+            model,
+            request,
+            dims,
+            device,
+            zero: Default::default(),
+        }
+    }
+
     /// The softmax probability of `target` for each input (`3 × H × W` values each).
     pub fn probabilities(
         &self,
         inputs: Vec<Vec<f32>>,
         target: usize,
     ) -> Result<Vec<f32>, CamError> {
+        let is_zero = |input: &[f32]| input.iter().all(|&v| v == 0.0);
+        let (zero, others): (Vec<usize>, Vec<usize>) =
+            (0..inputs.len()).partition(|&i| is_zero(&inputs[i]));
+        if !zero.is_empty() && self.zero.get().is_none() {
+            let all = self.softmax(&[&inputs[zero[0]][..]])?;
+            let _ = self.zero.set(all);
+        }
+        let scored = self.softmax(&others.iter().map(|&i| &inputs[i][..]).collect::<Vec<_>>())?;
+        let classes = scored.len() / others.len().max(1);
+        let mut probabilities = vec![0.0; inputs.len()];
+        for i in zero {
+            probabilities[i] = self.zero.get().map_or(0.0, |p| p[target]);
+        }
+        for (k, i) in others.into_iter().enumerate() {
+            probabilities[i] = scored[k * classes + target];
+        }
+        Ok(probabilities)
+    }
+
+    /// Every class's softmax probability for each input, in batches: `[n × classes]`.
+    fn softmax(&self, inputs: &[&[f32]]) -> Result<Vec<f32>, CamError> {
         let [channels, height, width] = self.dims;
-        let mut probabilities = Vec::with_capacity(inputs.len());
+        let mut out = Vec::new();
         for chunk in inputs.chunks(self.request.batch.max(1)) {
             self.request.cancel.check()?;
             let n = chunk.len();
@@ -129,30 +169,102 @@ impl Scorer<'_> {
                 &self.device,
             );
             let logits = self.model.logits(x).cast(DType::F32);
-            let targets = Tensor::<2, Int>::from_data(
-                TensorData::new(vec![target as i64; n], [n, 1]),
-                &self.device,
-            );
-            probabilities.extend(to_vec(softmax(logits, 1).gather(1, targets)));
+            out.extend(to_vec(softmax(logits, 1)));
         }
-        Ok(probabilities)
+        Ok(out)
+    }
+}
+
+/// The untrained network the model-randomisation check compares with (see
+/// [`RANDOM_SEED`]), and the maps it gave. They depend on the image, the class and the
+/// settings, not on the checkpoint: over a run's checkpoints each is computed once.
+pub struct Untrained {
+    pub network: Network,
+    /// By image (its key), class, layer and input size.
+    maps: RefCell<HashMap<(String, usize, Layer, [usize; 2]), MethodMaps>>,
+}
+
+impl Untrained {
+    pub fn new(network: Network) -> Untrained {
+        Untrained {
+            network,
+            maps: Default::default(),
+        }
+    }
+
+    /// Per image, the untrained network's maps for its target class: those kept from
+    /// earlier checkpoints, the rest computed. `keys[b]` names image b.
+    fn maps(
+        &self,
+        input: &Tensor<4>,
+        results: &[SampleMaps],
+        keys: &[&str],
+        request: &CamRequest,
+    ) -> Result<Vec<Option<MethodMaps>>, CamError> {
+        let [_, _, height, width] = input.dims();
+        let key = |b: usize| {
+            let image = keys.get(b).copied().unwrap_or_default().to_string();
+            (image, results[b].target, request.layer, [height, width])
+        };
+        let has_every_method = |maps: &MethodMaps| {
+            request
+                .methods
+                .iter()
+                .all(|m| maps.iter().any(|(k, _)| k == m))
+        };
+        let kept = |b: usize| {
+            let maps = self.maps.borrow();
+            let found = maps.get(&key(b)).filter(|maps| has_every_method(maps));
+            found.map(|maps| {
+                let wanted = request.methods.iter();
+                wanted
+                    .filter_map(|m| maps.iter().find(|(k, _)| k == m).cloned())
+                    .collect()
+            })
+        };
+        let mut out: Vec<Option<MethodMaps>> = (0..results.len()).map(kept).collect();
+        let missing = |b: usize, r: &SampleMaps| out[b].is_none().then_some(r.target);
+        let computed = signed_maps(&self.network, input, results, request, missing)?;
+        let mut maps = self.maps.borrow_mut();
+        for (b, computed) in computed.into_iter().enumerate() {
+            if let Some(computed) = computed {
+                if !keys.is_empty() {
+                    maps.insert(key(b), computed.clone());
+                }
+                out[b] = Some(computed);
+            }
+        }
+        Ok(out)
     }
 }
 
 /// Per image and method, the two sanity correlations; `random` is the untrained network
-/// of the same architecture (see [`RANDOM_SEED`]), when model randomisation is wanted.
+/// of the same architecture, when model randomisation is wanted, and `keys[b]` names
+/// image b for its maps (empty: none kept).
 pub fn sanity(
     model: &Network,
-    random: Option<&Network>,
+    random: Option<&Untrained>,
     input: &Tensor<4>,
     results: &[SampleMaps],
+    keys: &[&str],
     request: &CamRequest,
 ) -> Result<Vec<BTreeMap<Method, Sanity>>, CamError> {
-    let target = |r: &SampleMaps| Some(r.target);
-    let own = signed_maps(model, input, results, request, target)?;
-    let other = signed_maps(model, input, results, request, other_class)?;
+    let target = |_, r: &SampleMaps| Some(r.target);
+    // The maps' own pass kept them before their ReLU, unless they come from history.
+    let kept = results.iter().all(|r| {
+        request
+            .methods
+            .iter()
+            .all(|m| r.signed.iter().any(|(s, _)| s == m))
+    });
+    let own = if kept {
+        results.iter().map(|r| Some(r.signed.clone())).collect()
+    } else {
+        signed_maps(model, input, results, request, target)?
+    };
+    let other = signed_maps(model, input, results, request, |_, r| other_class(r))?;
     let random = match random {
-        Some(random) => signed_maps(random, input, results, request, target)?,
+        Some(random) => random.maps(input, results, keys, request)?,
         None => vec![None; results.len()],
     };
     let mut out = Vec::with_capacity(results.len());
@@ -191,19 +303,19 @@ pub fn other_class(result: &SampleMaps) -> Option<usize> {
 /// One image's maps, one per method.
 type MethodMaps = Vec<(Method, Map)>;
 
-/// Per image, `model`'s maps before their ReLU for the class `class_of` it; images that
-/// ask for the same class share a batch.
+/// Per image, `model`'s maps before their ReLU for the class `class_of` (its index and
+/// outcome) gives it, if any; images that ask for the same class share a batch.
 fn signed_maps(
     model: &Network,
     input: &Tensor<4>,
     results: &[SampleMaps],
     request: &CamRequest,
-    class_of: impl Fn(&SampleMaps) -> Option<usize>,
+    class_of: impl Fn(usize, &SampleMaps) -> Option<usize>,
 ) -> Result<Vec<Option<MethodMaps>>, CamError> {
     let mut out = vec![None; results.len()];
     let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (b, result) in results.iter().enumerate() {
-        if let Some(class) = class_of(result) {
+        if let Some(class) = class_of(b, result) {
             by_class.entry(class).or_default().push(b);
         }
     }

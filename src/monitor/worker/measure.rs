@@ -183,6 +183,7 @@ fn as_sample_maps(stored: &StoredSample, methods: &[Method]) -> Option<SampleMap
         predicted: prediction.predicted,
         target,
         maps,
+        signed: Vec::new(),
     })
 }
 

@@ -28,7 +28,6 @@ use crate::cam::{Method, SampleSet};
 use crate::checkpoint::{self, CheckpointError, Format, Weights};
 use crate::device::{self, MemoryUse, SelectedDevice};
 use crate::loader::LoadedModel;
-use crate::model::Network;
 use crate::render::CamSettings;
 
 pub use compute::Architecture;
@@ -130,9 +129,9 @@ pub struct Worker {
     /// Checkpoints whose maps are recorded but whose trust figures are not (all) yet:
     /// measured when no checkpoint waits for its maps, the newest first.
     pub pending: Vec<Pending>,
-    /// The untrained network of the sanity check, for the architecture (as JSON) it
-    /// was built for.
-    pub random: Option<(String, Network)>,
+    /// The untrained network of the sanity check and its maps, for the architecture (as
+    /// JSON) it was built for.
+    pub random: Option<(String, crate::cam::trust::Untrained)>,
     /// The network of the checkpoint whose maps were computed last (by content hash),
     /// kept for its trust figures, which come next unless a newer checkpoint does: they
     /// start at once instead of after loading it again.
