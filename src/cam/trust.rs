@@ -180,9 +180,12 @@ impl<'a> Scorer<'a> {
 /// settings, not on the checkpoint: over a run's checkpoints each is computed once.
 pub struct Untrained {
     pub network: Network,
-    /// By image (its key), class, layer and input size.
-    maps: RefCell<HashMap<(String, usize, Layer, [usize; 2]), MethodMaps>>,
+    maps: RefCell<HashMap<UntrainedKey, MethodMaps>>,
 }
+
+/// Which maps of the untrained network: an image (its key), a class, a layer and the
+/// input's size.
+type UntrainedKey = (String, usize, Layer, [usize; 2]);
 
 impl Untrained {
     pub fn new(network: Network) -> Untrained {
