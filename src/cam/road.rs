@@ -6,10 +6,10 @@
 //! 224 × 224. Conjugate gradients solve them, preconditioned by one multigrid V-cycle:
 //! every level halves the grid (coarse cell I on fine cell 2I, linear interpolation
 //! between), down to one cell, with Galerkin coarse operators (Pᵀ A P) and damped
-//! Jacobi before and after: 6–10 iterations at 224 × 224 where SSOR took 30–130. Every level is a
-//! 3 × 3 stencil per cell, so the same cycle runs cell by cell on the CPU ([`impute`])
-//! and as shifted products of whole tensors, batched over masks, on a GPU
-//! ([`impute_batch`]).
+//! Jacobi before and after: 6–10 iterations at 224 × 224 where SSOR took 30–130.
+//! Every level is a 3 × 3 stencil per cell, so the same cycle runs cell by cell on the
+//! CPU ([`impute`]) and as shifted products of whole tensors, batched over masks, on a
+//! GPU ([`impute_batch`]).
 
 use burn::tensor::ops::PadMode;
 use burn::tensor::{DType, Device, Tensor, TensorData};
