@@ -67,29 +67,33 @@ pub fn run(args: DemoArgs) -> CliResult {
 
 fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     let mut trainer = None;
-    // Each run in a folder named for it: the UI and the JSON lines name runs by folder.
-    let shipped = |given: &Option<PathBuf>, name: &str| match given {
+    let or_shipped = |given: &Option<PathBuf>, name: &str, flag: &str| match given {
         Some(path) => Ok(path.clone()),
-        None => shipped(name),
+        None => shipped(name, &format!("pass --{flag} DIR")),
     };
+    // Each run in a folder named for it: the UI and the JSON lines name runs by folder.
     let pair = if args.compare {
         vec![
             (
-                shipped(&args.checkpoints, "checkpoints")?,
+                or_shipped(&args.checkpoints, "checkpoints", "checkpoints")?,
                 folder.join("plain"),
             ),
             (
-                shipped(&args.shortcut_checkpoints, "checkpoints-shortcut")?,
+                or_shipped(
+                    &args.shortcut_checkpoints,
+                    "checkpoints-shortcut",
+                    "shortcut-checkpoints",
+                )?,
                 folder.join("shortcut"),
             ),
         ]
     } else {
         vec![(
-            shipped(&args.checkpoints, "checkpoints")?,
+            or_shipped(&args.checkpoints, "checkpoints", "checkpoints")?,
             folder.to_path_buf(),
         )]
     };
-    let samples = shipped(&args.samples, "samples")?;
+    let samples = or_shipped(&args.samples, "samples", "samples")?;
     let epochs = if args.train {
         trainer = Some(start_trainer(folder, args.epochs)?);
         args.epochs
@@ -120,10 +124,11 @@ fn follow(args: &DemoArgs, folder: &Path) -> CliResult {
     result
 }
 
-/// `name` (checkpoints/, samples/ …) as shipped in camwatch's folder: the checkout the
-/// running binary was built in (found from the binary, so that a link to it on PATH
-/// works from any folder, then from where it was compiled), else the current folder.
-fn shipped(name: &str) -> CliResult<PathBuf> {
+/// `name` (checkpoints/, samples/, tools/ …) as shipped in camwatch's folder: the
+/// checkout the running binary was built in (found from the binary, so that a link to
+/// it on PATH works from any folder, then from where it was compiled), else the current
+/// folder. `otherwise` ends the error: what the user can do.
+fn shipped(name: &str, otherwise: &str) -> CliResult<PathBuf> {
     let exe = std::env::current_exe().ok();
     let checkouts = exe
         .iter()
@@ -140,12 +145,8 @@ fn shipped(name: &str) -> CliResult<PathBuf> {
         }
     }
     Err(format!(
-        "{name}: the shipped demo is not beside {} nor in this folder: pass --{} DIR (camwatch's checkout has it)",
+        "{name}: not in camwatch's checkout beside {} nor in this folder: {otherwise}",
         exe.as_deref().unwrap_or(Path::new("camwatch")).display(),
-        match name {
-            "checkpoints-shortcut" => "shortcut-checkpoints",
-            other => other,
-        }
     )
     .into())
 }
@@ -183,7 +184,10 @@ fn replay(files: &[PathBuf], run: &Path, delay: Duration) {
 }
 
 fn start_trainer(run: &Path, epochs: usize) -> CliResult<Child> {
-    let tools = shipped("tools")?;
+    let tools = shipped(
+        "tools",
+        "--train runs tools/train_demo.py of camwatch's checkout",
+    )?;
     let script = tools.join("train_demo.py");
     let venv = tools.join("../.venv/bin/python");
     let python = if venv.exists() {
