@@ -5,21 +5,14 @@
 
 mod common;
 
-use burn::tensor::Device;
 use camwatch::cam::{
     CamRequest, Colormap, Layer, Method, Normalize, SampleMaps, SampleSet, Target, image_ops,
-    measures,
 };
-use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
 use camwatch::render::{self, display_map};
-use common::{fixtures, reference};
+use common::{assert_correlated, cpu, fixtures, reference};
 
 const MIN_CORRELATION: f32 = 0.999;
-
-fn device() -> Device {
-    select(DeviceChoice::Cpu).expect("libtorch CPU").device
-}
 
 fn run(
     checkpoint: &str,
@@ -29,7 +22,7 @@ fn run(
     normalize: Normalize,
     input_size: usize,
 ) -> Vec<SampleMaps> {
-    let device = device();
+    let device = cpu();
     let loaded = loader::load(&fixtures().join(checkpoint), &device).unwrap();
     let set = SampleSet::load(&fixtures().join(samples)).unwrap();
     let request = CamRequest {
@@ -49,12 +42,6 @@ fn run(
     )
     .unwrap()
     .0
-}
-
-fn assert_correlated(name: &str, actual: &[f32], expected: &[f32], bound: f32) {
-    let r = measures::pearson(actual, expected);
-    eprintln!("{name}: correlation {r:.6}");
-    assert!(r >= bound, "{name}: correlation {r} < {bound}");
 }
 
 #[test]
@@ -199,7 +186,7 @@ fn colormaps_are_opencvs_for_all_256_entries() {
 /// `--target label` and `--target N` explain the class asked for, not the prediction.
 #[test]
 fn target_selection() {
-    let device = device();
+    let device = cpu();
     let loaded = loader::load(&fixtures().join("timm_r50.pth"), &device).unwrap();
     let set = SampleSet::load(&fixtures().join("cam_samples")).unwrap();
     let request = |target| CamRequest {

@@ -9,12 +9,10 @@ mod common;
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use camwatch::cam::measures::pearson;
 use camwatch::cam::{CamRequest, Layer, Method, Normalize, SampleMaps, SampleSet, Target};
-use camwatch::device::{DeviceChoice, select};
 use camwatch::loader::{self, LoadedModel};
 use camwatch::render::{self, ArchSummary, display_map};
-use common::{fixtures, relative_error, to_tensor, values};
+use common::{cpu, relative_error, to_tensor, values};
 
 /// As for the Res2Net fixtures (tests/reference_outputs.rs): 1e-4 of the reference's
 /// largest magnitude.
@@ -33,18 +31,11 @@ struct Member {
 }
 
 fn family() -> PathBuf {
-    let dir = fixtures().join("family");
-    assert!(
-        dir.join("manifest.json").exists(),
-        "no family fixtures in {}: run scripts/test, or tools/make_family_fixtures.py {0}",
-        dir.display()
-    );
-    dir
+    common::fixture_set("family", "tools/make_family_fixtures.py")
 }
 
 fn members(framework: &str) -> Vec<Member> {
-    let text = std::fs::read_to_string(family().join("manifest.json")).expect("manifest");
-    let all: Vec<Member> = serde_json::from_str(&text).expect("manifest.json parses");
+    let all: Vec<Member> = common::set_manifest(&family());
     all.into_iter()
         .filter(|m| m.arch["variant"] == framework)
         .collect()
@@ -53,13 +44,7 @@ fn members(framework: &str) -> Vec<Member> {
 fn reference(
     member: &Member,
 ) -> std::collections::BTreeMap<String, camwatch::checkpoint::WeightTensor> {
-    let (_, weights) =
-        camwatch::checkpoint::read(&family().join(&member.reference)).expect("reference reads");
-    weights.tensors
-}
-
-fn cpu() -> Device {
-    select(DeviceChoice::Cpu).expect("libtorch CPU").device
+    common::read_tensors(&family().join(&member.reference))
 }
 
 fn load(member: &Member, device: &Device) -> LoadedModel {
@@ -143,12 +128,7 @@ fn maps(
 }
 
 fn assert_correlated(name: &str, actual: &[f32], expected: &[f32]) {
-    let r = pearson(actual, expected);
-    eprintln!("{name}: correlation {r:.6}");
-    assert!(
-        r >= MIN_CORRELATION,
-        "{name}: correlation {r} < {MIN_CORRELATION}"
-    );
+    common::assert_correlated(name, actual, expected, MIN_CORRELATION);
 }
 
 /// Every gradient method and EigenCAM, at stage 3 and 4, against pytorch-grad-cam (and
@@ -257,7 +237,9 @@ fn paddleclas_members_maps_are_the_writeup_procedure() {
 #[cfg(feature = "flex")]
 #[test]
 fn flex_backend_matches_on_grouped_and_squeeze_excitation_members() {
-    let device = select(DeviceChoice::Flex).expect("flex").device;
+    let device = camwatch::device::select(camwatch::device::DeviceChoice::Flex)
+        .expect("flex")
+        .device;
     for member in members("timm")
         .into_iter()
         .filter(|m| m.file == "timm_seresnext26d_32x4d.pth" || m.file == "timm_resnet18.pth")

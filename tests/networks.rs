@@ -11,14 +11,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use camwatch::cam::measures::pearson;
 use camwatch::cam::{CamRequest, Layer, Method, Normalize, SampleMaps, SampleSet, Target};
 use camwatch::checkpoint::{WeightTensor, Weights};
-use camwatch::device::{DeviceChoice, select};
 use camwatch::loader::{self, LoadedModel};
 use camwatch::model::Hints;
 use camwatch::render::{self, ArchSummary, display_map};
-use common::{fixtures, relative_error, to_tensor, values};
+use common::{cpu, relative_error, to_tensor, values};
 
 /// Logits and layers: 1e-4 of the reference's largest magnitude, as for the ResNets.
 const TOLERANCE: f32 = 1e-4;
@@ -41,31 +39,18 @@ struct Member {
 }
 
 fn networks() -> PathBuf {
-    let dir = fixtures().join("networks");
-    assert!(
-        dir.join("manifest.json").exists(),
-        "no network fixtures in {}: run scripts/test, or tools/make_network_fixtures.py {0}",
-        dir.display()
-    );
-    dir
+    common::fixture_set("networks", "tools/make_network_fixtures.py")
 }
 
 fn members(family: &str) -> Vec<Member> {
-    let text = std::fs::read_to_string(networks().join("manifest.json")).expect("manifest");
-    let all: Vec<Member> = serde_json::from_str(&text).expect("manifest.json parses");
+    let all: Vec<Member> = common::set_manifest(&networks());
     let members: Vec<Member> = all.into_iter().filter(|m| m.family == family).collect();
     assert!(!members.is_empty(), "no {family} members in the manifest");
     members
 }
 
 fn reference(member: &Member) -> BTreeMap<String, WeightTensor> {
-    let (_, weights) =
-        camwatch::checkpoint::read(&networks().join(&member.reference)).expect("reference reads");
-    weights.tensors
-}
-
-fn cpu() -> Device {
-    select(DeviceChoice::Cpu).expect("libtorch CPU").device
+    common::read_tensors(&networks().join(&member.reference))
 }
 
 fn load(member: &Member, device: &Device) -> LoadedModel {
@@ -152,12 +137,7 @@ fn maps(
 }
 
 fn assert_correlated(name: &str, actual: &[f32], expected: &[f32]) {
-    let r = pearson(actual, expected);
-    eprintln!("{name}: correlation {r:.7}");
-    assert!(
-        r >= MIN_CORRELATION,
-        "{name}: correlation {r} < {MIN_CORRELATION}"
-    );
+    common::assert_correlated(name, actual, expected, MIN_CORRELATION);
 }
 
 /// Every method the reference has for the member, at its last layer: pytorch-grad-cam's

@@ -4,10 +4,9 @@
 mod common;
 
 use burn::tensor::Device;
-use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
 use camwatch::model::{Variant, resnet};
-use common::{fixtures, manifest, reference, relative_error, to_tensor, values};
+use common::{cpu, fixtures, manifest, reference, relative_error, to_tensor, values};
 
 /// Float32 kernels differ in summation order between frameworks; 1e-4 of the
 /// reference's largest magnitude is the bound the project promises for logits.
@@ -65,30 +64,26 @@ fn check_all(device: &Device, filter: impl Fn(&str) -> bool) {
     assert!(checked > 0, "no fixture matched");
 }
 
-fn libtorch_cpu() -> Device {
-    select(DeviceChoice::Cpu).expect("libtorch CPU").device
-}
-
 #[test]
 fn paddle_full_size_res2net50_vd_26w_4s_protocols_2_and_4() {
-    check_all(&libtorch_cpu(), |f| f.starts_with("paddle_r50"));
+    check_all(&cpu(), |f| f.starts_with("paddle_r50"));
 }
 
 #[test]
 fn paddle_small_odd_input_split_arrays_and_depth_101_naming() {
-    check_all(&libtorch_cpu(), |f| {
+    check_all(&cpu(), |f| {
         f.starts_with("paddle_small") || f.starts_with("paddle_d101")
     });
 }
 
 #[test]
 fn timm_full_size_res2net50d_pth_and_safetensors() {
-    check_all(&libtorch_cpu(), |f| f.starts_with("timm_r50"));
+    check_all(&cpu(), |f| f.starts_with("timm_r50"));
 }
 
 #[test]
 fn timm_custom_depth_in_trainer_wrappers_and_half_precision() {
-    check_all(&libtorch_cpu(), |f| {
+    check_all(&cpu(), |f| {
         f.starts_with("timm_small") || f.ends_with(".ckpt")
     });
 }
@@ -96,7 +91,9 @@ fn timm_custom_depth_in_trainer_wrappers_and_half_precision() {
 #[cfg(feature = "flex")]
 #[test]
 fn flex_backend_matches_too() {
-    let device = select(DeviceChoice::Flex).expect("flex").device;
+    let device = camwatch::device::select(camwatch::device::DeviceChoice::Flex)
+        .expect("flex")
+        .device;
     check_all(&device, |f| {
         f == "paddle_small.p4.pdparams" || f == "timm_small.pth"
     });
@@ -109,7 +106,7 @@ fn variants_are_not_interchangeable() {
     use camwatch::checkpoint;
     use camwatch::model::resnet::{ResNet, infer};
 
-    let device = libtorch_cpu();
+    let device = cpu();
     let refs = reference("timm_small.ref.safetensors");
     let (_, weights) = checkpoint::read(&fixtures().join("timm_small.pth")).unwrap();
     let (mut config, naming) = infer(&weights).unwrap();

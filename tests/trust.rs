@@ -7,19 +7,13 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use camwatch::cam::metrics::{self, Metric, MetricSettings};
 use camwatch::cam::trust::{self, Scorer};
 use camwatch::cam::{CamRequest, Layer, Method, Normalize, SampleSet, Target, image_ops};
-use camwatch::device::{DeviceChoice, select};
 use camwatch::loader;
 use camwatch::render;
-use common::{fixtures, reference, to_tensor, values};
-
-fn device() -> Device {
-    select(DeviceChoice::Cpu).expect("libtorch CPU").device
-}
+use common::{cpu, fixtures, reference, to_tensor, values};
 
 fn request(methods: &[Method]) -> CamRequest {
     CamRequest {
@@ -34,7 +28,7 @@ fn request(methods: &[Method]) -> CamRequest {
 #[test]
 fn faithfulness_matches_pytorch_grad_cam_and_the_definition() {
     let refs = reference("metrics.ref.safetensors");
-    let device = device();
+    let device = cpu();
     let model = loader::load(&fixtures().join("metrics_r50.pth"), &device)
         .unwrap()
         .model;
@@ -97,7 +91,7 @@ fn sanity(
     samples: &Path,
     methods: &[Method],
 ) -> Vec<std::collections::BTreeMap<Method, trust::Sanity>> {
-    let device = device();
+    let device = cpu();
     let loaded = loader::load(checkpoint, &device).unwrap();
     let set = SampleSet::load(samples).unwrap();
     let request = request(methods);

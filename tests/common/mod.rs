@@ -4,10 +4,12 @@
 
 pub mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use camwatch::cam::measures::pearson;
 use camwatch::checkpoint::{self, WeightTensor};
+use camwatch::device::{DeviceChoice, select};
 
 /// A fresh folder `name` for a test, with the demo run's first `epochs` checkpoints in
 /// its `checkpoints/`; returns the folder.
@@ -85,8 +87,44 @@ pub fn manifest() -> Vec<Fixture> {
 
 /// The tensors of a `.ref.safetensors` file: `input`, `logits`, `stage1`…`stage4`.
 pub fn reference(name: &str) -> std::collections::BTreeMap<String, WeightTensor> {
-    let (_, weights) = checkpoint::read(&fixtures().join(name)).expect("reference reads");
+    read_tensors(&fixtures().join(name))
+}
+
+/// Every tensor of a reference file.
+pub fn read_tensors(path: &Path) -> std::collections::BTreeMap<String, WeightTensor> {
+    let (_, weights) = checkpoint::read(path)
+        .unwrap_or_else(|e| panic!("{}: reference reads: {e}", path.display()));
     weights.tensors
+}
+
+/// A set of fixtures in `name/` below [`fixtures`], with its `manifest.json`, made by
+/// `tool`.
+pub fn fixture_set(name: &str, tool: &str) -> PathBuf {
+    let dir = fixtures().join(name);
+    assert!(
+        dir.join("manifest.json").exists(),
+        "no {name} fixtures in {}: run scripts/test, or {tool} {0}",
+        dir.display()
+    );
+    dir
+}
+
+/// The entries of a fixture set's `manifest.json`.
+pub fn set_manifest<T: serde::de::DeserializeOwned>(set: &Path) -> Vec<T> {
+    let text = std::fs::read_to_string(set.join("manifest.json")).expect("manifest");
+    serde_json::from_str(&text).expect("manifest.json parses")
+}
+
+/// libtorch on the CPU.
+pub fn cpu() -> Device {
+    select(DeviceChoice::Cpu).expect("libtorch CPU").device
+}
+
+/// `actual` correlates with `expected` at least `bound` (Pearson), and says how much.
+pub fn assert_correlated(name: &str, actual: &[f32], expected: &[f32], bound: f32) {
+    let r = pearson(actual, expected);
+    eprintln!("{name}: correlation {r:.7}");
+    assert!(r >= bound, "{name}: correlation {r} < {bound}");
 }
 
 pub fn to_tensor<const D: usize>(t: &WeightTensor, device: &Device) -> Tensor<D> {
