@@ -180,12 +180,12 @@ impl<'a> Scorer<'a> {
 /// settings, not on the checkpoint: over a run's checkpoints each is computed once.
 pub struct Untrained {
     pub network: Network,
-    maps: RefCell<HashMap<UntrainedKey, MethodMaps>>,
+    maps: RefCell<HashMap<UntrainedKey, Map>>,
 }
 
-/// Which maps of the untrained network: an image (its key), a class, a layer and the
-/// input's size.
-type UntrainedKey = (String, usize, Layer, [usize; 2]);
+/// Which map of the untrained network: an image (its key), a class, a method, a layer
+/// and the input's size.
+type UntrainedKey = (String, usize, Method, Layer, [usize; 2]);
 
 impl Untrained {
     pub fn new(network: Network) -> Untrained {
@@ -205,25 +205,24 @@ impl Untrained {
         request: &CamRequest,
     ) -> Result<Vec<Option<MethodMaps>>, CamError> {
         let [_, _, height, width] = input.dims();
-        let key = |b: usize| {
+        let key = |b: usize, method: Method| {
             let image = keys.get(b).copied().unwrap_or_default().to_string();
-            (image, results[b].target, request.layer, [height, width])
+            (
+                image,
+                results[b].target,
+                method,
+                request.layer,
+                [height, width],
+            )
         };
-        let has_every_method = |maps: &MethodMaps| {
+        // Image b's maps, if every method's is kept.
+        let kept = |b: usize| {
+            let maps = self.maps.borrow();
             request
                 .methods
                 .iter()
-                .all(|m| maps.iter().any(|(k, _)| k == m))
-        };
-        let kept = |b: usize| {
-            let maps = self.maps.borrow();
-            let found = maps.get(&key(b)).filter(|maps| has_every_method(maps));
-            found.map(|maps| {
-                let wanted = request.methods.iter();
-                wanted
-                    .filter_map(|m| maps.iter().find(|(k, _)| k == m).cloned())
-                    .collect()
-            })
+                .map(|&m| Some((m, maps.get(&key(b, m))?.clone())))
+                .collect::<Option<MethodMaps>>()
         };
         let mut out: Vec<Option<MethodMaps>> = (0..results.len()).map(kept).collect();
         let missing = |b: usize, r: &SampleMaps| out[b].is_none().then_some(r.target);
@@ -232,7 +231,9 @@ impl Untrained {
         for (b, computed) in computed.into_iter().enumerate() {
             if let Some(computed) = computed {
                 if !keys.is_empty() {
-                    maps.insert(key(b), computed.clone());
+                    for (method, map) in &computed {
+                        maps.insert(key(b, *method), map.clone());
+                    }
                 }
                 out[b] = Some(computed);
             }
