@@ -18,6 +18,7 @@ pub mod paths;
 pub mod precision;
 pub mod render;
 pub mod report;
+pub mod results;
 pub mod rng;
 pub mod store;
 pub mod tensorboard;

@@ -545,3 +545,225 @@ fn follows_a_run_in_azure_blob_storage() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The next `n` checkpoint lines of `watch` (trust figures' `metrics` lines skipped).
+fn checkpoint_lines(watch: &Watch, n: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let line = watch.next();
+        if str_of(&line, "event") == "checkpoint" {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// The published objects of a run in the server's folder: (results, trust figures), by
+/// name, in the one setting folder there.
+fn published(run: &Path) -> (Vec<String>, Vec<String>) {
+    let Ok(mut settings) = std::fs::read_dir(run.join(".camwatch/results")) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Some(setting) = settings.next() else {
+        return (Vec::new(), Vec::new());
+    };
+    assert!(settings.next().is_none(), "one setting folder");
+    let mut names: Vec<String> = std::fs::read_dir(setting.unwrap().path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        // s3s-fs keeps its own metadata beside the objects, in hidden files.
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.into_iter().partition(|n| !n.ends_with(".trust.json"))
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "waited for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `watch --publish` next to each training job of a sweep: every result is published
+/// once, whoever computes it; a viewer with `--compute never` shows the whole sweep,
+/// computing nothing and downloading no checkpoint, and refuses objects that do not
+/// hold together.
+#[test]
+fn writers_publish_each_result_once_and_a_viewer_computes_nothing() {
+    let root = run_dir("store-publish");
+    let server = Server::start(&root.join("s3"));
+    for epoch in 1..=3 {
+        server.put(
+            &format!("sweep/a/epoch_{epoch}.pdparams"),
+            &demo_checkpoint(epoch),
+        );
+    }
+    for epoch in 1..=2 {
+        server.put(
+            &format!("sweep/b/epoch_{epoch}.pdparams"),
+            &demo_checkpoint(epoch),
+        );
+    }
+    let start = |url: &str, cache: &str, extra: &[&str]| {
+        let mut args = vec!["--poll", "0.5", "--metrics", "confidence"];
+        args.extend_from_slice(extra);
+        let mut command = Watch::command(Path::new(url), &args);
+        command.arg("--cache").arg(root.join(cache));
+        command.envs(env(&server.endpoint(), SECRET));
+        Watch::spawn(command)
+    };
+    // Two writers on run a (two nodes), one on run b.
+    let a1 = start("s3://bucket/sweep/a/", "cache-a1", &["--publish"]);
+    let a2 = start("s3://bucket/sweep/a/", "cache-a2", &["--publish"]);
+    let b = start("s3://bucket/sweep/b/", "cache-b", &["--publish"]);
+    for (writer, n) in [(&a1, 3), (&a2, 3), (&b, 2)] {
+        for line in checkpoint_lines(writer, n) {
+            assert_eq!(str_of(&line, "status"), "ok", "{line}");
+            let source = str_of(&line, "source");
+            assert!(["computed", "published"].contains(&source), "{line}");
+        }
+    }
+    let run_a = root.join("s3/bucket/sweep/a");
+    let run_b = root.join("s3/bucket/sweep/b");
+    wait_until("every trust object", || {
+        published(&run_a).1.len() == 3 && published(&run_b).1.len() == 2
+    });
+    let (results_a, _) = published(&run_a);
+    assert_eq!(
+        results_a.len(),
+        3,
+        "one object per checkpoint: {results_a:?}"
+    );
+    for epoch in 1..=3 {
+        let prefix = format!("epoch_{epoch}.pdparams.");
+        assert_eq!(
+            results_a.iter().filter(|n| n.starts_with(&prefix)).count(),
+            1,
+            "{results_a:?}"
+        );
+    }
+    assert_eq!(published(&run_b).0.len(), 2);
+    for writer in [&a1, &a2, &b] {
+        let stderr = writer.stderr.lock().unwrap().clone();
+        assert!(!stderr.contains("not published"), "{stderr}");
+        assert!(!stderr.contains("ignored"), "{stderr}");
+    }
+
+    // The viewer: the whole sweep from what is published.
+    let viewer = start(
+        "s3://bucket/sweep/",
+        "cache-viewer",
+        &["--runs", "--compute", "never"],
+    );
+    let seen = checkpoint_lines(&viewer, 5);
+    let mut runs: Vec<(String, u64)> = seen
+        .iter()
+        .map(|l| {
+            assert_eq!(str_of(l, "source"), "published", "{l}");
+            assert!(!l["samples"].as_array().unwrap().is_empty(), "{l}");
+            (str_of(l, "run").to_string(), l["epoch"].as_u64().unwrap())
+        })
+        .collect();
+    runs.sort();
+    let a = "s3://bucket/sweep/a/".to_string();
+    let b_url = "s3://bucket/sweep/b/".to_string();
+    assert_eq!(
+        runs,
+        [
+            (a.clone(), 1),
+            (a.clone(), 2),
+            (a, 3),
+            (b_url.clone(), 1),
+            (b_url.clone(), 2)
+        ]
+    );
+    // Published after the viewer started: run b's writer computes epoch 3.
+    server.put("sweep/b/epoch_3.pdparams", &demo_checkpoint(3));
+    let later = checkpoint_lines(&viewer, 1).remove(0);
+    assert_eq!(str_of(&later, "run"), b_url);
+    assert_eq!(later["epoch"], 3);
+    assert_eq!(str_of(&later, "source"), "published");
+
+    // A result cut short and a foreign one, for a run nobody computes (c's checkpoints
+    // are a's bytes: the same ETags, so the same object names).
+    let setting = std::fs::read_dir(run_a.join(".camwatch/results"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let setting = setting.to_str().unwrap();
+    let name = |epoch: u32| {
+        let prefix = format!("epoch_{epoch}.pdparams.");
+        results_a
+            .iter()
+            .find(|n| n.starts_with(&prefix))
+            .unwrap()
+            .clone()
+    };
+    let whole = std::fs::read(run_a.join(".camwatch/results").join(setting).join(name(1))).unwrap();
+    for epoch in [1, 2] {
+        server.put(
+            &format!("sweep/c/epoch_{epoch}.pdparams"),
+            &demo_checkpoint(epoch),
+        );
+    }
+    server.put(
+        &format!("sweep/c/.camwatch/results/{setting}/{}", name(1)),
+        &whole[..whole.len() / 2],
+    );
+    server.put(
+        &format!("sweep/c/.camwatch/results/{setting}/{}", name(2)),
+        b"{\"hello\": \"world\"}",
+    );
+    wait_until("the viewer to refuse both", || {
+        let stderr = viewer.stderr.lock().unwrap();
+        stderr.contains("cut short") && stderr.contains("not a camwatch results object")
+    });
+    let stderr = viewer.stderr.lock().unwrap().clone();
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.ends_with(": ignored"))
+        .collect();
+    assert_eq!(refused.len(), 2, "said once each: {stderr}");
+    assert!(
+        refused
+            .iter()
+            .all(|l| l.contains("s3://bucket/sweep/c/.camwatch/results/"))
+    );
+    // Never shown.
+    let end = Instant::now() + Duration::from_secs(3);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Ok(line) = viewer.lines.recv_timeout(left) {
+            assert_ne!(str_of(&line, "run"), "s3://bucket/sweep/c/", "{line}");
+        }
+    }
+    // The viewer downloaded no checkpoint.
+    let downloaded: Vec<PathBuf> = walk(&root.join("cache-viewer"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pdparams"))
+        .collect();
+    assert!(downloaded.is_empty(), "{downloaded:?}");
+    for watch in [a1, a2, b, viewer] {
+        assert!(watch.signal("-TERM").success());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

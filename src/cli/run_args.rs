@@ -127,6 +127,7 @@ fn mirror_config(url: StoreUrl, cache: Option<&std::path::Path>) -> CliResult<Mi
         dir: folder,
         poll: std::time::Duration::ZERO,
         cache_limit: u64::MAX,
+        results: None,
     })
 }
 

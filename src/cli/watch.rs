@@ -76,6 +76,17 @@ pub struct WatchArgs {
     /// Where `s` (snapshot) and `a` (animation) write their files.
     #[arg(long, default_value = "snapshots")]
     pub snapshots: PathBuf,
+    /// Publish each checkpoint's results beside the run (RUN/.camwatch/results/, in its
+    /// folder or store), once, for every camwatch that looks at the run: run it next to
+    /// each training job of a sweep, and look from anywhere with --compute never.
+    #[arg(long)]
+    pub publish: bool,
+    /// auto: take the results published beside the run and compute only what is
+    /// missing; never: only show what is published (a laptop, a login node: no
+    /// checkpoint is computed, nor a store's downloaded); always: compute everything
+    /// here.
+    #[arg(long, value_name = "auto|never|always", default_value = "auto")]
+    pub compute: camwatch::results::Compute,
     /// Also write each checkpoint's figures and overlays as TensorBoard event files
     /// into DIR as they come (one subfolder per run when several); a restart adds
     /// what is missing, never a step twice.
@@ -191,6 +202,8 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         hints: camwatch::model::Hints {
             name: args.run.cam.arch.clone(),
         },
+        publish: args.publish,
+        compute: args.compute,
     };
     let mut maker = RunMaker {
         template,
@@ -550,6 +563,8 @@ impl RunMaker {
                 poll: self.store_poll,
                 cache_limit: self.cache_limit,
                 history: config.history.clone(),
+                // Set by the monitor, which knows the setting.
+                results: None,
             });
         }
         Ok((config, store))

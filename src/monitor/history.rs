@@ -691,7 +691,10 @@ impl History {
 }
 
 /// The trust table's rows of one sample: (method, figure, steps, value).
-fn trust_rows(trust: &SampleTrust, steps: usize) -> Vec<(Method, &'static str, usize, f32)> {
+pub(crate) fn trust_rows(
+    trust: &SampleTrust,
+    steps: usize,
+) -> Vec<(Method, &'static str, usize, f32)> {
     let mut rows = Vec::new();
     for (&method, f) in &trust.metrics {
         for metric in Metric::ALL {
@@ -745,7 +748,7 @@ fn insert_trust(
 
 /// Puts a stored figure back in its place; figures this camwatch does not know are
 /// left in the file, unread.
-fn set_figure(trust: &mut SampleTrust, method: Method, figure: &str, value: f32) {
+pub(crate) fn set_figure(trust: &mut SampleTrust, method: Method, figure: &str, value: f32) {
     fn sanity(trust: &mut SampleTrust, method: Method) -> &mut Sanity {
         trust.sanity.entry(method).or_default()
     }

@@ -73,6 +73,10 @@ pub struct MonitorConfig {
     pub mirror: Option<crate::store::mirror::MirrorConfig>,
     /// What the user said of the network (`--arch`), for what checkpoints cannot tell.
     pub hints: crate::model::Hints,
+    /// Publish each checkpoint's results beside the run (`--publish`).
+    pub publish: bool,
+    /// When published results are taken instead of computing (`--compute`).
+    pub compute: crate::results::Compute,
 }
 
 /// Where a report's maps came from.
@@ -81,6 +85,8 @@ pub struct MonitorConfig {
 pub enum Source {
     Computed,
     History,
+    /// Results another camwatch published beside the run (`--publish`).
+    Published,
     /// Trust figures computed for maps already reported.
     Measured,
 }
@@ -352,6 +358,43 @@ fn own_folder(dir: &Path, history: &Path) -> PathBuf {
     }
 }
 
+/// The worker's publishing, for a monitor that writes the history: `None` when results
+/// are neither published nor read (`--compute always` without `--publish`), or the
+/// run's results folder cannot be used (said).
+fn publishing(config: &MonitorConfig, events: &Sender<MonitorEvent>) -> Option<worker::Publishing> {
+    use crate::results::{self, Compute, PublishedSetting, Shelf};
+    if config.compute == Compute::Always && !config.publish {
+        return None;
+    }
+    let setting = setting(&config.settings, config.metrics.steps);
+    let methods = &config.settings.request.methods;
+    let folder = results::setting_folder(&setting, methods);
+    let shelf = match &config.mirror {
+        Some(mirror) => Shelf::store(&mirror.store, &folder),
+        None => match Shelf::folder(&config.dir, &folder) {
+            Ok(shelf) => shelf,
+            Err(e) => {
+                let _ = events.send(MonitorEvent::Warning(format!(
+                    "{e}: published results are neither read nor written"
+                )));
+                return None;
+            }
+        },
+    };
+    Some(worker::Publishing {
+        shelf,
+        publish: config.publish,
+        compute: config.compute,
+        setting: PublishedSetting::new(&setting, methods),
+        root: config.dir.clone(),
+        objects: None,
+        rejected: Default::default(),
+        awaiting: Vec::new(),
+        waits: Default::default(),
+        listed: None,
+    })
+}
+
 /// A running monitor: the threads behind its events. Stopped (and its threads joined)
 /// by [`Monitor::stop`] or when dropped.
 pub struct Monitor {
@@ -442,8 +485,21 @@ impl Monitor {
             messages: scan_rx,
             rescan_every,
         };
+        let mut publishing = publishing(&config, &event_tx);
+        if let (Some(mirror), Some(p)) = (config.mirror.as_mut(), &publishing)
+            && p.compute != crate::results::Compute::Always
+        {
+            mirror.results = Some(crate::store::mirror::MirrorResults {
+                shelf: p.shelf.clone(),
+                compute: p.compute,
+                setting: p.setting.clone(),
+                sample_keys: sample_keys.clone(),
+                methods: config.settings.request.methods.clone(),
+            });
+        }
         let mirror = config.mirror.clone().map(|mirror| {
             let events = event_tx.clone();
+            let (queue, dir) = (Arc::clone(&queue), config.dir.clone());
             crate::store::mirror::Mirror::start(
                 mirror,
                 Box::new(move |event| {
@@ -454,10 +510,29 @@ impl Monitor {
                         crate::store::mirror::MirrorEvent::Progress { url, done, total } => {
                             MonitorEvent::Downloading { url, done, total }
                         }
+                        crate::store::mirror::MirrorEvent::Published {
+                            key,
+                            size,
+                            modified_ns,
+                            delivered,
+                        } => {
+                            let path = dir.join(&key);
+                            let fingerprint = scan::Fingerprint {
+                                size,
+                                mtime_ns: modified_ns,
+                            };
+                            let job = worker::delivered_job(path.clone(), fingerprint, *delivered);
+                            queue.push(path, modified_ns, false, job);
+                            return;
+                        }
                     });
                 }),
             )
         });
+        // A store run's checkpoints are known by their ETags, which the mirror keeps.
+        if let (Some(p), Some(mirror)) = (publishing.as_mut(), &mirror) {
+            p.objects = Some(Arc::clone(&mirror.objects));
+        }
         let measure_batch = config.settings.request.batch;
         let worker = worker::Worker {
             history,
@@ -479,6 +554,7 @@ impl Monitor {
             gpu: worker::GpuMemory::new(config.cpu_fallback),
             memory: config.memory,
             hints: config.hints,
+            publishing,
         };
         let worker = std::thread::Builder::new()
             .name("camwatch-worker".into())

@@ -11,6 +11,12 @@
 //! Objects larger than a checkpoint may be are refused from their listed size. Once the
 //! cache holds more than its limit, the oldest files whose maps the history already
 //! holds are removed (and not fetched again unless the object changes).
+//!
+//! Results published beside the run ([`crate::results`]) are found in the same listing:
+//! a checkpoint whose results are published for this setting is not downloaded, its
+//! results are handed to the monitor instead ([`MirrorEvent::Published`]); with
+//! `--compute never` no checkpoint is downloaded at all, and one without results waits
+//! for them.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -26,7 +32,11 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::OpenStore;
+use crate::cam::Method;
 use crate::monitor::scan::{is_checkpoint_name, nanos_since_epoch};
+use crate::results::{
+    Compute, Delivered, Expected, Identity, Published, PublishedSetting, PublishedTrust, Shelf,
+};
 use crate::untrusted::{MAX_CHECKPOINT_BYTES, human_bytes};
 
 /// Objects listed under one prefix at most; beyond, the first ones are followed.
@@ -48,6 +58,21 @@ pub struct MirrorConfig {
     pub cache_limit: u64,
     /// The run's history, which tells which files are recorded.
     pub history: PathBuf,
+    /// Where this setting's published results are, and how they are used; `None`: not
+    /// looked for (`--compute always`, `check`).
+    pub results: Option<MirrorResults>,
+}
+
+/// What the mirror needs to know of the results published beside the run.
+#[derive(Clone, Debug)]
+pub struct MirrorResults {
+    pub shelf: Shelf,
+    pub compute: Compute,
+    pub setting: PublishedSetting,
+    /// The samples' keys and the methods: results that lack some are not taken instead
+    /// of computing (`--compute auto`).
+    pub sample_keys: Vec<String>,
+    pub methods: Vec<Method>,
 }
 
 /// What the mirror tells the monitor.
@@ -57,6 +82,13 @@ pub enum MirrorEvent {
     Warning(String),
     /// A large download under way.
     Progress { url: String, done: u64, total: u64 },
+    /// Results published for the checkpoint object `key` (its size and last-modified).
+    Published {
+        key: String,
+        size: u64,
+        modified_ns: i64,
+        delivered: Box<Delivered>,
+    },
 }
 
 /// What was fetched of one object.
@@ -68,6 +100,13 @@ pub struct Object {
     pub state: State,
     /// When it was fetched (for the cache's oldest-first removal).
     pub fetched_ns: i64,
+    /// Whether its published trust figures were handed over (state `published`).
+    #[serde(default)]
+    pub trust: bool,
+    /// The setting folder it was `published` or `awaiting` for: another setting's
+    /// results are looked for anew.
+    #[serde(default)]
+    pub setting: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +117,10 @@ pub enum State {
     Evicted,
     /// Larger than a checkpoint may be: not fetched.
     Refused,
+    /// Its published results were handed over instead: not fetched.
+    Published,
+    /// Waiting for its results to be published (`--compute never`): not fetched.
+    Awaiting,
 }
 
 /// The objects fetched, by key (the path under the run's prefix), shared with the
@@ -168,6 +211,8 @@ struct Worker {
     report: Box<dyn Fn(MirrorEvent) + Send>,
     objects: Arc<Objects>,
     stop: Arc<AtomicBool>,
+    /// Published objects found unusable (by name and ETag), said once.
+    rejected: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Worker {
@@ -182,6 +227,7 @@ impl Worker {
             report,
             objects: Arc::new(Objects(Mutex::new(known))),
             stop: Arc::new(AtomicBool::new(false)),
+            rejected: Mutex::default(),
         }
     }
 
@@ -256,6 +302,14 @@ impl Worker {
                 open.url
             )));
         }
+        // This setting's published results, by name.
+        let published: HashMap<String, ObjectMeta> = match &self.config.results {
+            Some(results) => listed
+                .iter()
+                .filter_map(|m| Some((results.shelf.name_of(&m.location)?, m.clone())))
+                .collect(),
+            None => HashMap::new(),
+        };
         for meta in listed.into_iter().take(MAX_OBJECTS) {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -264,10 +318,13 @@ impl Worker {
                 continue;
             };
             let modified_ns = nanos_since_epoch(SystemTime::from(meta.last_modified));
+            let setting = self.config.results.as_ref().map(|r| r.shelf.setting());
             let same = |o: &Object, meta: &ObjectMeta| {
                 (meta.e_tag.is_none() || o.etag == meta.e_tag)
                     && o.size == meta.size
                     && o.modified_ns == modified_ns
+                    && (!matches!(o.state, State::Published | State::Awaiting)
+                        || o.setting.as_deref() == setting)
             };
             let known = self
                 .objects
@@ -276,7 +333,8 @@ impl Worker {
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
                 .cloned();
-            if known.as_ref().is_some_and(|o| same(o, &meta)) {
+            if let Some(known) = known.as_ref().filter(|o| same(o, &meta)) {
+                self.follow_up(&key, known, &published).await;
                 continue;
             }
             // Some stores (s3s-fs among them) list no ETags: a new or changed object's
@@ -297,8 +355,12 @@ impl Worker {
                 modified_ns,
                 state: State::Cached,
                 fetched_ns: nanos_since_epoch(SystemTime::now()),
+                trust: false,
+                setting: None,
             };
-            if meta.size > MAX_CHECKPOINT_BYTES {
+            if let Some(state) = self.take_published(&key, &mut object, &published).await {
+                object.state = state;
+            } else if meta.size > MAX_CHECKPOINT_BYTES {
                 (self.report)(MirrorEvent::Warning(format!(
                     "{}: {}, more than a checkpoint may be ({}): not downloaded",
                     open.url.join(&key),
@@ -315,6 +377,145 @@ impl Worker {
         }
         self.evict();
         Ok(())
+    }
+
+    /// Hands over the results published for the checkpoint object `key` instead of
+    /// fetching it, when they are there and do (`--compute auto`: they hold every sample
+    /// and method); the object's new state, or `None` to fetch it.
+    async fn take_published(
+        &self,
+        key: &str,
+        object: &mut Object,
+        published: &HashMap<String, ObjectMeta>,
+    ) -> Option<State> {
+        let results = self.config.results.as_ref()?;
+        if results.compute == Compute::Always {
+            return None;
+        }
+        object.setting = Some(results.shelf.setting().to_string());
+        let awaiting = (results.compute == Compute::Never).then_some(State::Awaiting);
+        let Some(etag) = object.etag.clone() else {
+            return awaiting;
+        };
+        let identity = Identity::ETag(&etag).name();
+        let name = crate::results::results_name(key, &identity);
+        let Some(meta) = published.get(&name) else {
+            return awaiting;
+        };
+        let expected = Expected {
+            key,
+            identity: &identity,
+            setting: &results.setting,
+        };
+        let Some(found) = self
+            .read_published(&name, meta, |b| Published::decode(b, &expected))
+            .await
+        else {
+            return awaiting;
+        };
+        if results.compute == Compute::Auto && !found.covers(&results.sample_keys, &results.methods)
+        {
+            return None;
+        }
+        let trust_name = crate::results::trust_name(key, &identity);
+        let trust = match published.get(&trust_name) {
+            Some(meta) => {
+                self.read_published(&trust_name, meta, |b| PublishedTrust::decode(b, &expected))
+                    .await
+            }
+            None => None,
+        };
+        object.trust = trust.is_some();
+        (self.report)(MirrorEvent::Published {
+            key: key.to_string(),
+            size: object.size,
+            modified_ns: object.modified_ns,
+            delivered: Box::new(Delivered {
+                results: Some(found),
+                trust,
+            }),
+        });
+        Some(State::Published)
+    }
+
+    /// For an object already handled: results published since it began to wait, or
+    /// trust figures published since its results were handed over.
+    async fn follow_up(&self, key: &str, known: &Object, published: &HashMap<String, ObjectMeta>) {
+        let Some(results) = self.config.results.as_ref() else {
+            return;
+        };
+        match known.state {
+            State::Awaiting => {
+                let mut object = known.clone();
+                if let Some(State::Published) =
+                    self.take_published(key, &mut object, published).await
+                {
+                    object.state = State::Published;
+                    self.remember(key.to_string(), object);
+                }
+            }
+            State::Published if !known.trust => {
+                let Some(etag) = known.etag.as_deref() else {
+                    return;
+                };
+                let identity = Identity::ETag(etag).name();
+                let name = crate::results::trust_name(key, &identity);
+                let Some(meta) = published.get(&name) else {
+                    return;
+                };
+                let expected = Expected {
+                    key,
+                    identity: &identity,
+                    setting: &results.setting,
+                };
+                let Some(trust) = self
+                    .read_published(&name, meta, |b| PublishedTrust::decode(b, &expected))
+                    .await
+                else {
+                    return;
+                };
+                (self.report)(MirrorEvent::Published {
+                    key: key.to_string(),
+                    size: known.size,
+                    modified_ns: known.modified_ns,
+                    delivered: Box::new(Delivered {
+                        results: None,
+                        trust: Some(trust),
+                    }),
+                });
+                let mut object = known.clone();
+                object.trust = true;
+                self.remember(key.to_string(), object);
+            }
+            _ => {}
+        }
+    }
+
+    /// The published object `name` (listed as `meta`), read and checked by `decode`; one
+    /// that cannot be read or does not check is said once (until it changes) and `None`.
+    async fn read_published<T>(
+        &self,
+        name: &str,
+        meta: &ObjectMeta,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Option<T> {
+        let shelf = &self.config.results.as_ref()?.shelf;
+        let read = match shelf.get_async(name).await {
+            Ok(Some(bytes)) => decode(&bytes).map_err(|e| format!("{}: {e}", shelf.describe(name))),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(value) => Some(value),
+            Err(message) => {
+                let said = format!("{name} {:?} {}", meta.e_tag, meta.size);
+                let mut rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+                if rejected.insert(said) {
+                    (self.report)(MirrorEvent::Warning(format!("{message}: ignored")));
+                }
+                None
+            }
+        }
     }
 
     /// The object's path under the prefix, when it is a checkpoint camwatch follows (no

@@ -158,8 +158,9 @@ impl Worker {
         // it could not measure, it would not measure next time either.)
         if interrupt.is_cancelled() && !self.cancel.is_cancelled() {
             self.pending.push(pending);
+            return Ok(());
         }
-        Ok(())
+        self.publish_trust(&pending.path, &pending.hash)
     }
 }
 

@@ -6,11 +6,13 @@
 //! - `mod.rs`: the loop, the history and the reports;
 //! - [`compute`]: a checkpoint loaded and its missing maps computed;
 //! - [`measure`]: the trust figures, a batch at a time, giving way to new checkpoints;
-//! - [`gpu`]: the GPU running out of memory (retries with backoff, or the CPU).
+//! - [`gpu`]: the GPU running out of memory (retries with backoff, or the CPU);
+//! - [`publish`]: results published beside the run, written and read.
 
 mod compute;
 mod gpu;
 mod measure;
+mod publish;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::render::CamSettings;
 
 pub use compute::Architecture;
 pub use gpu::GpuMemory;
+pub use publish::{Publishing, delivered_job};
 
 /// A checkpoint file the scanner found complete (or gave up on), at the content it read.
 #[derive(Debug)]
@@ -54,6 +57,9 @@ pub enum Content {
     Prepared(Box<Prepared>),
     /// Found whole by the scanner: the worker reads, hashes and parses it.
     Unread,
+    /// Results another camwatch published for it, found by the mirror: recorded as they
+    /// are, the checkpoint never downloaded.
+    Published(Box<crate::results::Delivered>),
 }
 
 /// A checkpoint's bytes made ready for the network.
@@ -149,6 +155,8 @@ pub struct Worker {
     pub memory: MemoryUse,
     /// What the user said of the network (`--arch`).
     pub hints: crate::model::Hints,
+    /// Results published beside the run, read and (`--publish`) written.
+    pub publishing: Option<Publishing>,
 }
 
 /// A checkpoint waiting for its trust figures.
@@ -173,6 +181,7 @@ impl Worker {
         }
         while !self.cancel.is_cancelled() {
             self.requeue_due();
+            self.recheck_awaited();
             // Maps first: trust figures only when no checkpoint is waiting.
             let wait = if self.pending.is_empty() {
                 Duration::from_millis(250)
@@ -229,6 +238,7 @@ impl Worker {
     /// Reports the whole stored history at once, in training order, and queues what the
     /// current sample set and methods still need from files that are still there.
     fn replay(&mut self) -> Result<(), HistoryError> {
+        self.list_shelf();
         let rows = self.history.checkpoints()?;
         self.architecture = rows
             .iter()
@@ -261,6 +271,7 @@ impl Worker {
                 }
             }
             if entry.status == Status::Ok
+                && !self.computes_nothing()
                 && !self.untrusted(&stored).is_empty()
                 && let Some(row) = rows.iter().rev().find(|r| {
                     r.hash == entry.hash && Fingerprint::of(&r.path) == Some(r.fingerprint)
@@ -280,6 +291,13 @@ impl Worker {
         let _ = self.events.send(MonitorEvent::Replayed {
             checkpoints: reported,
         });
+        // What was computed before `--publish`, or while the run could not be written.
+        for entry in &entries {
+            if let Some(row) = rows.iter().rev().find(|r| r.hash == entry.hash) {
+                self.publish_results(row)?;
+                self.publish_trust(&row.path, &row.hash)?;
+            }
+        }
         Ok(())
     }
 
@@ -318,6 +336,9 @@ impl Worker {
         // Another checkpoint's turn: its network is not kept beside this one's.
         self.warm = None;
         let (hash, mut parsed) = match std::mem::replace(&mut job.content, Content::Unread) {
+            Content::Published(delivered) => {
+                return self.import(&job.path, job.fingerprint, *delivered, start);
+            }
             Content::Hashed(hash) => (hash, None),
             Content::Prepared(prepared) => (prepared.hash, Some(prepared.parsed)),
             Content::Unread => match Prepared::read(&job.path, job.fingerprint) {
@@ -344,6 +365,8 @@ impl Worker {
         if let Some(failure) = job.failure {
             row.status = Status::Error;
             row.error = Some(failure);
+            // Not published: what the scanner saw (a file cut short, unreadable) may
+            // be this machine's alone.
             return self.finish(row, &[], Source::Computed, start);
         }
         let rows = self.history.checkpoints()?;
@@ -362,13 +385,25 @@ impl Worker {
             return self.finish_quietly_if(known_here, row, source, start);
         }
         let stored = self.stored(&row.hash)?;
-        let missing = self.missing(&stored);
+        let mut missing = self.missing(&stored);
         if missing.is_empty() {
             if let Some(seen) = same_content {
                 row.format.clone_from(&seen.format);
                 row.arch.clone_from(&seen.arch);
             }
             return self.finish_quietly_if(known_here, row, Source::History, start);
+        }
+        // Published beside the run: taken rather than computed, as far as it goes.
+        if let Some(delivered) = self.fetch_published(&row.path, &row.hash) {
+            self.import(&row.path, row.fingerprint, delivered, start)?;
+            missing = self.missing(&self.stored(&row.hash)?);
+            if missing.is_empty() {
+                return Ok(());
+            }
+        }
+        if self.computes_nothing() {
+            self.await_publication(job);
+            return Ok(());
         }
         self.working(&row.path, 0, missing.len());
         let mut computed =
@@ -416,9 +451,17 @@ impl Worker {
                         epoch: row.epoch,
                     });
                 }
-                self.finish(row, &results, Source::Computed, start)
+                self.finish(row.clone(), &results, Source::Computed, start)?;
+                self.publish_results(&row)
             }
-            Err(Failure::Content(message) | Failure::GpuMemory(message)) => {
+            Err(Failure::Content(message)) => {
+                row.status = Status::Error;
+                row.error = Some(message);
+                self.finish(row.clone(), &[], Source::Computed, start)?;
+                // The same bytes fail anywhere: nobody else need find out again.
+                self.publish_results(&row)
+            }
+            Err(Failure::GpuMemory(message)) => {
                 row.status = Status::Error;
                 row.error = Some(message);
                 self.finish(row, &[], Source::Computed, start)
