@@ -169,6 +169,23 @@ fn follows_a_run_in_s3_and_restarts_from_its_history() {
     for c in checkpoints {
         assert!(str_of(c, "path").starts_with(url), "named by the URL: {c}");
     }
+    // So does `export` (it once looked for the URL as a folder).
+    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["export", url, "--cache"])
+        .arg(&cache)
+        .arg("--samples")
+        .arg(common::watch::root().join("samples"))
+        .arg("--tensorboard")
+        .arg(root.join("tb"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        said.starts_with(&format!("camwatch export: {url} -> "))
+            && said.contains("at 3 checkpoint(s)"),
+        "{said}"
+    );
 
     // A restart computes nothing, and an object deleted from the store keeps its maps.
     std::fs::remove_file(root.join("s3/bucket/run/epoch_1.pdparams")).unwrap();

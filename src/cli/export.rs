@@ -131,9 +131,13 @@ pub fn run(args: ExportArgs) -> CliResult {
                 steps += usize::from(written > 0);
             }
         }
+        let name = match &run.store {
+            Some(store) => store.url.to_string(),
+            None => run.dir.display().to_string(),
+        };
         println!(
             "camwatch export: {} -> {}: {values} value(s) at {steps} checkpoint(s)",
-            paths::for_terminal(&run.dir.display().to_string()),
+            paths::for_terminal(&name),
             paths::for_terminal(&folder.display().to_string()),
         );
     }

@@ -16,7 +16,7 @@ use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::{self, CheckpointReport, timeline};
 
 use super::CliResult;
-use super::run_args::{RunArgs, resolve_stores};
+use super::run_args::{RunArgs, StoreRun, resolve_stores};
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -61,27 +61,29 @@ struct Dump<'a> {
     checkpoints: &'a [CheckpointReport],
 }
 
-pub fn run(mut args: HistoryArgs) -> CliResult {
-    let cache = args.run.cam.cache.clone();
-    let given = args.run.dir.clone();
-    let stores = resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
+pub fn run(args: HistoryArgs) -> CliResult {
     if !args.more.is_empty() {
         return compare(args);
     }
     let (shared, mut runs) = read_runs(&args.run, &[])?;
     let StoredRun {
+        dir,
         file,
+        store,
         checkpoints: mut reports,
         ..
     } = runs.remove(0);
     // A store run's checkpoints are named by their objects' URLs.
-    if let Some(store) = &stores[0] {
-        reports.iter_mut().for_each(|r| store.name_by_url(r));
-        args.run.dir = given;
-    }
+    let dir = match &store {
+        Some(store) => {
+            reports.iter_mut().for_each(|r| store.name_by_url(r));
+            args.run.dir.clone()
+        }
+        None => dir,
+    };
     if args.json {
         let dump = Dump {
-            dir: &args.run.dir,
+            dir: &dir,
             history: &file,
             precision: shared.settings.precision,
             checkpoints: &reports,
@@ -95,10 +97,7 @@ pub fn run(mut args: HistoryArgs) -> CliResult {
     );
     for report in &reports {
         let epoch = report.epoch.map_or("-".into(), |e| e.to_string());
-        let name = report
-            .path
-            .strip_prefix(&args.run.dir)
-            .unwrap_or(&report.path);
+        let name = report.path.strip_prefix(&dir).unwrap_or(&report.path);
         let line = summarise(
             report,
             shared.settings.request.methods[0],
@@ -180,7 +179,10 @@ fn compare(args: HistoryArgs) -> CliResult {
 
 /// A run's stored history, read for comparison.
 pub struct StoredRun {
+    /// Its folder (a store run's local folder).
     pub dir: PathBuf,
+    /// A store run: its URL, and how its files are named by it.
+    pub store: Option<StoreRun>,
     pub file: PathBuf,
     pub history: History,
     pub first_on_object: Option<u64>,
@@ -194,8 +196,9 @@ pub struct Shared {
     pub steps: usize,
 }
 
-/// `run.dir` and `more`, each from its own history (which must exist), with the same
-/// samples and settings.
+/// `run.dir` and `more` (folders or store URLs, resolved here for every command that
+/// reads runs), each from its own history (which must exist), with the same samples and
+/// settings.
 pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<StoredRun>)> {
     if run.history.is_some() && !more.is_empty() {
         return Err(
@@ -204,16 +207,19 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
                 .into(),
         );
     }
-    let dirs: Vec<&PathBuf> = std::iter::once(&run.dir).chain(more).collect();
+    let (mut dir, mut others) = (run.dir.clone(), more.to_vec());
+    let stores = resolve_stores(&mut dir, &mut others, run.cam.cache.as_deref(), false)?;
+    let dirs: Vec<&PathBuf> = std::iter::once(&dir).chain(&others).collect();
     let files: Vec<PathBuf> = if more.is_empty() {
-        vec![run.history_place(Purpose::Read).file]
+        vec![place::locate(&dir, run.history.as_deref(), Purpose::Read).file]
     } else {
         dirs.iter()
             .map(|dir| place::locate(dir, None, Purpose::Read).file)
             .collect()
     };
     // Reading never creates a history: a missing one is named before anything slow.
-    for (file, dir) in files.iter().zip(&dirs) {
+    let given: Vec<&PathBuf> = std::iter::once(&run.dir).chain(more).collect();
+    for (file, dir) in files.iter().zip(&given) {
         if !file.exists() {
             return Err(format!(
                 "{}: no history yet; `camwatch watch {}` records one",
@@ -228,11 +234,12 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
     let (samples, settings) = run.load(&device)?;
     let steps = run.cam.metric_steps;
     let mut runs = Vec::new();
-    for (dir, file) in dirs.into_iter().zip(files) {
+    for ((dir, file), store) in dirs.into_iter().zip(files).zip(stores) {
         let history = History::open_read_only(&file, dir)?;
         let checkpoints = monitor::read_history(&history, &samples, &settings, steps)?;
         runs.push(StoredRun {
             dir: dir.clone(),
+            store,
             file,
             history,
             first_on_object: timeline::first_on_object(&checkpoints, settings.request.methods[0]),

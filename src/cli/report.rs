@@ -33,9 +33,7 @@ pub struct ReportArgs {
     pub epoch: Option<u64>,
 }
 
-pub fn run(mut args: ReportArgs) -> CliResult {
-    let cache = args.run.cam.cache.clone();
-    super::run_args::resolve_stores(&mut args.run.dir, &mut args.more, cache.as_deref(), false)?;
+pub fn run(args: ReportArgs) -> CliResult {
     let (shared, stored) = read_runs(&args.run, &args.more)?;
     let method = shared.settings.request.methods[0];
     let samples = &shared.samples.samples;

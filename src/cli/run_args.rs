@@ -7,7 +7,7 @@ use clap::Args;
 use camwatch::cam::{SampleSet, Target};
 use camwatch::device::SelectedDevice;
 use camwatch::monitor::CheckpointReport;
-use camwatch::monitor::place::{self, HistoryPlace, Purpose};
+use camwatch::monitor::place;
 use camwatch::render::CamSettings;
 use camwatch::store::mirror::{self, MirrorConfig, MirrorEvent};
 use camwatch::store::{Location, StoreUrl};
@@ -93,11 +93,6 @@ pub fn resolve_stores(
 }
 
 impl RunArgs {
-    /// Where this run's history is, for `purpose`.
-    pub fn history_place(&self, purpose: Purpose) -> HistoryPlace {
-        place::locate(&self.dir, self.history.as_deref(), purpose)
-    }
-
     /// The sample set and what to compute for it on `device`, checked against each
     /// other.
     pub fn load(&self, device: &SelectedDevice) -> CliResult<(SampleSet, CamSettings)> {
