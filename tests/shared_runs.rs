@@ -83,7 +83,12 @@ impl User {
 
     /// `camwatch watch --headless` as this user.
     fn watch(&self, dir: &Path) -> Watch {
-        let plain = Watch::command(dir, &[]);
+        self.watch_with(dir, &[])
+    }
+
+    /// [`User::watch`] with more arguments.
+    fn watch_with(&self, dir: &Path, extra: &[&str]) -> Watch {
+        let plain = Watch::command(dir, extra);
         let mut command = self.command(plain.get_program());
         command.args(plain.get_args());
         Watch::spawn(command)
@@ -284,11 +289,21 @@ fn a_folder_this_user_may_not_write_keeps_its_history_in_the_cache() {
     assert!(kept[0].exists());
     assert!(stderr.contains(&kept[0].display().to_string()), "{stderr}");
 
-    // The second start reuses it; `history` finds it without flags.
-    let second = b.watch(&archive);
+    // The second start reuses it; `history` finds it without flags. Asked to publish
+    // beside a run it may not write, it says so once and goes on.
+    let second = b.watch_with(&archive, &["--publish"]);
     let lines = second.take(2);
     assert_eq!(sources(&lines), ["history", "history"]);
+    second.expect_quiet(Duration::from_secs(2));
+    let stderr = second.stderr.lock().unwrap().clone();
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("results are kept here only"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{stderr}");
+    assert!(refused[0].contains("may not be written"), "{stderr}");
     assert!(second.interrupt().success());
+    assert!(!archive.join(".camwatch").exists());
     let samples = root().join("samples");
     let history = b.camwatch(&[
         "history",

@@ -1144,3 +1144,72 @@ fn out_of_gpu_memory_waits_and_tries_again_or_falls_back_to_the_cpu() {
         assert_eq!(str_of(&checkpoints[0], "status"), "ok");
     }
 }
+
+/// A run folder shared by nodes (NFS): one camwatch publishes what it computes
+/// (`--publish`), another only looks (`--compute never`), each with its own history: the
+/// viewer shows nothing until the results are published, then shows them, computing
+/// nothing.
+#[test]
+fn a_viewer_of_a_shared_folder_waits_for_published_results() {
+    let top = run_dir("watch-published-folder");
+    let dir = top.join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    for epoch in [1, 2] {
+        std::fs::write(
+            dir.join(format!("epoch_{epoch}.pdparams")),
+            demo_checkpoint(epoch),
+        )
+        .unwrap();
+    }
+    let history = |name: &str| top.join(name).display().to_string();
+    let viewer_history = history("viewer.sqlite");
+    let viewer = Watch::start(&dir, &["--compute", "never", "--history", &viewer_history]);
+    viewer.expect_quiet(Duration::from_secs(3));
+
+    let writer_history = history("writer.sqlite");
+    let writer = Watch::start(&dir, &["--publish", "--history", &writer_history]);
+    let computed = writer.take(2);
+    assert!(computed.iter().all(|v| str_of(v, "source") == "computed"));
+    let shown = viewer.take(2);
+    for v in &shown {
+        assert_eq!(str_of(v, "source"), "published", "{v}");
+        assert_ok_with_maps(v);
+    }
+    // The same figures as computed, sample by sample (drift aside: it depends on
+    // which neighbour was there when the line was written).
+    let figures = |lines: &[Value], epoch: u64| -> Vec<[Value; 3]> {
+        let line = lines.iter().find(|v| v["epoch"] == epoch).unwrap();
+        line["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                [
+                    s["logits"].clone(),
+                    s["box_energy"].clone(),
+                    s["maps"].clone(),
+                ]
+            })
+            .collect()
+    };
+    for epoch in [1, 2] {
+        assert_eq!(figures(&shown, epoch), figures(&computed, epoch));
+    }
+    assert!(writer.interrupt().success());
+    assert!(viewer.interrupt().success());
+
+    // Another setting's viewer finds nothing published for it, and waits.
+    let other = Watch::start(
+        &dir,
+        &[
+            "--compute",
+            "never",
+            "--method",
+            "layercam",
+            "--history",
+            &history("other.sqlite"),
+        ],
+    );
+    other.expect_quiet(Duration::from_secs(3));
+    assert!(other.interrupt().success());
+}
