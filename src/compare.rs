@@ -131,6 +131,7 @@ mod tests {
             time: String::new(),
             format: None,
             arch: None,
+            published: None,
             samples: hits
                 .iter()
                 .enumerate()

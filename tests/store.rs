@@ -683,6 +683,8 @@ fn writers_publish_each_result_once_and_a_viewer_computes_nothing() {
         .map(|l| {
             assert_eq!(str_of(l, "source"), "published", "{l}");
             assert!(!l["samples"].as_array().unwrap().is_empty(), "{l}");
+            let object = format!("{}.camwatch/results/", str_of(l, "run"));
+            assert!(str_of(l, "published").starts_with(&object), "{l}");
             (str_of(l, "run").to_string(), l["epoch"].as_u64().unwrap())
         })
         .collect();

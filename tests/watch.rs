@@ -1173,6 +1173,8 @@ fn a_viewer_of_a_shared_folder_waits_for_published_results() {
     let shown = viewer.take(2);
     for v in &shown {
         assert_eq!(str_of(v, "source"), "published", "{v}");
+        let object = dir.join(".camwatch/results").display().to_string();
+        assert!(str_of(v, "published").starts_with(&object), "{v}");
         assert_ok_with_maps(v);
     }
     // The same figures as computed, sample by sample (drift aside: it depends on

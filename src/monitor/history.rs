@@ -18,6 +18,11 @@
 //!
 //! Results hang off the content hash, so the same weights under two names (a hard link,
 //! `latest` beside `epoch_N`) are computed once.
+//!
+//! The schema is versioned (`meta.schema`): a history an older camwatch wrote is brought
+//! up to date step by step when it is opened for writing ([`MIGRATIONS`]), in one
+//! transaction, and read as it is when opened read-only (another user's run). A history
+//! newer than this camwatch is refused, named, never changed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +35,14 @@ use crate::cam::trust::Sanity;
 use crate::cam::{Map, Method};
 use crate::render::SampleTrust;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// The steps from each version to the next: `MIGRATIONS[i]` takes version `i + 1` to
+/// `i + 2`. Only ever appended to.
+const MIGRATIONS: [&str; 1] = [
+    // 2: where a checkpoint's results came from, when another camwatch published them.
+    "ALTER TABLE checkpoints ADD COLUMN origin TEXT;",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +58,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     format TEXT,
     arch TEXT,
     recorded_ns INTEGER NOT NULL,
+    origin TEXT,
     UNIQUE (path, hash)
 );
 CREATE TABLE IF NOT EXISTS predictions (
@@ -87,15 +100,35 @@ CREATE TABLE IF NOT EXISTS trust (
 ) WITHOUT ROWID;
 ";
 
-/// A stored schema version this camwatch reads, or the error naming it.
-fn check_schema(file: &Path, found: String) -> Result<(), HistoryError> {
-    if found == SCHEMA_VERSION.to_string() {
-        return Ok(());
+/// A stored schema version this camwatch reads (this one's or an older one), or the
+/// error naming it.
+fn check_schema(file: &Path, found: String) -> Result<i64, HistoryError> {
+    match found.parse::<i64>() {
+        Ok(version) if (1..=SCHEMA_VERSION).contains(&version) => Ok(version),
+        _ => Err(HistoryError {
+            path: file.to_path_buf(),
+            source: HistoryProblem::Schema { found },
+        }),
     }
-    Err(HistoryError {
-        path: file.to_path_buf(),
-        source: HistoryProblem::Schema { found },
-    })
+}
+
+/// Brings a history at `version` up to this camwatch's schema, all steps in one
+/// transaction: a crash leaves it as it was.
+fn migrate(conn: &mut Connection, version: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another camwatch may have migrated it meanwhile.
+    let now: String = tx.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+        r.get(0)
+    })?;
+    let from = now.parse::<i64>().unwrap_or(version).max(version);
+    for step in &MIGRATIONS[(from - 1) as usize..] {
+        tx.execute_batch(step)?;
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema'",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()
 }
 
 /// `file:PATH?immutable=1`, the path percent-encoded as SQLite's URIs want.
@@ -130,7 +163,9 @@ pub enum HistoryProblem {
         folder: PathBuf,
         source: std::io::Error,
     },
-    #[error("schema version {found}, this camwatch reads {SCHEMA_VERSION}")]
+    #[error(
+        "schema version {found}, this camwatch reads 1 to {SCHEMA_VERSION} (a newer camwatch wrote it)"
+    )]
     Schema { found: String },
 }
 
@@ -170,6 +205,8 @@ pub struct CheckpointRow {
     pub format: Option<String>,
     /// `ArchSummary` as JSON.
     pub arch: Option<String>,
+    /// The published object its results were taken from; `None`: computed here.
+    pub origin: Option<String>,
 }
 
 /// What a sample's maps depend on besides the weights: the preprocessing
@@ -228,6 +265,8 @@ pub struct StoredMap {
 
 pub struct History {
     conn: Connection,
+    /// The schema version as found (a read-only history is read as it is).
+    version: i64,
     file: PathBuf,
     /// The watched folder: paths are stored relative to it, so both can move together.
     root: PathBuf,
@@ -255,7 +294,7 @@ impl History {
             path: file.to_path_buf(),
             source: source.into(),
         };
-        let conn = Connection::open(file).map_err(wrap)?;
+        let mut conn = Connection::open(file).map_err(wrap)?;
         // WAL: a reader (the TUI, `camwatch history`, sqlite3) never blocks the writer, and a
         // kill -9 loses at most the transaction being written. NORMAL sync is durable
         // against a crash of this process (not of the machine), which is the risk here.
@@ -265,6 +304,28 @@ impl History {
             .map_err(wrap)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(wrap)?;
+        let existing: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(wrap)?;
+        let version: Option<String> = match existing {
+            0 => None,
+            _ => conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(wrap)?,
+        };
+        if let Some(found) = version {
+            let version = check_schema(file, found)?;
+            if version < SCHEMA_VERSION {
+                migrate(&mut conn, version).map_err(wrap)?;
+            }
+        }
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
@@ -280,10 +341,13 @@ impl History {
                 )
                 .map_err(wrap)?;
             }
-            Some(found) => check_schema(file, found)?,
+            Some(found) => {
+                check_schema(file, found)?;
+            }
         }
         Ok(History {
             conn,
+            version: SCHEMA_VERSION,
             file: file.to_path_buf(),
             root: root.to_path_buf(),
         })
@@ -322,9 +386,10 @@ impl History {
             }
             Err(e) => return Err(wrap(e)),
         };
-        check_schema(file, found)?;
+        let version = check_schema(file, found)?;
         Ok(History {
             conn,
+            version,
             file: file.to_path_buf(),
             root: root.to_path_buf(),
         })
@@ -378,12 +443,14 @@ impl History {
 
     /// Every recorded checkpoint, in the order they were recorded.
     pub fn checkpoints(&self) -> Result<Vec<CheckpointRow>, HistoryError> {
+        // A version 1 history (read-only: not migrated) has no origins.
+        let origin = if self.version >= 2 { "origin" } else { "NULL" };
         let mut statement = self
             .conn
-            .prepare(
-                "SELECT path, hash, size, mtime_ns, epoch, status, error, format, arch
-                 FROM checkpoints ORDER BY id",
-            )
+            .prepare(&format!(
+                "SELECT path, hash, size, mtime_ns, epoch, status, error, format, arch, {origin}
+                 FROM checkpoints ORDER BY id"
+            ))
             .map_err(|e| self.wrap(e))?;
         let rows = statement
             .query_map([], |r| {
@@ -410,6 +477,7 @@ impl History {
                     error: r.get(6)?,
                     format: r.get(7)?,
                     arch: r.get(8)?,
+                    origin: r.get(9)?,
                 })
             })
             .map_err(|e| self.wrap(e))?;
@@ -435,12 +503,14 @@ impl History {
         let result = (|| {
             tx.execute(
                 "INSERT INTO checkpoints
-                     (path, hash, size, mtime_ns, epoch, status, error, format, arch, recorded_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     (path, hash, size, mtime_ns, epoch, status, error, format, arch, recorded_ns,
+                      origin)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (path, hash) DO UPDATE SET
                      size = excluded.size, mtime_ns = excluded.mtime_ns, epoch = excluded.epoch,
                      status = excluded.status, error = excluded.error,
-                     format = excluded.format, arch = excluded.arch",
+                     format = excluded.format, arch = excluded.arch,
+                     origin = coalesce(excluded.origin, origin)",
                 params![
                     path,
                     row.hash,
@@ -452,6 +522,7 @@ impl History {
                     row.format,
                     row.arch,
                     recorded_ns,
+                    row.origin,
                 ],
             )?;
             for (sample, stored) in results {
@@ -805,6 +876,92 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The `checkpoints` table as camwatch wrote it at schema version 1.
+    const CHECKPOINTS_V1: &str = "
+        CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            epoch INTEGER,
+            status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+            error TEXT,
+            format TEXT,
+            arch TEXT,
+            recorded_ns INTEGER NOT NULL,
+            UNIQUE (path, hash)
+        );";
+
+    #[test]
+    fn a_version_1_history_is_migrated_for_writing_and_read_as_it_is() {
+        let dir = temp_dir("history-v1");
+        let db = dir.join("history.sqlite");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch(CHECKPOINTS_V1).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute("INSERT INTO meta VALUES ('schema', '1')", [])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO checkpoints (path, hash, size, mtime_ns, epoch, status, format,
+                                          recorded_ns)
+                 VALUES ('epoch_1.pdparams', 'abc', 10, 5, 1, 'ok', 'pdparams', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let schema = || -> String {
+            Connection::open(&db)
+                .unwrap()
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        let expected = CheckpointRow {
+            path: dir.join("epoch_1.pdparams"),
+            hash: "abc".into(),
+            fingerprint: Fingerprint {
+                size: 10,
+                mtime_ns: 5,
+            },
+            epoch: Some(1),
+            status: Status::Ok,
+            error: None,
+            format: Some("pdparams".into()),
+            arch: None,
+            origin: None,
+        };
+        // Read-only (another user's run): read as it is, left as it is.
+        let read = History::open_read_only(&db, &dir).unwrap();
+        assert_eq!(read.checkpoints().unwrap(), vec![expected.clone()]);
+        drop(read);
+        assert_eq!(schema(), "1");
+
+        // Opened to write: brought up to date, nothing lost.
+        let mut history = History::open(&db, &dir).unwrap();
+        assert_eq!(schema(), SCHEMA_VERSION.to_string());
+        assert_eq!(history.checkpoints().unwrap(), vec![expected.clone()]);
+        let setting = Setting {
+            prep: "imagenet@224".into(),
+            layer: "stage4".into(),
+            target: "predicted".into(),
+            steps: 16,
+        };
+        let taken = CheckpointRow {
+            path: dir.join("epoch_2.pdparams"),
+            hash: "def".into(),
+            origin: Some("s3://b/run/.camwatch/results/x/epoch_2.pdparams.e1.json".into()),
+            ..expected.clone()
+        };
+        history.record(&taken, &setting, &[]).unwrap();
+        drop(history);
+        let again = History::open(&db, &dir).unwrap();
+        assert_eq!(again.checkpoints().unwrap(), vec![expected, taken]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use crate::cam::metrics::Faithfulness;
 
     #[test]
@@ -829,6 +986,7 @@ mod tests {
             error: None,
             format: Some("pdparams".into()),
             arch: None,
+            origin: None,
         };
         let sample = StoredSample {
             prediction: Some(Prediction {

@@ -111,6 +111,10 @@ pub struct CheckpointReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<serde_json::Value>,
     pub samples: Vec<SampleFigures>,
+    /// The published object its results were taken from (`watch --compute auto|never`);
+    /// absent when computed by this camwatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
     /// The notable changes since the previous checkpoint, sample by sample.
     pub events: Vec<timeline::Event>,
     /// The file's mtime in nanoseconds, which places an unnumbered checkpoint in
@@ -136,6 +140,7 @@ impl CheckpointReport {
                 .as_deref()
                 .and_then(|a| serde_json::from_str(a).ok()),
             samples,
+            published: entry.origin.clone(),
             events: Vec::new(),
             mtime_ns: entry.mtime_ns,
         }

@@ -30,6 +30,8 @@ pub struct Entry {
     pub error: Option<String>,
     pub format: Option<String>,
     pub arch: Option<String>,
+    /// The published object its results were taken from ([`CheckpointRow::origin`]).
+    pub origin: Option<String>,
 }
 
 /// Groups rows by content and puts them in training order: by the epoch in the name;
@@ -63,6 +65,7 @@ pub fn order(rows: &[CheckpointRow]) -> Vec<Entry> {
                 error: last.error.clone(),
                 format: last.format.clone(),
                 arch: last.arch.clone(),
+                origin: rows.iter().rev().find_map(|r| r.origin.clone()),
             }
         })
         .collect();
@@ -476,6 +479,7 @@ mod tests {
             error: None,
             format: None,
             arch: None,
+            origin: None,
         }
     }
 

@@ -254,6 +254,8 @@ pub type TrustRow = (String, String, usize, f32);
 pub struct Delivered {
     pub results: Option<Published>,
     pub trust: Option<PublishedTrust>,
+    /// Where the results were read (a URL or a path), for the history.
+    pub origin: String,
 }
 
 /// What a reader expects of an object: its name's parts and its own setting.
@@ -378,8 +380,9 @@ impl Published {
         Ok(published)
     }
 
-    /// The checkpoint's history row, for its file (or object) at `path`.
-    pub fn row(&self, path: std::path::PathBuf) -> CheckpointRow {
+    /// The checkpoint's history row, for its file (or object) at `path`, taken from the
+    /// object `origin`.
+    pub fn row(&self, path: std::path::PathBuf, origin: String) -> CheckpointRow {
         let c = &self.checkpoint;
         CheckpointRow {
             path,
@@ -397,6 +400,7 @@ impl Published {
             error: c.error.clone(),
             format: c.format.clone(),
             arch: c.arch.clone(),
+            origin: Some(origin),
         }
     }
 
@@ -593,6 +597,7 @@ mod tests {
             error: None,
             format: Some("pdparams".into()),
             arch: None,
+            origin: None,
         };
         let sample = StoredSample {
             prediction: Some(Prediction {

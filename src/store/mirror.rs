@@ -433,6 +433,7 @@ impl Worker {
             delivered: Box::new(Delivered {
                 results: Some(found),
                 trust,
+                origin: results.shelf.describe(&name),
             }),
         });
         Some(State::Published)
@@ -481,6 +482,7 @@ impl Worker {
                     delivered: Box::new(Delivered {
                         results: None,
                         trust: Some(trust),
+                        origin: results.shelf.describe(&name),
                     }),
                 });
                 let mut object = known.clone();

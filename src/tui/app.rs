@@ -850,6 +850,7 @@ pub(crate) mod tests {
             time: String::new(),
             format: None,
             arch: None,
+            published: None,
             samples: samples
                 .iter()
                 .map(|name| SampleFigures {

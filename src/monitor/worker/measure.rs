@@ -115,6 +115,7 @@ impl Worker {
             error: None,
             format: None,
             arch: None,
+            origin: None,
         };
         for chunk in todo.chunks(batch) {
             if interrupt.is_cancelled() || self.cancel.is_cancelled() {

@@ -361,6 +361,7 @@ impl Worker {
             error: None,
             format: None,
             arch: None,
+            origin: None,
         };
         if let Some(failure) = job.failure {
             row.status = Status::Error;
@@ -479,6 +480,7 @@ impl Worker {
                     error: Some(message),
                     format: None,
                     arch: None,
+                    origin: None,
                 };
                 self.send(
                     CheckpointReport::new(&entry, Vec::new()),

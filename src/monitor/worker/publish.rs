@@ -171,6 +171,7 @@ impl Worker {
             setting: &p.setting,
         };
         let name = crate::results::results_name(&key, &identity);
+        let origin = p.shelf.describe(&name);
         let results = match p.shelf.get(&name) {
             Ok(Some(bytes)) => Published::decode(&bytes, &expected)
                 .and_then(|r| match r.checkpoint.hash == hash {
@@ -193,6 +194,7 @@ impl Worker {
             Ok(results) => Some(Delivered {
                 results: Some(results),
                 trust,
+                origin,
             }),
             Err(e) => {
                 self.reject(e);
@@ -224,7 +226,7 @@ impl Worker {
         let trust_for = |hash: &str| delivered.trust.as_ref().filter(|t| t.hash == hash);
         match &delivered.results {
             Some(results) => {
-                let mut row = results.row(path.to_path_buf());
+                let mut row = results.row(path.to_path_buf(), delivered.origin.clone());
                 row.fingerprint = fingerprint;
                 let known_here = rows
                     .iter()
