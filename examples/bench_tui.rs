@@ -115,6 +115,7 @@ fn app_of(runs: usize, set: &SampleSet) -> App {
             time: String::new(),
             format: None,
             arch: None,
+            published: None,
             samples: set
                 .samples
                 .iter()
