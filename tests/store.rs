@@ -762,6 +762,30 @@ fn writers_publish_each_result_once_and_a_viewer_computes_nothing() {
             assert_ne!(str_of(&line, "run"), "s3://bucket/sweep/c/", "{line}");
         }
     }
+    // `history` where the run was never watched: what is published, named by URL.
+    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["history", "s3://bucket/sweep/a/", "--json", "--cache"])
+        .arg(root.join("cache-reader"))
+        .arg("--samples")
+        .arg(common::watch::root().join("samples"))
+        .envs(env(&server.endpoint(), SECRET))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checkpoints = dump["checkpoints"].as_array().unwrap();
+    assert_eq!(checkpoints.len(), 3, "{dump}");
+    for c in checkpoints {
+        assert!(
+            str_of(c, "path").starts_with("s3://bucket/sweep/a/epoch_"),
+            "{c}"
+        );
+        assert!(
+            str_of(c, "published").starts_with("s3://bucket/sweep/a/.camwatch/results/"),
+            "{c}"
+        );
+        assert!(!c["samples"].as_array().unwrap().is_empty(), "{c}");
+    }
     // The viewer downloaded no checkpoint.
     let downloaded: Vec<PathBuf> = walk(&root.join("cache-viewer"))
         .into_iter()

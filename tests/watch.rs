@@ -1199,6 +1199,15 @@ fn a_viewer_of_a_shared_folder_waits_for_published_results() {
     }
     assert!(writer.interrupt().success());
     assert!(viewer.interrupt().success());
+    // `history` finds them too, though the run folder holds no history.
+    let dump = history_json(&dir, &[]);
+    assert_eq!(statuses(&dump).len(), 2, "{dump}");
+    for c in dump["checkpoints"].as_array().unwrap() {
+        assert!(
+            str_of(c, "published").contains("/.camwatch/results/"),
+            "{c}"
+        );
+    }
 
     // Another setting's viewer finds nothing published for it, and waits.
     let other = Watch::start(

@@ -1,7 +1,7 @@
 //! `camwatch history [DIR …] [--json]`: the stored history of a run (or of several, to
 //! compare them), without a network.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
@@ -10,6 +10,7 @@ use camwatch::cam::{Method, Sample, SampleSet};
 use camwatch::figures;
 use camwatch::paths;
 use camwatch::render::CamSettings;
+use camwatch::results;
 
 use camwatch::monitor::history::History;
 use camwatch::monitor::place::{self, Purpose};
@@ -177,6 +178,53 @@ fn compare(args: HistoryArgs) -> CliResult {
     Ok(())
 }
 
+/// `local` (the run's history, if any) with what is published beside the run; a store
+/// that cannot be read is said, and `local` read alone.
+fn with_published(
+    local: Option<History>,
+    dir: &Path,
+    store: Option<&StoreRun>,
+    samples: &SampleSet,
+    settings: &CamSettings,
+    steps: usize,
+) -> Option<History> {
+    let setting = monitor::setting(settings, steps);
+    let methods = &settings.request.methods;
+    let folder = results::setting_folder(&setting, methods);
+    let shelf = match store {
+        Some(store) => store
+            .url
+            .open()
+            .map(|open| results::Shelf::store(&open, &folder))
+            .map_err(|e| e.to_string()),
+        None => results::Shelf::folder(dir, &folder),
+    };
+    let keys = monitor::sample_keys(samples, settings.request.target);
+    let published = results::PublishedSetting::new(&setting, methods);
+    let shelf = match shelf {
+        Ok(shelf) => shelf,
+        Err(e) => {
+            eprintln!(
+                "camwatch: {}: published results not read",
+                paths::for_terminal(&e)
+            );
+            return local;
+        }
+    };
+    let (history, imported) =
+        results::reading_history(local, dir, &shelf, &setting, &published, &keys);
+    for refused in imported.refused {
+        eprintln!("camwatch: {}: ignored", paths::for_terminal(&refused));
+    }
+    if let Some(e) = imported.unread {
+        eprintln!(
+            "camwatch: {}: published results not read",
+            paths::for_terminal(&e)
+        );
+    }
+    history
+}
+
 /// A run's stored history, read for comparison.
 pub struct StoredRun {
     /// Its folder (a store run's local folder).
@@ -197,8 +245,8 @@ pub struct Shared {
 }
 
 /// `run.dir` and `more` (folders or store URLs, resolved here for every command that
-/// reads runs), each from its own history (which must exist), with the same samples and
-/// settings.
+/// reads runs), each from its own history and the results published beside it (one of
+/// them must exist), with the same samples and settings.
 pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<StoredRun>)> {
     if run.history.is_some() && !more.is_empty() {
         return Err(
@@ -217,16 +265,21 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
             .map(|dir| place::locate(dir, None, Purpose::Read).file)
             .collect()
     };
-    // Reading never creates a history: a missing one is named before anything slow.
+    // Reading never creates a history: a folder run with neither a history nor
+    // published results is named before anything slow (a store run's are listed later).
     let given: Vec<&PathBuf> = std::iter::once(&run.dir).chain(more).collect();
-    for (file, dir) in files.iter().zip(&given) {
-        if !file.exists() {
-            return Err(format!(
-                "{}: no history yet; `camwatch watch {}` records one",
-                file.display(),
-                dir.display()
-            )
-            .into());
+    let no_history = |file: &Path, given: &Path| {
+        format!(
+            "{}: no history yet, nor results published beside the run; `camwatch watch {}` \
+             records one",
+            file.display(),
+            given.display()
+        )
+    };
+    for ((file, dir), store) in files.iter().zip(&dirs).zip(&stores) {
+        if !file.exists() && store.is_none() && !dir.join(results::RESULTS_DIR).is_dir() {
+            let at = given[files.iter().position(|f| f == file).unwrap_or(0)];
+            return Err(no_history(file, at).into());
         }
     }
     // The device decides what `--precision auto` means, and so which rows are read.
@@ -234,8 +287,13 @@ pub fn read_runs(run: &RunArgs, more: &[PathBuf]) -> CliResult<(Shared, Vec<Stor
     let (samples, settings) = run.load(&device)?;
     let steps = run.cam.metric_steps;
     let mut runs = Vec::new();
-    for ((dir, file), store) in dirs.into_iter().zip(files).zip(stores) {
-        let history = History::open_read_only(&file, dir)?;
+    for (((dir, file), store), given) in dirs.into_iter().zip(files).zip(stores).zip(given) {
+        let local = match file.exists() {
+            true => Some(History::open_read_only(&file, dir)?),
+            false => None,
+        };
+        let history = with_published(local, dir, store.as_ref(), &samples, &settings, steps)
+            .ok_or_else(|| no_history(&file, given))?;
         let checkpoints = monitor::read_history(&history, &samples, &settings, steps)?;
         runs.push(StoredRun {
             dir: dir.clone(),

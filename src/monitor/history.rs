@@ -353,6 +353,29 @@ impl History {
         })
     }
 
+    /// An empty history in memory, for the run in `root`: what a reader assembles from
+    /// published results without writing anything ([`crate::results::reading_history`]).
+    pub fn in_memory(root: &Path) -> Result<History, HistoryError> {
+        let file = PathBuf::from(":memory:");
+        let wrap = |source: rusqlite::Error| HistoryError {
+            path: file.clone(),
+            source: source.into(),
+        };
+        let conn = Connection::open_in_memory().map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(wrap)?;
+        Ok(History {
+            conn,
+            version: SCHEMA_VERSION,
+            file,
+            root: root.to_path_buf(),
+        })
+    }
+
     /// Opens the existing database `file` for reading only: another camwatch's (perhaps
     /// another user's) history, or one in a folder this user may not write.
     ///

@@ -24,6 +24,7 @@
 //! What is read is untrusted: an object cut short, foreign, or for another setting is
 //! refused with one line naming it ([`Published::decode`]).
 
+mod import;
 mod shelf;
 
 use base64::Engine;
@@ -36,6 +37,7 @@ use crate::monitor::history::{
 use crate::monitor::scan::Fingerprint;
 use crate::render::SampleTrust;
 
+pub use import::{Imported, reading_history};
 pub use shelf::{Put, Shelf};
 
 /// The folder, under the run, that holds the published results.
