@@ -346,3 +346,46 @@ fn a_sweeps_run_that_starts_later_joins_the_comparing_view() {
     session.keys("q");
     session.wait_for("camwatch's exit", |s| s.contains("camwatch-exit=0"));
 }
+
+/// A sweep whose runs were computed elsewhere (`--publish`), looked at with `--compute
+/// never`: the comparing view shows both runs' published results, computing nothing.
+#[test]
+fn the_comparing_view_shows_a_published_sweep() {
+    use common::watch::{Watch, demo_checkpoint, run_dir};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = run_dir("published-sweep-ui");
+    let sweep = work.join("sweep");
+    for (run, epochs) in [("lr0.1", 1..=2), ("lr0.01", 1..=2)] {
+        let dir = sweep.join(run);
+        std::fs::create_dir_all(&dir).unwrap();
+        for epoch in epochs {
+            std::fs::write(
+                dir.join(format!("epoch_{epoch}.pdparams")),
+                demo_checkpoint(epoch),
+            )
+            .unwrap();
+        }
+        // The node that trained it: its history is its own, the results beside the run.
+        let history = work.join(format!("{run}.sqlite"));
+        let writer = Watch::start(&dir, &["--publish", "--history", history.to_str().unwrap()]);
+        writer.take(2);
+        assert!(writer.interrupt().success());
+    }
+    let command = format!(
+        "{} watch {} --runs --compute never --samples {} --protocol halfblocks --device cpu \
+         --metrics none; echo camwatch-exit=$?; sleep 120",
+        env!("CARGO_BIN_EXE_camwatch"),
+        sweep.display(),
+        root.join("samples").display(),
+    );
+    let session = open("published-sweep-ui", &command, (120, 40));
+    session.wait_for("both runs' published epochs, compared", |s| {
+        header(s).contains("⇆ 2/2 runs")
+            && header(s).contains("epoch 2")
+            && s.contains("[2] p 0.")
+            && s.contains("lr0.1")
+            && s.contains("lr0.01")
+    });
+    session.keys("q");
+    session.wait_for("camwatch's exit", |s| s.contains("camwatch-exit=0"));
+}
