@@ -6,14 +6,15 @@
    difference is the listing (paged by object_store, 1,000 keys a page) and the HEAD;
 2. a 95 MB checkpoint (tests/fixtures/generated/paddle_r50.p4.pdparams) PUT into a
    watched prefix: time from the PUT's completion to its JSON line (median of 3);
-3. memory: 20 runs × 50 checkpoints (the demo's epochs, again and again) followed as
-   one sweep (`--runs --headless`), the process's RSS sampled every second while the
-   1,000 checkpoints are computed;
-4. publish: the same 20 × 50 sweep computed by 4 writer processes (`--publish`, 5 runs
-   each, as a writer beside each training job would), then a viewer of the whole sweep
-   that computes nothing (`--runs --compute never`): the writers' time to all 1,000
-   published results, and the viewer's time to its first and 1,000th line, its peak RSS,
-   its CPU time and that it downloaded no checkpoint.
+3. memory: 20 runs × 50 checkpoints (the demo's epochs, again and again: 16 contents a
+   run) followed as one sweep (`--runs --headless`), the process's RSS sampled every
+   second while the 1,000 checkpoints are handled (320 computed, the rest repeats);
+4. publish: 20 runs × 50 checkpoints, each of its own bytes, computed by 4 writer
+   processes (`--publish`, 5 runs each, as one beside each training job would be), then a
+   viewer of the whole sweep that computes nothing (`--runs --compute never`): the
+   writers' time to all 1,000 published results, the viewer's time to its first and
+   1,000th line, its peak RSS and CPU time, and that it downloaded no checkpoint;
+   against the same viewer computing all 1,000 (`--compute always`).
 
 Usage: bench_store.py CAMWATCH S3S_FS [--only listing|latency|sweep|publish]...
 (scripts/bench-store runs it, passing its own arguments on)
@@ -23,6 +24,7 @@ import glob
 import hashlib
 import json
 import os
+import pickletools
 import shutil
 import signal
 import socket
@@ -93,18 +95,39 @@ class Bench:
         self.demo = [os.path.join(ROOT, "checkpoints", f"epoch_{e}.pdparams")
                      for e in range(1, 17)]
 
-    def sweep(self):
-        """20 runs × 50 checkpoints (the demo's epochs, again and again) under `sweep/`,
+    def sweep(self, name, distinct=False):
+        """20 runs × 50 checkpoints (the demo's 16 epochs, again and again) under `name/`,
         straight into the server's folder (following them is what is timed, not the
-        upload); made once for the sections that follow it."""
+        upload). A run's 50 checkpoints are then 16 contents, and a content its history
+        already holds is answered from there, not computed again; `distinct` makes each
+        checkpoint's bytes its own (the lowest byte of two weights of the stem changed:
+        maps the same to 1e-4), so that each is computed, and published, once."""
         for run in range(RUNS):
             for epoch in range(1, EPOCHS + 1):
-                path = os.path.join(self.bucket, "sweep", f"run{run:02}",
+                path = os.path.join(self.bucket, name, f"run{run:02}",
                                     f"epoch_{epoch}.pdparams")
-                if not os.path.exists(path):
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    shutil.copy(self.demo[(epoch - 1) % 16], path)
-        return "s3://bucket/sweep/"
+                if os.path.exists(path):
+                    continue
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(self.demo[(epoch - 1) % 16], "rb") as f:
+                    data = bytearray(f.read())
+                if distinct:
+                    i, at = run * EPOCHS + epoch - 1, first_weights(data)
+                    # Little-endian float32: the lowest byte of two mantissas.
+                    data[at] ^= i & 0xFF
+                    data[at + 4] ^= i >> 8
+                with open(path, "wb") as f:
+                    f.write(data)
+        return f"s3://bucket/{name}/"
+
+
+def first_weights(pickled):
+    """Where the first tensor's bytes start in a pickled state dict (`.pdparams`)."""
+    for op, arg, pos in pickletools.genops(bytes(pickled)):
+        if isinstance(arg, bytes) and len(arg) >= 8:
+            # The opcode, the length (1, 4 or 8 bytes), the bytes.
+            return pos + 1 + {"SHORT_BINBYTES": 1, "BINBYTES": 4, "BINBYTES8": 8}[op.name]
+    raise ValueError("no tensor in the checkpoint")
 
 
 def listing(b):
@@ -160,8 +183,8 @@ def latency(b):
 
 def sweep_memory(b):
     """3. 20 runs × 50 checkpoints as one sweep: RSS while they are computed."""
-    proc = watch(b.camwatch, b.sweep(), os.path.join(b.work, "cache-sweep"), b.endpoint,
-                 ["--runs"])
+    proc = watch(b.camwatch, b.sweep("sweep"), os.path.join(b.work, "cache-sweep"),
+                 b.endpoint, ["--runs"])
     samples, lines = [], [0]
 
     def read():
@@ -205,12 +228,16 @@ class Lines:
             for field, seen in (("source", self.sources), ("status", self.statuses)):
                 seen[line.get(field)] = seen.get(line.get(field), 0) + 1
 
+    def at(self, n):
+        """When the line `n` came (an index: -1 the last), in seconds from the start."""
+        return f"{self.times[n]:.1f} s" if self.times else "never"
 
-def published_results(bucket):
-    """Result objects published under the sweep's runs (s3s-fs keeps its own metadata
-    beside the objects, in hidden files; trust figures are apart, and none are published
-    with `--metrics none`)."""
-    names = glob.glob(os.path.join(bucket, "sweep", "*", ".camwatch", "results", "*", "*"))
+
+def published_results(bucket, name):
+    """Result objects published under the runs of the sweep `name` (s3s-fs keeps its own
+    metadata beside the objects, in hidden files; trust figures are apart, and none are
+    published with `--metrics none`)."""
+    names = glob.glob(os.path.join(bucket, name, "*", ".camwatch", "results", "*", "*"))
     return [n for n in names
             if not os.path.basename(n).startswith(".") and not n.endswith(".trust.json")]
 
@@ -226,82 +253,99 @@ def stop(proc):
         return None
 
 
+def view(b, url, name, compute):
+    """A viewer of the whole sweep (`--runs --compute COMPUTE`, a cache of its own), until
+    its 1,000th line (or none for a minute): its lines, peak RSS (VmHWM, and VmRSS
+    sampled every 0.2 s), CPU seconds, exit status on SIGTERM and the checkpoints it
+    downloaded."""
+    cache = os.path.join(b.work, f"cache-{name}")
+    start = time.perf_counter()
+    proc = watch(b.camwatch, url, cache, b.endpoint, ["--runs", "--compute", compute])
+    lines, samples = Lines(proc, start), []
+    while len(lines.times) < RUNS * EPOCHS and proc.poll() is None:
+        now = time.perf_counter() - start
+        if now - (lines.times[-1] if lines.times else 0) > 60 or now > 1800:
+            break
+        samples.append(rss_kib(proc.pid))
+        time.sleep(0.2)
+    hwm, cpu = proc_status_kib(proc.pid, "VmHWM"), cpu_s(proc.pid)
+    code = stop(proc)
+    downloaded = [os.path.join(d, f) for d, _, files in os.walk(cache) for f in files
+                  if f.endswith(".pdparams")]
+    return lines, hwm / 1024, max(samples, default=0) / 1024, cpu, code, downloaded
+
+
 def publish(b):
-    """4. The sweep published by 4 writers (5 runs each), then a viewer that computes
-    nothing: what a sweep costs where it is looked at once it is computed where it trains."""
-    url = b.sweep()
+    """4. A sweep of 1,000 distinct checkpoints published by 4 writers (5 runs each, as
+    one beside each training job would be), then a viewer that computes nothing, against
+    the same viewer computing everything."""
+    url = b.sweep("published", distinct=True)
     runs = [f"{url}run{run:02}/" for run in range(RUNS)]
     per = RUNS // WRITERS
     start = time.perf_counter()
-    writers, stderrs = [], []
+    writers = []
     for w in range(WRITERS):
         mine = runs[w * per:(w + 1) * per]
-        stderr = open(os.path.join(b.work, f"writer{w}.stderr"), "w")
-        stderrs.append(stderr)
-        writers.append(watch(b.camwatch, mine[0], os.path.join(b.work, f"cache-writer{w}"),
-                             b.endpoint, [*mine[1:], "--publish"], stderr=stderr))
+        with open(os.path.join(b.work, f"writer{w}.stderr"), "w") as stderr:
+            writers.append(watch(b.camwatch, mine[0], os.path.join(b.work, f"cache-writer{w}"),
+                                 b.endpoint, [*mine[1:], "--publish"], stderr=stderr))
     readers = [Lines(w, start) for w in writers]
-    writers_rss = 0
-    while len(published_results(b.bucket)) < RUNS * EPOCHS:
-        if time.perf_counter() - start > 1800 or any(w.poll() is not None for w in writers):
+    writers_rss, count, grew = 0, 0, start
+    while count < RUNS * EPOCHS and all(w.poll() is None for w in writers):
+        now = time.perf_counter()
+        # Every checkpoint handled and nothing published for a minute: what is missing
+        # will not come.
+        handled = sum(len(r.times) for r in readers) >= RUNS * EPOCHS
+        if (handled and now - grew > 60) or now - start > 1800:
             break
         writers_rss = max(writers_rss, sum(rss_kib(w.pid) for w in writers))
         time.sleep(0.2)
+        if len(published_results(b.bucket, "published")) > count:
+            count, grew = len(published_results(b.bucket, "published")), time.perf_counter()
     written = time.perf_counter() - start
-    results = len(published_results(b.bucket))
     codes = [stop(w) for w in writers]
-    for stderr in stderrs:
-        stderr.close()
-    statuses = {}
+    statuses, sources = {}, {}
     for r in readers:
-        for status, n in r.statuses.items():
-            statuses[status] = statuses.get(status, 0) + n
+        for seen, mine in ((statuses, r.statuses), (sources, r.sources)):
+            for value, n in mine.items():
+                seen[value] = seen.get(value, 0) + n
     warnings = [line.rstrip() for w in range(WRITERS)
                 for line in open(os.path.join(b.work, f"writer{w}.stderr"))
                 if "not published" in line or "kept here only" in line]
 
-    cache = os.path.join(b.work, "cache-viewer")
-    start = time.perf_counter()
-    viewer = watch(b.camwatch, url, cache, b.endpoint, ["--runs", "--compute", "never"])
-    lines = Lines(viewer, start)
-    samples = []
-    while len(lines.times) < RUNS * EPOCHS and time.perf_counter() - start < 900:
-        if viewer.poll() is not None:
-            break
-        samples.append(rss_kib(viewer.pid))
-        time.sleep(0.2)
-    hwm, cpu = proc_status_kib(viewer.pid, "VmHWM"), cpu_s(viewer.pid)
-    viewer_code = stop(viewer)
-    downloaded = [os.path.join(d, f) for d, _, files in os.walk(cache) for f in files
-                  if f.endswith(".pdparams")]
-
-    first = f"{lines.times[0]:.1f} s" if lines.times else "none"
-    last = f"{lines.times[-1]:.1f} s" if lines.times else "none"
-    print(f"| {RUNS} runs × {EPOCHS} checkpoints published by {WRITERS} writers "
+    lines, hwm, sampled, cpu, code, downloaded = view(b, url, "viewer", "never")
+    print(f"| {RUNS} runs × {EPOCHS} distinct checkpoints published by {WRITERS} writers "
           f"(`--publish`, {per} runs each), then a `--runs --compute never` viewer "
-          f"| writers: {results} results published in {written:.0f} s "
-          f"(their RSS together at most {writers_rss / 1024:.0f} MiB); viewer: "
-          f"{len(lines.times)} lines, the first at {first}, the last at {last}, "
-          f"peak RSS {hwm / 1024:.0f} MiB (sampled every 0.2 s: at most "
-          f"{max(samples, default=0) / 1024:.0f} MiB), {cpu:.1f} s of CPU, "
-          f"{len(downloaded)} checkpoints downloaded |", flush=True)
+          f"| writers: {count} results published in {written:.0f} s (their RSS together at "
+          f"most {writers_rss / 1024:.0f} MiB); viewer: {len(lines.times)} lines, the first "
+          f"at {lines.at(0)}, the last at {lines.at(-1)}, peak RSS {hwm:.0f} MiB (sampled: "
+          f"{sampled:.0f} MiB), {cpu:.1f} s of CPU, {len(downloaded)} checkpoints "
+          f"downloaded |", flush=True)
     problems = []
-    if results != RUNS * EPOCHS:
-        problems.append(f"{results} of {RUNS * EPOCHS} results published")
-    if set(statuses) != {"ok"}:
-        problems.append(f"writers' line statuses: {statuses}")
-    if any(code != 0 for code in codes):
+    if count != RUNS * EPOCHS:
+        problems.append(f"{count} of {RUNS * EPOCHS} results published")
+    if set(statuses) != {"ok"} or set(sources) != {"computed"}:
+        problems.append(f"writers' lines: {statuses}, {sources}")
+    if any(c != 0 for c in codes):
         problems.append(f"writers' exit statuses on SIGTERM: {codes}")
     if warnings:
         problems.append(f"writers said: {warnings[:5]}")
-    if viewer_code != 0:
-        problems.append(f"viewer's exit status on SIGTERM: {viewer_code}")
-    if set(lines.sources) != {"published"}:
-        problems.append(f"viewer's line sources: {lines.sources}")
-    if set(lines.statuses) != {"ok"}:
-        problems.append(f"viewer's line statuses: {lines.statuses}")
+    if code != 0:
+        problems.append(f"the viewer's exit status on SIGTERM: {code}")
+    if set(lines.sources) != {"published"} or set(lines.statuses) != {"ok"}:
+        problems.append(f"the viewer's lines: {lines.statuses}, {lines.sources}")
     if downloaded:
-        problems.append(f"viewer downloaded {downloaded[:3]}")
+        problems.append(f"the viewer downloaded {len(downloaded)}: {downloaded[:3]}")
+
+    # The same viewer computing everything itself, published or not.
+    lines, hwm, sampled, cpu, code, downloaded = view(b, url, "computing", "always")
+    print(f"| the same viewer computing them (`--compute always`) | {len(lines.times)} lines, "
+          f"the first at {lines.at(0)}, the last at {lines.at(-1)}, peak RSS {hwm:.0f} MiB "
+          f"(sampled: {sampled:.0f} MiB), {cpu:.1f} s of CPU |", flush=True)
+    if set(lines.sources) != {"computed"} or set(lines.statuses) != {"ok"}:
+        problems.append(f"the computing viewer's lines: {lines.statuses}, {lines.sources}")
+    if code != 0:
+        problems.append(f"the computing viewer's exit status on SIGTERM: {code}")
     for problem in problems:
         print(f"publish: {problem}", file=sys.stderr, flush=True)
 
