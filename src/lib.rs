@@ -20,6 +20,7 @@ pub mod render;
 pub mod report;
 pub mod results;
 pub mod rng;
+pub mod runs;
 pub mod store;
 pub mod tensorboard;
 pub mod tui;

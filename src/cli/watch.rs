@@ -10,18 +10,15 @@ use std::time::Duration;
 use clap::Args;
 use serde::Serialize;
 
-use camwatch::monitor::place::{self, Purpose};
 use camwatch::monitor::readiness::Timing;
-use camwatch::monitor::{CheckpointReport, Monitor, MonitorConfig, MonitorEvent, Source};
+use camwatch::monitor::{CheckpointReport, MonitorConfig, MonitorEvent, Source};
 use camwatch::precision::Precision;
-use camwatch::store::mirror::MirrorConfig;
-use camwatch::store::{Location, sweep};
-use camwatch::tensorboard::Live;
+use camwatch::runs::{RunMaker, RunSet, RunsEvent};
 use camwatch::tui::{self, ProtocolChoice, TuiOptions};
 use camwatch::{device, paths};
 
 use super::export::{ImageArgs, run_exports};
-use super::run_args::{RunArgs, StoreRun, resolve_stores};
+use super::run_args::RunArgs;
 use super::{CliResult, signals};
 
 #[derive(Args, Debug)]
@@ -177,13 +174,6 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
     let memory = args
         .gpu_memory
         .unwrap_or_else(|| device::MemoryUse::default_for(&device));
-    if (!args.more.is_empty() || args.runs) && args.run.history.is_some() {
-        return Err(
-            "--history names one run's database: with several runs each has its \
-             own (RUN/.camwatch/history.sqlite)"
-                .into(),
-        );
-    }
     let template = MonitorConfig {
         dir: PathBuf::new(),
         history: PathBuf::new(),
@@ -205,66 +195,47 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         publish: args.publish,
         compute: args.compute,
     };
-    let mut maker = RunMaker {
+    let maker = RunMaker {
         template,
         cache: args.run.cam.cache.clone(),
         store_poll: args.poll.unwrap_or(Duration::from_secs(5)),
         cache_limit: (args.cache_size.max(0.0) * 1e9) as u64,
-        notices: Vec::new(),
     };
     let given: Vec<PathBuf> = std::iter::once(args.run.dir.clone())
         .chain(args.more.iter().cloned())
         .collect();
-    // With --runs the given folders (or prefixes) are sweeps, each sub-run a run.
-    let sweep = if args.runs {
-        let roots = given
+    let (mut set, events) = RunSet::new(
+        maker,
+        &given,
+        args.runs,
+        args.run.history.as_deref(),
+        Arc::clone(&stop),
+    )?;
+    if let Some(root) = &args.tensorboard {
+        let locations: Vec<_> = set
+            .runs()
             .iter()
-            .map(|root| Location::parse(root))
-            .collect::<Result<Vec<_>, _>>()?;
-        Some(Sweep::start(roots, maker.store_poll, Arc::clone(&stop)))
-    } else {
-        None
-    };
-    let first: Vec<PathBuf> = match &sweep {
-        Some(sweep) => sweep.first.clone(),
-        None => given.clone(),
-    };
-    let mut runs = Vec::with_capacity(first.len());
-    let mut stores = Vec::with_capacity(first.len());
-    for (i, dir) in first.iter().enumerate() {
-        let history = (i == 0 && !args.runs)
-            .then_some(args.run.history.as_deref())
-            .flatten();
-        let (config, store) = maker.make(dir, history)?;
-        runs.push(config);
-        stores.push(store);
-    }
-    let config = maker.template.clone();
-    let precision = config.settings.precision;
-    let notices = std::mem::take(&mut maker.notices);
-    let exports = match &args.tensorboard {
-        Some(root) => {
-            let locations: Vec<_> = runs
-                .iter()
-                .map(|r| (r.dir.clone(), r.history.clone()))
-                .collect();
+            .map(|r| (r.config.dir.clone(), r.config.history.clone()))
+            .collect();
+        let first = &set.runs().first().map(|r| r.config.clone());
+        if let Some(first) = first {
             let images = args.images.options(&args.run.cam);
             let exports = run_exports(
                 root,
                 &locations,
-                &config.samples,
-                config.metrics.steps,
+                &first.samples,
+                first.metrics.steps,
                 &images,
             )?;
-            Some(exports.into_iter().map(|(_, export)| export).collect())
+            let exports = exports.into_iter().map(|(_, export)| export).collect();
+            set.export_live(exports);
         }
-        None => None,
-    };
+    }
     if !args.headless {
         if !std::io::stdout().is_terminal() {
             return Err("stdout is not a terminal: use --headless for JSON lines".into());
         }
-        if runs.is_empty() {
+        if set.runs().is_empty() {
             return Err(format!(
                 "no run under {} holds a checkpoint yet (--headless waits for them)",
                 given
@@ -276,120 +247,89 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             .into());
         }
         let style = args.run.cam.style(false);
-        let precision = args.run.cam.precision_choice(&config.samples.defaults);
-        // A sweep's runs that start later join the comparing view, made here (what
-        // the maker would say is not printed over the UI).
-        let joined = sweep.map(|sweep| {
-            let (tx, joined) = std::sync::mpsc::channel();
-            let mut maker = maker;
-            std::thread::spawn(move || {
-                for joined in sweep.joined {
-                    let run = joined.and_then(|dir| {
-                        maker
-                            .make(&dir, None)
-                            .map(|(config, _)| (config, dir.clone()))
-                            .map_err(|e| e.to_string())
-                    });
-                    maker.notices.clear();
-                    if tx.send(run).is_err() {
-                        return;
-                    }
-                }
-            });
-            joined
-        });
+        let precision = args.run.cam.precision_choice(&set.runs()[0].config.samples.defaults);
         return tui::run(TuiOptions {
-            runs,
+            runs: set,
+            events,
             protocol: args.protocol,
             snapshots: args.snapshots.clone(),
             colormap: style.colormap,
             blend: style.blend,
             precision,
             signalled: stop,
-            notice: (!notices.is_empty()).then(|| notices.join("; ")),
-            tensorboard: exports,
-            labels: first,
-            joined,
         });
     }
-    for notice in &notices {
-        eprintln!("camwatch: {}", paths::for_terminal(notice));
-    }
-    let warn = |text: String| eprintln!("camwatch: {}", paths::for_terminal(&text));
-    let live = exports.map(|exports| Live::start(exports, Box::new(warn)));
-    // Their events on one channel.
-    let several = runs.len() > 1 || sweep.is_some();
-    let (merged, events) = std::sync::mpsc::channel::<(usize, Option<MonitorEvent>)>();
-    let mut monitors = Vec::with_capacity(runs.len());
-    let mut objects = Vec::with_capacity(runs.len());
-    for (i, config) in runs.iter().enumerate() {
-        match start_headless(i, config, &merged) {
-            Ok(monitor) => {
-                objects.push(monitor.objects());
-                monitors.push(monitor);
-            }
-            Err(e) => {
-                monitors.into_iter().for_each(Monitor::stop);
-                return Err(e);
-            }
+    headless(set, events, &stop, stop_after)
+}
+
+/// `--headless`: one JSON line per checkpoint (and per batch of trust figures) of every
+/// run, on stdout; what else happens, one line each on stderr.
+fn headless(
+    mut set: RunSet,
+    events: std::sync::mpsc::Receiver<RunsEvent>,
+    stop: &AtomicBool,
+    stop_after: Option<usize>,
+) -> CliResult {
+    let say = |text: &str| eprintln!("camwatch: {}", paths::for_terminal(text));
+    let describe = |config: &MonitorConfig| {
+        let methods: Vec<&str> = config
+            .settings
+            .request
+            .methods
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        say(&format!(
+            "watching {} ({} sample(s), {} on {}, history {})",
+            config.dir.display(),
+            config.samples.samples.len(),
+            methods.join(","),
+            config.device.label(),
+            config.history.display()
+        ));
+    };
+    // Where histories went (said by the set) before the monitors' own lines.
+    for event in events.try_iter() {
+        if let RunsEvent::Notice(text) = event {
+            say(&text);
         }
     }
+    set.runs().iter().for_each(|r| describe(&r.config));
+    let no_adjusting = |_: &mut MonitorConfig| {};
+    set.start(&no_adjusting)?;
+    let precision = set
+        .started(0)
+        .map_or(Precision::Fp32, |c| c.settings.precision);
+    let several = set.runs().len() > 1 || set.is_sweep();
     let mut stdout = std::io::stdout().lock();
     let mut lines = 0;
     while !stop.load(Ordering::Relaxed) && stop_after.is_none_or(|n| lines < n) {
         // A sweep's runs that started since: followed from now on.
-        for joined in sweep.iter().flat_map(|sweep| sweep.joined.try_iter()) {
-            let dir = match joined {
-                Ok(dir) => dir,
-                Err(e) => {
-                    eprintln!("camwatch: {}", paths::for_terminal(&e));
-                    continue;
-                }
-            };
-            let started = maker.make(&dir, None).and_then(|(config, store)| {
-                let monitor = start_headless(runs.len(), &config, &merged)?;
-                Ok((config, store, monitor))
-            });
-            if live.is_some() {
-                eprintln!(
-                    "camwatch: {} joined: not written to --tensorboard until camwatch restarts",
-                    paths::for_terminal(&dir.display().to_string())
-                );
-            }
-            match started {
-                Ok((config, store, monitor)) => {
-                    objects.push(monitor.objects());
-                    monitors.push(monitor);
-                    runs.push(config);
-                    stores.push(store);
-                }
-                Err(e) => eprintln!("camwatch: {}", paths::for_terminal(&e.to_string())),
-            }
-            for notice in std::mem::take(&mut maker.notices) {
-                eprintln!("camwatch: {}", paths::for_terminal(&notice));
+        for joined in set.take_joined(&no_adjusting) {
+            match joined {
+                Ok(run) => describe(&set.runs()[run].config),
+                Err(e) => say(&e),
             }
         }
-        let (index, event) = match events.recv_timeout(Duration::from_millis(100)) {
-            Ok((index, Some(event))) => (index, event),
-            Ok((index, None)) => {
-                // Only a stopped worker closes a channel: say so rather than end
-                // quietly with 0 as if the run were over.
-                monitors.into_iter().for_each(Monitor::stop);
-                return Err(format!(
-                    "the monitor's worker for {} stopped unexpectedly",
-                    runs[index].dir.display()
-                )
-                .into());
+        let (run, event) = match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(RunsEvent::Monitor { run, event, .. }) => (run, event),
+            Ok(RunsEvent::Notice(text)) => {
+                say(&text);
+                continue;
+            }
+            Ok(RunsEvent::Stopped { dir, .. }) => {
+                // Say so rather than end quietly with 0 as if the run were over.
+                set.stop();
+                let dir = dir.display();
+                return Err(format!("the monitor's worker for {dir} stopped unexpectedly").into());
             }
             Err(_) => continue,
         };
-        let dir = &runs[index].dir;
-        let store = &stores[index];
+        let this = &set.runs()[run];
+        let dir = &this.config.dir;
+        let store = &this.store;
         let run_url = store.as_ref().map(|s| PathBuf::from(s.url.to_string()));
-        let run = several.then_some(run_url.as_deref().unwrap_or(dir.as_path()));
-        if let (Some(live), Some(report)) = (&live, event.report()) {
-            live.report(index, report, &runs[index].settings);
-        }
+        let run_name = several.then_some(run_url.as_deref().unwrap_or(dir.as_path()));
         match event {
             MonitorEvent::Checkpoint { .. } | MonitorEvent::Measured(_) => {
                 let (report, source, ms, kind) = match &event {
@@ -407,7 +347,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                         let mut named = report.as_ref().clone();
                         etag = store
                             .key_of(&named.path)
-                            .zip(objects[index].as_ref())
+                            .zip(set.objects(run))
                             .and_then(|(key, objects)| objects.etag(key));
                         store.name_by_url(&mut named);
                         stored = named;
@@ -418,7 +358,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 let line = Line {
                     event: kind,
                     etag,
-                    run,
+                    run: run_name,
                     report,
                     source,
                     ms,
@@ -428,7 +368,7 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 let mut text = match serde_json::to_vec(&line) {
                     Ok(text) => text,
                     Err(e) => {
-                        eprintln!("camwatch: {}", paths::for_terminal(&e.to_string()));
+                        say(&e.to_string());
                         continue;
                     }
                 };
@@ -441,186 +381,31 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
                 lines += usize::from(line.event == "checkpoint");
             }
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
-                eprintln!("camwatch: {checkpoints} checkpoint(s) from the history; watching");
+                say(&format!("{checkpoints} checkpoint(s) from the history; watching"));
             }
-            MonitorEvent::Following { writer } => {
-                let dir = paths::for_terminal(&dir.display().to_string());
-                match writer {
-                    Some(writer) => eprintln!(
-                        "camwatch: {} watches {dir}: following its history read-only",
-                        paths::for_terminal(&writer.to_string())
-                    ),
-                    None => eprintln!(
-                        "camwatch: nobody writes {dir}'s history now and this user may not: \
-                         showing it read-only"
-                    ),
-                }
-            }
-            MonitorEvent::WriterGone => eprintln!(
-                "camwatch: the camwatch writing {}'s history stopped: new checkpoints there \
-                 are not computed until camwatch is started again",
-                paths::for_terminal(&dir.display().to_string())
-            ),
+            MonitorEvent::Following { writer } => match writer {
+                Some(writer) => say(&format!(
+                    "{writer} watches {}: following its history read-only",
+                    dir.display()
+                )),
+                None => say(&format!(
+                    "nobody writes {}'s history now and this user may not: showing it \
+                     read-only",
+                    dir.display()
+                )),
+            },
+            MonitorEvent::WriterGone => say(&format!(
+                "the camwatch writing {}'s history stopped: new checkpoints there are not \
+                 computed until camwatch is started again",
+                dir.display()
+            )),
             MonitorEvent::Replayed { .. }
             | MonitorEvent::Working { .. }
             | MonitorEvent::Downloading { .. }
             | MonitorEvent::Revised(_) => {}
-            MonitorEvent::Warning(message) => {
-                eprintln!("camwatch: {}", paths::for_terminal(&message))
-            }
+            MonitorEvent::Warning(message) => say(&message),
         }
     }
-    monitors.into_iter().for_each(Monitor::stop);
-    if let Some(live) = live {
-        // What the workers sent before they stopped is written too: a checkpoint's
-        // line may be out while its revised neighbour still waits here.
-        for (index, event) in events.try_iter() {
-            if let Some(report) = event.as_ref().and_then(MonitorEvent::report) {
-                live.report(index, report, &runs[index].settings);
-            }
-        }
-        live.finish();
-    }
+    set.stop();
     Ok(())
-}
-
-/// Starts run `index`'s monitor for headless output, its events into `merged`.
-fn start_headless(
-    index: usize,
-    config: &MonitorConfig,
-    merged: &std::sync::mpsc::Sender<(usize, Option<MonitorEvent>)>,
-) -> CliResult<Monitor> {
-    let methods: Vec<&str> = config
-        .settings
-        .request
-        .methods
-        .iter()
-        .map(|m| m.name())
-        .collect();
-    eprintln!(
-        "camwatch: watching {} ({} sample(s), {} on {}, history {})",
-        paths::for_terminal(&config.dir.display().to_string()),
-        config.samples.samples.len(),
-        methods.join(","),
-        config.device.label(),
-        paths::for_terminal(&config.history.display().to_string())
-    );
-    let (monitor, run_events) = Monitor::start(config.clone())?;
-    let merged = merged.clone();
-    std::thread::spawn(move || {
-        for event in run_events {
-            if merged.send((index, Some(event))).is_err() {
-                return;
-            }
-        }
-        // The run's worker is gone.
-        let _ = merged.send((index, None));
-    });
-    Ok(monitor)
-}
-
-/// Makes each run's monitor settings: its folder (a store run's mirror), history and
-/// mirror.
-struct RunMaker {
-    template: MonitorConfig,
-    cache: Option<PathBuf>,
-    store_poll: Duration,
-    cache_limit: u64,
-    /// Where histories went, to be said once.
-    notices: Vec<String>,
-}
-
-impl RunMaker {
-    fn make(
-        &mut self,
-        given: &std::path::Path,
-        history: Option<&std::path::Path>,
-    ) -> CliResult<(MonitorConfig, Option<StoreRun>)> {
-        let mut dir = given.to_path_buf();
-        let store = resolve_stores(&mut dir, &mut [], self.cache.as_deref(), true)?.remove(0);
-        let place = place::locate(&dir, history, Purpose::Watch);
-        if let Some(notice) = place::prepare(&dir, &place)? {
-            self.notices.push(notice);
-        }
-        let mut config = MonitorConfig {
-            dir,
-            history: place.file,
-            ..self.template.clone()
-        };
-        if let Some(store) = &store {
-            let open = store.url.open()?;
-            self.notices.push(format!(
-                "{} is mirrored in {} (credentials: {})",
-                store.url,
-                store.folder.display(),
-                open.credentials
-            ));
-            // The mirror polls the store; its local folder has events.
-            config.poll = None;
-            config.mirror = Some(MirrorConfig {
-                store: open,
-                dir: config.dir.clone(),
-                poll: self.store_poll,
-                cache_limit: self.cache_limit,
-                history: config.history.clone(),
-                // Set by the monitor, which knows the setting.
-                results: None,
-            });
-        }
-        Ok((config, store))
-    }
-}
-
-/// The runs of the sweeps being watched (`--runs`): those found at start, and a thread
-/// that looks again every poll and sends the runs that appeared (or, once until it
-/// changes, why a sweep could not be looked at).
-struct Sweep {
-    first: Vec<PathBuf>,
-    joined: std::sync::mpsc::Receiver<Result<PathBuf, String>>,
-}
-
-impl Sweep {
-    fn start(roots: Vec<Location>, poll: Duration, stop: Arc<AtomicBool>) -> Sweep {
-        let find = move |roots: &[Location]| -> (Vec<PathBuf>, Vec<String>) {
-            let (mut found, mut errors) = (Vec::new(), Vec::new());
-            for root in roots {
-                match sweep::runs(root) {
-                    Ok(runs) => found.extend(runs),
-                    Err(e) => errors.push(e),
-                }
-            }
-            (found, errors)
-        };
-        let (first, errors) = find(&roots);
-        for e in &errors {
-            eprintln!("camwatch: {}", paths::for_terminal(e));
-        }
-        let (tx, joined) = std::sync::mpsc::channel();
-        let mut known: std::collections::HashSet<PathBuf> = first.iter().cloned().collect();
-        let mut said = errors;
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let end = std::time::Instant::now() + poll;
-                while std::time::Instant::now() < end {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                let (found, errors) = find(&roots);
-                for e in errors.iter().filter(|e| !said.contains(e)) {
-                    if tx.send(Err(e.clone())).is_err() {
-                        return;
-                    }
-                }
-                said = errors;
-                for run in found {
-                    if known.insert(run.clone()) && tx.send(Ok(run)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        Sweep { first, joined }
-    }
 }

@@ -36,9 +36,9 @@ pub use view::{Areas, Pane, Plan, draw, layout};
 
 use crate::cam::image_ops::Blend;
 use crate::cam::{Colormap, Target};
+use crate::monitor::MonitorConfig;
 use crate::monitor::maps::MapReader;
-use crate::monitor::{Monitor, MonitorConfig};
-use crate::tensorboard::LiveHandle;
+use crate::runs::{Run, RunSet, RunsEvent};
 
 /// Everything that reaches the UI loop, on one channel.
 pub enum Event {
@@ -50,9 +50,11 @@ pub enum Event {
 
 pub struct TuiOptions {
     /// The runs to follow: one, or several compared side by side (same samples and
-    /// settings, each its own folder and history). Method, layer and target change with
-    /// keys.
-    pub runs: Vec<MonitorConfig>,
+    /// settings, each its own folder and history), a sweep's joining as they come.
+    /// Method, layer and target change with keys.
+    pub runs: RunSet,
+    /// The set's events.
+    pub events: mpsc::Receiver<RunsEvent>,
     pub protocol: ProtocolChoice,
     pub snapshots: PathBuf,
     pub colormap: Colormap,
@@ -62,47 +64,41 @@ pub struct TuiOptions {
     /// Set by SIGTERM, SIGHUP (the SSH connection went) and an outside SIGINT, which
     /// end the UI the way `q` does; registered by the caller before anything slow.
     pub signalled: Arc<AtomicBool>,
-    /// Said in the status line at start (where a history is kept, say).
-    pub notice: Option<String>,
-    /// `--tensorboard`: each run's export, written as its checkpoints arrive.
-    pub tensorboard: Option<Vec<crate::tensorboard::RunExport>>,
-    /// Each run as the user named it (a store run's URL rather than its local mirror),
-    /// for its name on screen.
-    pub labels: Vec<PathBuf>,
-    /// A sweep's runs that start later (`watch --runs`), with their labels: they join
-    /// the comparing view as they come (or why one could not).
-    pub joined: Option<mpsc::Receiver<Result<(MonitorConfig, PathBuf), String>>>,
 }
 
 /// How long the loop sleeps when nothing happens.
 const TICK: Duration = Duration::from_millis(250);
 
 pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
-    let Some(config) = options.runs.first() else {
+    let mut set = options.runs;
+    let Some(config) = set.runs().first().map(|r| r.config.clone()) else {
         return Err("no run to follow".into());
     };
-    let config = config.clone();
-    let mut runs = options.runs.clone();
-    let mut labels = if options.labels.len() == runs.len() {
-        options.labels.clone()
-    } else {
-        runs.iter().map(|r| r.dir.clone()).collect()
-    };
-    let painter_of = |runs: &[MonitorConfig]| {
+    // What the set said while it was made (where histories go), for the status line.
+    let notices: Vec<String> = options
+        .events
+        .try_iter()
+        .filter_map(|e| match e {
+            RunsEvent::Notice(text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    let mut labels: Vec<PathBuf> = set.runs().iter().map(|r| r.label.clone()).collect();
+    let painter_of = |runs: &[Run]| {
         let maps = runs
             .iter()
             .map(|run| {
                 MapReader::new(
-                    &run.samples,
-                    run.history.clone(),
-                    run.dir.clone(),
-                    run.settings.clone(),
+                    &run.config.samples,
+                    run.config.history.clone(),
+                    run.config.dir.clone(),
+                    run.config.settings.clone(),
                 )
             })
             .collect();
         Painter::new(config.samples.clone(), maps, options.colormap)
     };
-    let mut painter = painter_of(&runs);
+    let mut painter = painter_of(set.runs());
     let mut guard = TerminalGuard::enter()?;
     // Asked after entering the alternate screen and before reading any event.
     let choice = probe_terminal(options.protocol);
@@ -111,8 +107,9 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel::<Event>();
     let input_stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), Arc::clone(&input_stop));
+    forward(options.events, tx.clone());
 
-    let dirs: Vec<PathBuf> = options.runs.iter().map(|r| r.dir.clone()).collect();
+    let dirs: Vec<PathBuf> = set.runs().iter().map(|r| r.config.dir.clone()).collect();
     let mut app = App::new(
         &dirs,
         config.device.label(),
@@ -124,28 +121,17 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     app.target = config.settings.request.target;
     app.blend = options.blend;
     app.graphics = choice.label();
-    app.notice = match (&options.notice, &choice.notice) {
+    let ours = (!notices.is_empty()).then(|| notices.join("; "));
+    app.notice = match (ours, &choice.notice) {
         (Some(ours), Some(probe)) => Some(format!("{ours}; {probe}")),
-        (ours, probe) => ours.clone().or_else(|| probe.clone()),
+        (ours, probe) => ours.or_else(|| probe.clone()),
     };
-    let live = options.tensorboard.map(|exports| {
-        let tx = tx.clone();
-        let warn = move |text: String| {
-            let _ = tx.send(Event::App(Message::Notice(text)));
-        };
-        crate::tensorboard::Live::start(exports, Box::new(warn))
-    });
-    let tensorboard = live.as_ref().map(|live| live.handle());
-    let start = |runs: &[MonitorConfig], app: &mut App| {
-        start_monitors(runs, options.precision, app, &tx, tensorboard.as_ref())
-    };
-    let mut monitors = start(&runs, &mut app)?;
+    let precision = options.precision;
+    set.start(&|config| shown_settings(&app, precision, config))?;
+    app.device = device_label(&set);
     let mut encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
     let mut frames = Frames::default();
     let mut log = FrameLog::from_env(&choice);
-    // Monitors replaced by a new setting, stopping in the background; joined before
-    // the process may exit.
-    let mut stopping = Vec::new();
 
     // Whether the screen may be out of date: nothing is drawn (not a byte written)
     // while nothing changes.
@@ -176,35 +162,20 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         // A sweep's new runs: followed, drawn and named from now on.
-        for joined in options.joined.iter().flat_map(|j| j.try_iter()) {
-            let (run, label) = match joined {
-                Ok(joined) => joined,
-                Err(e) => {
-                    app.last_error = Some(e);
-                    continue;
-                }
-            };
-            match start_monitor(
-                &run,
-                runs.len(),
-                options.precision,
-                &mut app,
-                tx.clone(),
-                None,
-            ) {
-                Ok(monitor) => {
-                    app.add_run(run.dir.clone());
-                    monitors.push(monitor);
-                    runs.push(run);
-                    labels.push(label);
+        let joined = set.take_joined(&|config| shown_settings(&app, precision, config));
+        for joined in joined {
+            match joined {
+                Ok(run) => {
+                    app.add_run(set.runs()[run].config.dir.clone());
+                    labels.push(set.runs()[run].label.clone());
                     app.name_runs(&labels);
                     // The painter reads every run's maps: a new one for the new run.
-                    painter = painter_of(&runs);
+                    painter = painter_of(set.runs());
                     encoder = images::Encoder::spawn(painter.clone(), choice.graphics, tx.clone());
                     frames.maps_changed();
                     dirty = true;
                 }
-                Err(e) => app.last_error = Some(e.to_string()),
+                Err(e) => app.last_error = Some(e),
             }
         }
         for effect in effects {
@@ -212,15 +183,9 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
                 Effect::Restart => {
                     app.generation += 1;
                     app.runs.iter_mut().for_each(app::RunView::reset);
-                    match start(&runs, &mut app) {
-                        Ok(new) => {
-                            let old = std::mem::replace(&mut monitors, new);
-                            // Stopping waits for the forward pass under way: not here.
-                            stopping.push(std::thread::spawn(move || {
-                                old.into_iter().for_each(Monitor::stop)
-                            }));
-                        }
-                        Err(e) => app.last_error = Some(e.to_string()),
+                    match set.restart(&|config| shown_settings(&app, precision, config)) {
+                        Ok(()) => app.device = device_label(&set),
+                        Err(e) => app.last_error = Some(e),
                     }
                 }
                 Effect::Snapshot | Effect::Animate => {
@@ -261,11 +226,71 @@ pub fn run(options: TuiOptions) -> Result<(), Box<dyn std::error::Error>> {
     };
     input_stop.store(true, Ordering::Relaxed);
     drop(guard);
-    monitors.into_iter().for_each(Monitor::stop);
-    for old in stopping {
-        let _ = old.join();
-    }
+    set.stop();
     result
+}
+
+/// The set's events into the UI's channel.
+fn forward(events: mpsc::Receiver<RunsEvent>, tx: Sender<Event>) {
+    std::thread::spawn(move || {
+        for event in events {
+            let message = match event {
+                RunsEvent::Monitor {
+                    run,
+                    generation,
+                    event,
+                } => Message::Monitor {
+                    generation,
+                    run,
+                    event,
+                },
+                RunsEvent::Notice(text) => Message::Notice(text),
+                RunsEvent::Stopped { dir, .. } => Message::Notice(format!(
+                    "the monitor's worker for {} stopped unexpectedly",
+                    dir.display()
+                )),
+            };
+            if tx.send(Event::App(message)).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// A run's monitor settings with what the UI shows: its methods, layer and target
+/// (`label` falls back to the prediction where a sample has no label), in the
+/// precision `--precision` gives for them.
+fn shown_settings(
+    app: &App,
+    precision: crate::precision::PrecisionChoice,
+    config: &mut MonitorConfig,
+) {
+    let request = &mut config.settings.request;
+    request.methods = app.monitor_methods();
+    request.layer = app.layer;
+    request.target = app.target;
+    if app.target == Target::Label && config.samples.samples.iter().any(|s| s.label.is_none()) {
+        request.target = Target::Predicted;
+    }
+    config.settings.precision = precision.resolve(
+        &config.device,
+        &config.settings.request.methods,
+        app.layer,
+        config
+            .samples
+            .samples
+            .len()
+            .min(config.settings.request.batch),
+        config.settings.input_size,
+    );
+}
+
+/// The device and precision the monitors run in, for the header.
+fn device_label(set: &RunSet) -> String {
+    match set.started(0) {
+        Some(config) => format!("{} {}", config.device.label(), config.settings.precision),
+        None => String::new(),
+    }
 }
 
 /// What the terminal on stdin and stdout draws, for output outside the UI (`show`):
@@ -292,87 +317,6 @@ fn probe_terminal(choice: ProtocolChoice) -> probe::Choice {
     }
     let cells = size.map_or((0, 0), |s| (s.columns, s.rows));
     probe::choose(&replies, &probe::Env::of_process(), choice, cells)
-}
-
-/// Starts one monitor per run (see [`start_monitor`]); none if one fails.
-fn start_monitors(
-    runs: &[MonitorConfig],
-    precision: crate::precision::PrecisionChoice,
-    app: &mut App,
-    tx: &Sender<Event>,
-    tensorboard: Option<&LiveHandle>,
-) -> Result<Vec<Monitor>, Box<dyn std::error::Error>> {
-    let mut monitors = Vec::with_capacity(runs.len());
-    for (run, config) in runs.iter().enumerate() {
-        match start_monitor(
-            config,
-            run,
-            precision,
-            app,
-            tx.clone(),
-            tensorboard.cloned(),
-        ) {
-            Ok(monitor) => monitors.push(monitor),
-            Err(e) => {
-                monitors.into_iter().for_each(Monitor::stop);
-                return Err(e);
-            }
-        }
-    }
-    Ok(monitors)
-}
-
-/// Starts run `run`'s monitor with the method, layer and target the app shows.
-/// Also says in the app's device label which precision it runs in.
-fn start_monitor(
-    config: &MonitorConfig,
-    run: usize,
-    precision: crate::precision::PrecisionChoice,
-    app: &mut App,
-    tx: Sender<Event>,
-    tensorboard: Option<LiveHandle>,
-) -> Result<Monitor, Box<dyn std::error::Error>> {
-    let mut config = config.clone();
-    let request = &mut config.settings.request;
-    request.methods = app.monitor_methods();
-    request.layer = app.layer;
-    request.target = app.target;
-    if app.target == Target::Label && config.samples.samples.iter().any(|s| s.label.is_none()) {
-        request.target = Target::Predicted;
-    }
-    config.settings.precision = precision.resolve(
-        &config.device,
-        &config.settings.request.methods,
-        app.layer,
-        config
-            .samples
-            .samples
-            .len()
-            .min(config.settings.request.batch),
-        config.settings.input_size,
-    );
-    app.device = format!("{} {}", config.device.label(), config.settings.precision);
-    let settings = config.settings.clone();
-    let (monitor, events) = Monitor::start(config)?;
-    let generation = app.generation;
-    std::thread::spawn(move || {
-        for event in events {
-            if let (Some(tensorboard), Some(report)) = (&tensorboard, event.report()) {
-                tensorboard.report(run, report, &settings);
-            }
-            if tx
-                .send(Event::App(Message::Monitor {
-                    generation,
-                    run,
-                    event,
-                }))
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    Ok(monitor)
 }
 
 fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) {
