@@ -1197,11 +1197,29 @@ fn a_viewer_of_a_shared_folder_waits_for_published_results() {
     for epoch in [1, 2] {
         assert_eq!(figures(&shown, epoch), figures(&computed, epoch));
     }
+    // The same weights under another name (`best` a copy of an epoch): computed once,
+    // published under that name too.
+    std::fs::write(dir.join("best.pdparams"), demo_checkpoint(2)).unwrap();
+    assert_eq!(str_of(&writer.next(), "source"), "history");
+    let best = viewer.next();
+    assert_eq!(file_name(&best), "best.pdparams");
+    // The viewer knows these weights already (taken from epoch 2's results).
+    assert_eq!(str_of(&best, "source"), "history");
+    assert!(
+        str_of(&best, "published").contains("epoch_2.pdparams."),
+        "{best}"
+    );
+    let published: Vec<String> = walk_names(&dir.join(".camwatch/results"));
+    assert!(
+        published.iter().any(|n| n.starts_with("best.pdparams.")),
+        "{published:?}"
+    );
     assert!(writer.interrupt().success());
     assert!(viewer.interrupt().success());
     // `history` finds them too, though the run folder holds no history.
     let dump = history_json(&dir, &[]);
-    assert_eq!(statuses(&dump).len(), 2, "{dump}");
+    // (`best` is a name of epoch 2's content.)
+    assert_eq!(statuses(&dump).len(), 2);
     for c in dump["checkpoints"].as_array().unwrap() {
         assert!(
             str_of(c, "published").contains("/.camwatch/results/"),
@@ -1223,4 +1241,17 @@ fn a_viewer_of_a_shared_folder_waits_for_published_results() {
     );
     other.expect_quiet(Duration::from_secs(3));
     assert!(other.interrupt().success());
+}
+
+/// The names of the files under `dir`, at any depth.
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            names.extend(walk_names(&entry.path()));
+        } else {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names
 }

@@ -247,7 +247,10 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             .into());
         }
         let style = args.run.cam.style(false);
-        let precision = args.run.cam.precision_choice(&set.runs()[0].config.samples.defaults);
+        let precision = args
+            .run
+            .cam
+            .precision_choice(&set.runs()[0].config.samples.defaults);
         return tui::run(TuiOptions {
             runs: set,
             events,
@@ -381,7 +384,9 @@ fn headless(
                 lines += usize::from(line.event == "checkpoint");
             }
             MonitorEvent::Replayed { checkpoints } if checkpoints > 0 => {
-                say(&format!("{checkpoints} checkpoint(s) from the history; watching"));
+                say(&format!(
+                    "{checkpoints} checkpoint(s) from the history; watching"
+                ));
             }
             MonitorEvent::Following { writer } => match writer {
                 Some(writer) => say(&format!(

@@ -160,9 +160,11 @@ impl RunSet {
         stop: Arc<AtomicBool>,
     ) -> Result<(RunSet, Receiver<RunsEvent>), String> {
         if (given.len() > 1 || sweep) && history.is_some() {
-            return Err("--history names one run's database: with several runs each has its \
+            return Err(
+                "--history names one run's database: with several runs each has its \
                         own (RUN/.camwatch/history.sqlite)"
-                .into());
+                    .into(),
+            );
         }
         let (events, receiver) = mpsc::channel();
         let sweep = match sweep {
@@ -260,10 +262,7 @@ impl RunSet {
     /// their events carry the next generation; the old monitors stop in the background
     /// (each waits for the forward pass under way).
     pub fn restart(&mut self, adjust: Adjust) -> Result<(), String> {
-        let (old, old_ending) = (
-            std::mem::take(&mut self.monitors),
-            Arc::clone(&self.ending),
-        );
+        let (old, old_ending) = (std::mem::take(&mut self.monitors), Arc::clone(&self.ending));
         self.generation += 1;
         let started = self.start(adjust);
         old_ending.store(true, Ordering::Relaxed);

@@ -46,20 +46,22 @@ pub fn resolve_stores(
 ) -> Result<Vec<Option<StoreRun>>, String> {
     std::iter::once(dir)
         .chain(more.iter_mut())
-        .map(|dir| match Location::parse(dir).map_err(|e| e.to_string())? {
-            Location::Folder(folder) => {
-                *dir = folder;
-                Ok(None)
-            }
-            Location::Store(url) => {
-                let folder = url.cache_folder(cache);
-                if create {
-                    std::fs::create_dir_all(&folder)
-                        .map_err(|e| format!("{}: {e}", folder.display()))?;
+        .map(
+            |dir| match Location::parse(dir).map_err(|e| e.to_string())? {
+                Location::Folder(folder) => {
+                    *dir = folder;
+                    Ok(None)
                 }
-                dir.clone_from(&folder);
-                Ok(Some(StoreRun { url, folder }))
-            }
-        })
+                Location::Store(url) => {
+                    let folder = url.cache_folder(cache);
+                    if create {
+                        std::fs::create_dir_all(&folder)
+                            .map_err(|e| format!("{}: {e}", folder.display()))?;
+                    }
+                    dir.clone_from(&folder);
+                    Ok(Some(StoreRun { url, folder }))
+                }
+            },
+        )
         .collect()
 }

@@ -19,7 +19,11 @@ pub struct Sweep {
 impl Sweep {
     /// The sweeps `roots`, looked at now and then every `poll` until `stop`; and why a
     /// root could not be looked at now.
-    pub fn start(roots: Vec<Location>, poll: Duration, stop: Arc<AtomicBool>) -> (Sweep, Vec<String>) {
+    pub fn start(
+        roots: Vec<Location>,
+        poll: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> (Sweep, Vec<String>) {
         let find = move |roots: &[Location]| -> (Vec<PathBuf>, Vec<String>) {
             let (mut found, mut errors) = (Vec::new(), Vec::new());
             for root in roots {

@@ -291,9 +291,11 @@ impl Worker {
         let _ = self.events.send(MonitorEvent::Replayed {
             checkpoints: reported,
         });
-        // What was computed before `--publish`, or while the run could not be written.
-        for entry in &entries {
-            if let Some(row) = rows.iter().rev().find(|r| r.hash == entry.hash) {
+        // What was computed before `--publish`, or while the run could not be written:
+        // under every name whose file still holds that content (a store run's identity
+        // is its object's current ETag).
+        for row in &rows {
+            if Fingerprint::of(&row.path) == Some(row.fingerprint) {
                 self.publish_results(row)?;
                 self.publish_trust(&row.path, &row.hash)?;
             }
@@ -392,7 +394,11 @@ impl Worker {
                 row.format.clone_from(&seen.format);
                 row.arch.clone_from(&seen.arch);
             }
-            return self.finish_quietly_if(known_here, row, Source::History, start);
+            self.finish_quietly_if(known_here, row.clone(), Source::History, start)?;
+            // Readers look results up by name: the same weights under this name too
+            // (`best.pth` a copy of an epoch).
+            self.publish_results(&row)?;
+            return self.publish_trust(&row.path, &row.hash);
         }
         // Published beside the run: taken rather than computed, as far as it goes.
         if let Some(delivered) = self.fetch_published(&row.path, &row.hash) {
