@@ -810,3 +810,27 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// A store that takes connections and never answers: camwatch waits for it, and still
+/// stops at once on SIGTERM (not after the client's minutes of retries).
+#[test]
+fn a_store_that_never_answers_does_not_hold_up_the_stop() {
+    let root = run_dir("store-silent");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let watch = watch("s3://bucket/run/", &root.join("cache"), &endpoint, SECRET);
+    std::thread::sleep(Duration::from_secs(2));
+    let start = Instant::now();
+    assert!(watch.signal("-TERM").success());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        start.elapsed()
+    );
+}

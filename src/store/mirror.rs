@@ -254,7 +254,24 @@ impl Worker {
         let mut failing: Option<String> = None;
         let mut wait = self.config.poll;
         while !self.stop.load(Ordering::Relaxed) {
-            match runtime.block_on(self.pass()) {
+            // A pass stops with the monitor, even in the middle of a store's retries
+            // (minutes, when it does not answer): what it had not finished is not
+            // remembered, and is done again at the next start.
+            let stopped = async {
+                while !self.stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            };
+            let pass = runtime.block_on(async {
+                match futures::future::select(Box::pin(self.pass()), Box::pin(stopped)).await {
+                    futures::future::Either::Left((pass, _)) => Some(pass),
+                    futures::future::Either::Right(_) => None,
+                }
+            });
+            let Some(pass) = pass else {
+                break;
+            };
+            match pass {
                 Ok(()) => {
                     if failing.take().is_some() {
                         (self.report)(MirrorEvent::Warning(format!(
