@@ -21,6 +21,7 @@ pub mod report;
 pub mod results;
 pub mod rng;
 pub mod runs;
+pub mod scan;
 pub mod store;
 pub mod tensorboard;
 pub mod tui;

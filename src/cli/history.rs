@@ -212,7 +212,7 @@ fn with_published(
         }
     };
     let (history, imported) =
-        results::reading_history(local, dir, &shelf, &setting, &published, &keys);
+        monitor::published::reading_history(local, dir, &shelf, &setting, &published, &keys);
     for refused in imported.refused {
         eprintln!("camwatch: {}: ignored", paths::for_terminal(&refused));
     }

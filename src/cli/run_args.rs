@@ -6,7 +6,6 @@ use clap::Args;
 
 use camwatch::cam::{SampleSet, Target};
 use camwatch::device::SelectedDevice;
-use camwatch::monitor::place;
 use camwatch::render::CamSettings;
 use camwatch::store::mirror::{self, MirrorConfig, MirrorEvent};
 use camwatch::store::{Location, StoreUrl};
@@ -60,7 +59,8 @@ fn mirror_config(url: StoreUrl, cache: Option<&std::path::Path>) -> CliResult<Mi
     std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     Ok(MirrorConfig {
         store: url.open()?,
-        history: place::history_file(&folder, None),
+        // `check` and `render` fetch what they need and remove nothing.
+        recorded: None,
         dir: folder,
         poll: std::time::Duration::ZERO,
         cache_limit: u64::MAX,

@@ -17,9 +17,9 @@ pub mod history;
 pub mod lock;
 pub mod maps;
 pub mod place;
+pub mod published;
 pub mod queue;
 pub mod readiness;
-pub mod scan;
 mod scanner;
 pub mod timeline;
 mod worker;
@@ -44,9 +44,8 @@ use timeline::{Entry, SampleFigures};
 
 pub use worker::content_hash;
 
-/// The history folder inside the watched one, unless it lives elsewhere ([`place`]).
-pub const HISTORY_DIR: &str = ".camwatch";
-pub const HISTORY_FILE: &str = "history.sqlite";
+pub use crate::scan;
+pub use crate::scan::{HISTORY_DIR, HISTORY_FILE};
 
 pub use place::history_file;
 
@@ -491,6 +490,14 @@ impl Monitor {
             rescan_every,
         };
         let mut publishing = publishing(&config, &event_tx);
+        if let Some(mirror) = config.mirror.as_mut() {
+            let (file, dir) = (config.history.clone(), config.dir.clone());
+            mirror.recorded = Some(crate::store::mirror::Recorded(Arc::new(move || {
+                let history = History::open_read_only(&file, &dir).ok()?;
+                let rows = history.checkpoints().ok()?;
+                Some(rows.into_iter().map(|r| r.path).collect())
+            })));
+        }
         if let (Some(mirror), Some(p)) = (config.mirror.as_mut(), &publishing)
             && p.compute != crate::results::Compute::Always
         {

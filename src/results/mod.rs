@@ -24,20 +24,17 @@
 //! What is read is untrusted: an object cut short, foreign, or for another setting is
 //! refused with one line naming it ([`Published::decode`]).
 
-mod import;
 mod shelf;
+pub mod stored;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::cam::{Map, Method};
-use crate::monitor::history::{
-    CheckpointRow, Prediction, Setting, Status, StoredMap, StoredSample,
-};
-use crate::monitor::scan::Fingerprint;
 use crate::render::SampleTrust;
+use crate::scan::Fingerprint;
+use stored::{CheckpointRow, Prediction, Setting, Status, StoredMap, StoredSample};
 
-pub use import::{Imported, reading_history};
 pub use shelf::{Put, Shelf};
 
 /// The folder, under the run, that holds the published results.
@@ -464,7 +461,7 @@ impl PublishedTrust {
             samples: trust
                 .iter()
                 .map(|(sample, t)| {
-                    let rows = crate::monitor::history::trust_rows(t, setting.steps)
+                    let rows = stored::trust_rows(t, setting.steps)
                         .into_iter()
                         .map(|(method, figure, steps, value)| {
                             (method.name().to_string(), figure.to_string(), steps, value)
@@ -514,7 +511,7 @@ impl PublishedTrust {
                     if let Ok(method) = method.parse::<Method>()
                         && value.is_finite()
                     {
-                        crate::monitor::history::set_figure(&mut trust, method, figure, *value);
+                        stored::set_figure(&mut trust, method, figure, *value);
                     }
                 }
                 (sample.clone(), trust)

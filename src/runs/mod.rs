@@ -97,7 +97,8 @@ impl RunMaker {
                 dir: config.dir.clone(),
                 poll: self.store_poll,
                 cache_limit: self.cache_limit,
-                history: config.history.clone(),
+                // Set by the monitor, which keeps the history.
+                recorded: None,
                 // Set by the monitor, which knows the setting.
                 results: None,
             });

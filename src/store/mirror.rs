@@ -33,10 +33,10 @@ use serde::{Deserialize, Serialize};
 
 use super::OpenStore;
 use crate::cam::Method;
-use crate::monitor::scan::{is_checkpoint_name, nanos_since_epoch};
 use crate::results::{
     Compute, Delivered, Expected, Identity, Published, PublishedSetting, PublishedTrust, Shelf,
 };
+use crate::scan::{is_checkpoint_name, nanos_since_epoch};
 use crate::untrusted::{MAX_CHECKPOINT_BYTES, human_bytes};
 
 /// Objects listed under one prefix at most; beyond, the first ones are followed.
@@ -56,11 +56,23 @@ pub struct MirrorConfig {
     pub poll: Duration,
     /// Bytes of checkpoints kept in `dir` before recorded ones are removed.
     pub cache_limit: u64,
-    /// The run's history, which tells which files are recorded.
-    pub history: PathBuf,
+    /// Which of the run's files the history holds maps for, asked before any is
+    /// removed (set by the monitor, which keeps the history); `None`: none is removed.
+    pub recorded: Option<Recorded>,
     /// Where this setting's published results are, and how they are used; `None`: not
     /// looked for (`--compute always`, `check`).
     pub results: Option<MirrorResults>,
+}
+
+/// The files (paths in the run's folder) whose maps are recorded, or `None` when that
+/// cannot be known now.
+#[derive(Clone)]
+pub struct Recorded(pub Arc<dyn Fn() -> Option<Vec<PathBuf>> + Send + Sync>);
+
+impl std::fmt::Debug for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorded(..)")
+    }
 }
 
 /// What the mirror needs to know of the results published beside the run.
@@ -152,7 +164,7 @@ impl Drop for Mirror {
 }
 
 fn index_file(dir: &Path) -> PathBuf {
-    dir.join(crate::monitor::HISTORY_DIR).join("objects.json")
+    dir.join(crate::scan::HISTORY_DIR).join("objects.json")
 }
 
 impl Mirror {
@@ -584,7 +596,7 @@ impl Worker {
         let downloads = self
             .config
             .dir
-            .join(crate::monitor::HISTORY_DIR)
+            .join(crate::scan::HISTORY_DIR)
             .join("downloads");
         let part = downloads.join(format!(
             "{}.part",
@@ -689,17 +701,11 @@ impl Worker {
         if cached <= self.config.cache_limit {
             return;
         }
-        let Ok(history) = crate::monitor::history::History::open_read_only(
-            &self.config.history,
-            &self.config.dir,
-        ) else {
-            return;
-        };
-        let Ok(rows) = history.checkpoints() else {
+        let Some(recorded) = self.config.recorded.as_ref().and_then(|r| (r.0)()) else {
             return;
         };
         let recorded: std::collections::HashSet<&Path> =
-            rows.iter().map(|r| r.path.as_path()).collect();
+            recorded.iter().map(PathBuf::as_path).collect();
         let mut candidates: Vec<(i64, String)> = objects
             .iter()
             .filter(|(key, o)| {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 
 use super::{Location, OpenStore};
-use crate::monitor::scan::{is_checkpoint_name, scan};
+use crate::scan::{is_checkpoint_name, scan};
 
 /// Objects looked at per sub-prefix before it is taken for a run without a checkpoint.
 const LOOK_AT: usize = 1000;
@@ -36,7 +36,7 @@ fn folder_runs(dir: &Path) -> Vec<PathBuf> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
-        .filter(|sub| !scan(sub, &sub.join(crate::monitor::HISTORY_DIR)).is_empty())
+        .filter(|sub| !scan(sub, &sub.join(crate::scan::HISTORY_DIR)).is_empty())
         .collect();
     runs.sort();
     runs

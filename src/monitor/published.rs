@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Expected, Kind, Published, PublishedSetting, PublishedTrust, Shelf};
-use crate::monitor::history::{History, HistoryError, Setting};
+use super::history::{History, HistoryError, Setting};
+use crate::results::{Expected, Kind, Published, PublishedSetting, PublishedTrust, Shelf};
 
 /// How long a reader waits for the store: a run whose store is down is read from its
 /// history alone.
@@ -61,7 +61,7 @@ pub fn reading_history(
             .collect();
         if !names
             .iter()
-            .any(|n| matches!(super::parse_name(n), Some((_, _, Kind::Results))))
+            .any(|n| matches!(crate::results::parse_name(n), Some((_, _, Kind::Results))))
         {
             return Ok(None);
         }
@@ -128,7 +128,7 @@ async fn import(
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
     for name in sorted {
-        let Some((key, identity, Kind::Results)) = super::parse_name(name) else {
+        let Some((key, identity, Kind::Results)) = crate::results::parse_name(name) else {
             continue;
         };
         let expected = Expected {
@@ -156,7 +156,7 @@ async fn import(
         history
             .record(&row, setting, &results.stored())
             .map_err(|e| e.to_string())?;
-        let trust_name = super::trust_name(key, identity);
+        let trust_name = crate::results::trust_name(key, identity);
         if names.contains(&trust_name) {
             let refuse = |e: String| format!("{}: {e}", shelf.describe(&trust_name));
             match shelf.get_async(&trust_name).await {

@@ -1,7 +1,15 @@
-//! Which files in a run's directory are checkpoints, and what they look like on disk.
+//! Which files in a run's directory are checkpoints, and what they look like on disk:
+//! what the monitor, a store's mirror and a sweep's discovery all go by (a leaf: it
+//! depends on nothing of camwatch's).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// camwatch's own folder inside a run (the history, a store run's downloads, published
+/// results), never scanned for checkpoints — unless the history lives elsewhere
+/// ([`crate::monitor::place`]).
+pub const HISTORY_DIR: &str = ".camwatch";
+pub const HISTORY_FILE: &str = "history.sqlite";
 
 /// Extensions of the weight files camwatch reads, longest first (`.pth.tar` before
 /// `.tar`-less `.pth`); optimiser and trainer state such as `.pdopt` and `.pdstates`
