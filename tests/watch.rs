@@ -1209,13 +1209,43 @@ fn a_viewer_of_a_shared_folder_waits_for_published_results() {
         str_of(&best, "published").contains("epoch_2.pdparams."),
         "{best}"
     );
-    let published: Vec<String> = walk_names(&dir.join(".camwatch/results"));
-    assert!(
-        published.iter().any(|n| n.starts_with("best.pdparams.")),
-        "{published:?}"
-    );
+    // (Published by the writer after its line: waited for.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let published: Vec<String> = walk_names(&dir.join(".camwatch/results"));
+        if published.iter().any(|n| n.starts_with("best.pdparams.")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{published:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(writer.interrupt().success());
     assert!(viewer.interrupt().success());
+    // `check` judges the published results without computing them.
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_camwatch"))
+            .arg("check")
+            .arg(&dir)
+            .args(["--epoch", "2", "--compute", "never", "--device", "cpu"])
+            .arg("--samples")
+            .arg(root().join("samples"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let checked = check(&["--min-box-energy", "0"]);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(said.contains(", published: "), "{said}");
+    assert!(said.contains("/epoch_2.pdparams."), "{said}");
+    // A rule that needs a trust figure nobody published: not there, and never computed.
+    let refused = check(&["--max-deletion-auc", "1"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("no results published beside the run"),
+        "{said}"
+    );
     // `history` finds them too, though the run folder holds no history.
     let dump = history_json(&dir, &[]);
     // (`best` is a name of epoch 2's content.)

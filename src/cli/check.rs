@@ -1,23 +1,26 @@
 //! `camwatch check RUN [--epoch latest|N] [--min-box-energy X] …`: "the model must look
 //! at the object" as a step of a training pipeline. One checkpoint's maps (and the
-//! metrics the rules need) are computed, each rule prints one line, and the exit status
-//! is non-zero when any rule fails.
+//! metrics the rules need) are taken from what is published beside the run, or
+//! computed, each rule prints one line, and the exit status is non-zero when any rule
+//! fails.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use camwatch::cam::metrics::{Metric, MetricSettings};
-use camwatch::cam::{Method, Sample};
+use camwatch::cam::{Method, Sample, SampleMaps, SampleSet};
 use camwatch::figures::{self, Better, Figure, Needs};
 use camwatch::monitor::history::{Prediction, StoredMap, StoredSample};
 use camwatch::monitor::timeline::SampleFigures;
 use camwatch::monitor::{self, epoch, scan, timeline};
 use camwatch::paths;
 use camwatch::render::{self, SampleTrust};
+use camwatch::results::{self, Compute};
+use camwatch::store::Location;
 
 use super::CliResult;
-use super::cam_args::{CamArgs, CamOptions, Computed};
+use super::cam_args::{CamArgs, CamOptions};
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
@@ -54,6 +57,11 @@ pub struct CheckArgs {
     /// Maps flagged by the sanity checks (ignores the class, like an untrained network's).
     #[arg(long, value_name = "N")]
     pub max_sanity_flags: Option<usize>,
+    /// auto: take the checkpoint's results published beside the run (`watch
+    /// --publish`) when they hold every sample, method and figure the rules need, else
+    /// compute them; never: only what is published; always: compute.
+    #[arg(long, value_name = "auto|never|always", default_value = "auto")]
+    pub compute: Compute,
     #[command(flatten)]
     pub cam: CamOptions,
 }
@@ -169,32 +177,60 @@ pub fn run(args: CheckArgs) -> CliResult {
             _ => {}
         }
     }
-    let cam = CamArgs {
-        checkpoint: checkpoint.clone(),
-        options: args.cam,
+    let found = match args.compute {
+        Compute::Always => None,
+        _ => published(&args, &run, &checkpoint, &metrics)?,
     };
-    let computed = cam.compute(&args.samples)?;
-    let trust = computed.trust(&metrics)?;
-    let methods = &computed.resolved.request.methods;
+    let (judged, origin) = match found {
+        Some((judged, origin)) => (judged, Some(origin)),
+        None if args.compute == Compute::Never => {
+            return Err(format!(
+                "{}: no results published beside the run for these settings, samples and \
+                 rules (--compute auto computes them)",
+                checkpoint.display()
+            )
+            .into());
+        }
+        None => {
+            let cam = CamArgs {
+                checkpoint: checkpoint.clone(),
+                options: args.cam,
+            };
+            let computed = cam.compute(&args.samples)?;
+            let trust = computed.trust(&metrics)?;
+            let judged = Judged {
+                methods: computed.resolved.request.methods.clone(),
+                results: computed.results,
+                set: computed.set,
+                trust,
+            };
+            (judged, None)
+        }
+    };
+    let methods = &judged.methods;
     println!(
-        "camwatch check: {} ({}), {} sample(s), {}",
+        "camwatch check: {} ({}), {} sample(s), {}{}",
         paths::for_terminal(&checkpoint.display().to_string()),
         match epoch::epoch_of(&checkpoint) {
             Some(n) => format!("epoch {n}"),
             None => "no epoch in its name".into(),
         },
-        computed.set.samples.len(),
+        judged.set.samples.len(),
         methods
             .iter()
             .map(|m| m.name())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        match &origin {
+            Some(origin) => format!(", published: {}", paths::for_terminal(origin)),
+            None => String::new(),
+        }
     );
-    let figures = sample_figures(&computed, &trust);
+    let figures = sample_figures(&judged);
     let mut failed = 0;
     for rule in &rules {
         for &method in methods {
-            let value = measure(rule.measure, method, &computed, &figures, &trust)?;
+            let value = measure(rule.measure, method, &judged, &figures)?;
             let at_least = rule.measure.at_least();
             let holds = if at_least {
                 value >= rule.threshold
@@ -223,12 +259,160 @@ pub fn run(args: CheckArgs) -> CliResult {
     Ok(())
 }
 
-/// The computed results as the history would report them, for the figures table.
-fn sample_figures(computed: &Computed, trust: &[SampleTrust]) -> Vec<SampleFigures> {
-    let stored: Vec<StoredSample> = computed
+/// What a check judges: its samples' maps and predictions, and their trust figures.
+struct Judged {
+    set: SampleSet,
+    methods: Vec<Method>,
+    results: Vec<SampleMaps>,
+    trust: Vec<SampleTrust>,
+}
+
+/// The results published beside the run for `checkpoint` (a file of the folder `run`)
+/// under the settings asked for, with the trust figures `metrics` asks for, and the
+/// object they were read from: `None` when they are not all there (or the run's
+/// published results cannot be read, said).
+fn published(
+    args: &CheckArgs,
+    run: &Path,
+    checkpoint: &Path,
+    metrics: &MetricSettings,
+) -> CliResult<Option<(Judged, String)>> {
+    let Some(key) = checkpoint.strip_prefix(run).ok().and_then(Path::to_str) else {
+        return Ok(None);
+    };
+    let set = SampleSet::load(&args.samples)?;
+    let device = camwatch::device::select(args.cam.device)?;
+    let settings = args.cam.resolve(&set, &device);
+    let methods = settings.request.methods.clone();
+    let setting = monitor::setting(&settings, metrics.steps);
+    let folder = results::setting_folder(&setting, &methods);
+    let shelf = match Location::parse(&args.run)? {
+        Location::Store(url) => results::Shelf::store(&url.open()?, &folder),
+        Location::Folder(_) => results::Shelf::folder(run, &folder)?,
+    };
+    let keys = monitor::sample_keys(&set, settings.request.target);
+    let expected_setting = results::PublishedSetting::new(&setting, &methods);
+    let hash = monitor::content_hash(&std::fs::read(checkpoint)?);
+    let found = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let listed = shelf.list_async().await?;
+            for name in listed.iter().filter_map(|o| shelf.name_of(&o.location)) {
+                let Some((k, identity, results::Kind::Results)) = results::parse_name(&name) else {
+                    continue;
+                };
+                if k != key {
+                    continue;
+                }
+                let expected = results::Expected {
+                    key,
+                    identity,
+                    setting: &expected_setting,
+                };
+                let Some(bytes) = shelf.get_async(&name).await? else {
+                    continue;
+                };
+                let found = results::Published::decode(&bytes, &expected)
+                    .map_err(|e| format!("{}: {e}", shelf.describe(&name)))?;
+                if found.checkpoint.hash != hash {
+                    continue;
+                }
+                let trust = match shelf.get_async(&results::trust_name(key, identity)).await? {
+                    Some(bytes) => Some(
+                        results::PublishedTrust::decode(&bytes, &expected)
+                            .map_err(|e| format!("{}: {e}", shelf.describe(&name)))?,
+                    ),
+                    None => None,
+                };
+                return Ok::<_, String>(Some((found, trust, shelf.describe(&name))));
+            }
+            Ok(None)
+        });
+    let (found, trust, origin) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            eprintln!("camwatch: {}: computed instead", paths::for_terminal(&e));
+            return Ok(None);
+        }
+    };
+    if !found.covers(&keys, &methods) {
+        return Ok(None);
+    }
+    let stored: std::collections::HashMap<String, StoredSample> =
+        found.stored().into_iter().collect();
+    let figures: std::collections::HashMap<String, SampleTrust> = trust
+        .map(|t| t.figures())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut judged = Judged {
+        set,
+        methods,
+        results: Vec::new(),
+        trust: Vec::new(),
+    };
+    for key in &keys {
+        let Some(maps) = stored
+            .get(key)
+            .and_then(|s| as_sample_maps(s, &judged.methods))
+        else {
+            return Ok(None);
+        };
+        let trust = figures.get(key).cloned().unwrap_or_default();
+        if !measured(&trust, &judged.methods, metrics) {
+            return Ok(None);
+        }
+        judged.results.push(maps);
+        judged.trust.push(trust);
+    }
+    Ok(Some((judged, origin)))
+}
+
+/// Whether `trust` holds every figure `metrics` asks for, for each of `methods`.
+fn measured(trust: &SampleTrust, methods: &[Method], metrics: &MetricSettings) -> bool {
+    methods.iter().all(|method| {
+        let faithful = trust.metrics.get(method);
+        let metrics_there = metrics
+            .metrics
+            .iter()
+            .all(|&m| faithful.and_then(|f| f.get(m)).is_some());
+        let sanity_there = !metrics.sanity
+            || trust
+                .sanity
+                .get(method)
+                .is_some_and(|s| s.class_corr.is_some() && s.random_corr.is_some());
+        metrics_there && sanity_there
+    })
+}
+
+/// A sample's stored prediction and maps of `methods`, as the engine gives them.
+fn as_sample_maps(stored: &StoredSample, methods: &[Method]) -> Option<SampleMaps> {
+    let prediction = stored.prediction.as_ref()?;
+    let maps = methods
+        .iter()
+        .map(|&m| Some((m, stored.maps.iter().find(|s| s.method == m)?.map.clone())))
+        .collect::<Option<Vec<_>>>()?;
+    Some(SampleMaps {
+        logits: prediction.logits.clone(),
+        probs: prediction.probs.clone(),
+        predicted: prediction.predicted,
+        target: stored
+            .maps
+            .first()
+            .map_or(prediction.predicted, |m| m.class),
+        maps,
+        signed: Vec::new(),
+    })
+}
+
+/// The results as the history would report them, for the figures table.
+fn sample_figures(judged: &Judged) -> Vec<SampleFigures> {
+    let stored: Vec<StoredSample> = judged
         .results
         .iter()
-        .zip(trust)
+        .zip(&judged.trust)
         .map(|(result, trust)| StoredSample {
             prediction: Some(Prediction {
                 logits: result.logits.clone(),
@@ -249,26 +433,27 @@ fn sample_figures(computed: &Computed, trust: &[SampleTrust]) -> Vec<SampleFigur
             trust: trust.clone(),
         })
         .collect();
-    let samples: Vec<&Sample> = computed.set.samples.iter().collect();
-    timeline::sample_figures(&samples, &stored, &computed.resolved.request.methods)
+    let samples: Vec<&Sample> = judged.set.samples.iter().collect();
+    timeline::sample_figures(&samples, &stored, &judged.methods)
 }
 
 /// `measure` for `method`, over the samples.
 fn measure(
     measure: Measure,
     method: Method,
-    computed: &Computed,
+    judged: &Judged,
     figures: &[SampleFigures],
-    trust: &[SampleTrust],
 ) -> CliResult<f32> {
     let figure = match measure {
         Measure::Mean(f) | Measure::Count(f) => f,
         Measure::AverageDrop => {
-            return Ok(render::confidence_summary(method, &computed.results, trust)
-                .map_or(0.0, |s| s.average_drop));
+            return Ok(
+                render::confidence_summary(method, &judged.results, &judged.trust)
+                    .map_or(0.0, |s| s.average_drop),
+            );
         }
     };
-    let samples = &computed.set.samples;
+    let samples = &judged.set.samples;
     let values: Vec<f32> = figures
         .iter()
         .filter_map(|f| {
@@ -285,7 +470,7 @@ fn measure(
             Needs::Labels => "no sample has a label in labels.csv",
             _ => "no metric computed",
         };
-        return Err(format!("{}: {why}", computed.set.dir.display()).into());
+        return Err(format!("{}: {why}", judged.set.dir.display()).into());
     }
     Ok(values.iter().sum::<f32>() / values.len() as f32)
 }
