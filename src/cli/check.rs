@@ -354,10 +354,7 @@ fn published(
         trust: Vec::new(),
     };
     for key in &keys {
-        let Some(maps) = stored
-            .get(key)
-            .and_then(|s| as_sample_maps(s, &judged.methods))
-        else {
+        let Some(maps) = stored.get(key).and_then(|s| s.sample_maps(&judged.methods)) else {
             return Ok(None);
         };
         let trust = figures.get(key).cloned().unwrap_or_default();
@@ -384,26 +381,6 @@ fn measured(trust: &SampleTrust, methods: &[Method], metrics: &MetricSettings) -
                 .get(method)
                 .is_some_and(|s| s.class_corr.is_some() && s.random_corr.is_some());
         metrics_there && sanity_there
-    })
-}
-
-/// A sample's stored prediction and maps of `methods`, as the engine gives them.
-fn as_sample_maps(stored: &StoredSample, methods: &[Method]) -> Option<SampleMaps> {
-    let prediction = stored.prediction.as_ref()?;
-    let maps = methods
-        .iter()
-        .map(|&m| Some((m, stored.maps.iter().find(|s| s.method == m)?.map.clone())))
-        .collect::<Option<Vec<_>>>()?;
-    Some(SampleMaps {
-        logits: prediction.logits.clone(),
-        probs: prediction.probs.clone(),
-        predicted: prediction.predicted,
-        target: stored
-            .maps
-            .first()
-            .map_or(prediction.predicted, |m| m.class),
-        maps,
-        signed: Vec::new(),
     })
 }
 

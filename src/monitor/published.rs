@@ -43,18 +43,7 @@ pub fn reading_history(
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let patiently = |what| async move {
-            tokio::time::timeout(PATIENCE, what)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "{}: no answer in {} s",
-                        shelf.describe(""),
-                        PATIENCE.as_secs()
-                    ))
-                })
-        };
-        let listed = runtime.block_on(patiently(shelf.list_async()))?;
+        let listed = runtime.block_on(patiently(shelf, shelf.list_async()))?;
         let names: HashSet<String> = listed
             .iter()
             .filter_map(|o| shelf.name_of(&o.location))
@@ -70,17 +59,7 @@ pub fn reading_history(
             copy_setting(local, &mut copy, setting, keys).map_err(|e| e.to_string())?;
         }
         let import = import(&mut copy, dir, shelf, &names, setting, published);
-        imported = runtime.block_on(async {
-            tokio::time::timeout(PATIENCE, import)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "{}: no answer in {} s",
-                        shelf.describe(""),
-                        PATIENCE.as_secs()
-                    ))
-                })
-        })?;
+        imported = runtime.block_on(patiently(shelf, import))?;
         Ok(Some(copy))
     })();
     match copy {
@@ -91,6 +70,22 @@ pub fn reading_history(
             (local, imported)
         }
     }
+}
+
+/// `what`, or an error naming the shelf when the store has not answered in [`PATIENCE`].
+async fn patiently<T>(
+    shelf: &Shelf,
+    what: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(PATIENCE, what)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{}: no answer in {} s",
+                shelf.place(),
+                PATIENCE.as_secs()
+            ))
+        })
 }
 
 /// Every checkpoint of `from`, with its results under `setting` for `keys`, into `to`.

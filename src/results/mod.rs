@@ -264,6 +264,36 @@ pub struct Expected<'a> {
     pub setting: &'a PublishedSetting,
 }
 
+impl Expected<'_> {
+    /// What both kinds of object are checked for: their format and version (`format`
+    /// expected), that they are for the checkpoint their name says, and for the setting
+    /// of their folder.
+    fn check(
+        &self,
+        format: &str,
+        found: (&str, u32),
+        checkpoint: (&str, &str),
+        setting: &PublishedSetting,
+    ) -> Result<(), String> {
+        if found != (format, VERSION) {
+            return Err(format!(
+                "{} version {}, this camwatch reads {format} version {VERSION}",
+                found.0, found.1
+            ));
+        }
+        if checkpoint != (self.key, self.identity) {
+            return Err(format!(
+                "is for {} ({}), not what its name says",
+                checkpoint.0, checkpoint.1
+            ));
+        }
+        if setting != self.setting {
+            return Err("is for another setting than its folder's".into());
+        }
+        Ok(())
+    }
+}
+
 impl Published {
     /// `row`'s results (every sample of `stored`, keyed), as published.
     pub fn new(
@@ -326,22 +356,13 @@ impl Published {
     pub fn decode(bytes: &[u8], expected: &Expected) -> Result<Published, String> {
         let published: Published =
             serde_json::from_slice(bytes).map_err(|e| not_results(&e, bytes))?;
-        if published.format != RESULTS_FORMAT || published.version != VERSION {
-            return Err(format!(
-                "{} version {}, this camwatch reads {RESULTS_FORMAT} version {VERSION}",
-                published.format, published.version
-            ));
-        }
         let c = &published.checkpoint;
-        if c.key != expected.key || c.identity != expected.identity {
-            return Err(format!(
-                "holds results for {} ({}), not what its name says",
-                c.key, c.identity
-            ));
-        }
-        if &published.setting != expected.setting {
-            return Err("holds results for another setting than its folder's".into());
-        }
+        expected.check(
+            RESULTS_FORMAT,
+            (&published.format, published.version),
+            (&c.key, &c.identity),
+            &published.setting,
+        )?;
         if c.hash.len() != 64 || !c.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("{:?} is not a content hash", c.hash));
         }
@@ -482,21 +503,12 @@ impl PublishedTrust {
     pub fn decode(bytes: &[u8], expected: &Expected) -> Result<PublishedTrust, String> {
         let trust: PublishedTrust =
             serde_json::from_slice(bytes).map_err(|e| not_results(&e, bytes))?;
-        if trust.format != TRUST_FORMAT || trust.version != VERSION {
-            return Err(format!(
-                "{} version {}, this camwatch reads {TRUST_FORMAT} version {VERSION}",
-                trust.format, trust.version
-            ));
-        }
-        if trust.key != expected.key || trust.identity != expected.identity {
-            return Err(format!(
-                "holds trust figures for {} ({}), not what its name says",
-                trust.key, trust.identity
-            ));
-        }
-        if &trust.setting != expected.setting {
-            return Err("holds trust figures for another setting than its folder's".into());
-        }
+        expected.check(
+            TRUST_FORMAT,
+            (&trust.format, trust.version),
+            (&trust.key, &trust.identity),
+            &trust.setting,
+        )?;
         Ok(trust)
     }
 

@@ -60,6 +60,11 @@ impl Shelf {
         }
     }
 
+    /// The folder as a user names it: a URL, or a path.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
     /// The setting folder's name ([`super::setting_folder`]).
     pub fn setting(&self) -> &str {
         &self.setting

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cam::metrics::Metric;
 use crate::cam::trust::Sanity;
-use crate::cam::{Map, Method};
+use crate::cam::{Map, Method, SampleMaps};
 use crate::render::SampleTrust;
 use crate::scan::Fingerprint;
 
@@ -67,6 +67,26 @@ pub struct StoredSample {
     pub maps: Vec<StoredMap>,
     /// Its maps' trust figures, as far as they were computed.
     pub trust: SampleTrust,
+}
+
+impl StoredSample {
+    /// The prediction and the maps of `methods` (those stored), as the engine gave them;
+    /// `None` without a prediction.
+    pub fn sample_maps(&self, methods: &[Method]) -> Option<SampleMaps> {
+        let prediction = self.prediction.as_ref()?;
+        let maps = methods
+            .iter()
+            .filter_map(|&m| Some((m, self.maps.iter().find(|s| s.method == m)?.map.clone())))
+            .collect();
+        Some(SampleMaps {
+            logits: prediction.logits.clone(),
+            probs: prediction.probs.clone(),
+            predicted: prediction.predicted,
+            target: self.maps.first().map_or(prediction.predicted, |m| m.class),
+            maps,
+            signed: Vec::new(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

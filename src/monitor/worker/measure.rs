@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Pending, Worker};
 use crate::cam::engine::Cancel;
-use crate::cam::{CamError, CamRequest, Method, Sample, SampleMaps};
+use crate::cam::{CamError, CamRequest, Sample, SampleMaps};
 use crate::monitor::Source;
 use crate::monitor::history::{CheckpointRow, HistoryError, Status, StoredSample};
 use crate::monitor::scan::Fingerprint;
@@ -124,7 +124,7 @@ impl Worker {
             let samples: Vec<&Sample> = chunk.iter().map(|&i| &self.samples.samples[i]).collect();
             let results: Vec<SampleMaps> = chunk
                 .iter()
-                .filter_map(|&i| as_sample_maps(&stored[i], &settings.request.methods))
+                .filter_map(|&i| stored[i].sample_maps(&settings.request.methods))
                 .collect();
             if results.len() != chunk.len() {
                 continue;
@@ -169,30 +169,6 @@ impl Worker {
         }
         Ok(())
     }
-}
-
-/// A sample's stored prediction and maps, as the engine gave them.
-fn as_sample_maps(stored: &StoredSample, methods: &[Method]) -> Option<SampleMaps> {
-    let prediction = stored.prediction.as_ref()?;
-    let maps: Vec<(Method, crate::cam::Map)> = methods
-        .iter()
-        .filter_map(|&m| {
-            let found = stored.maps.iter().find(|s| s.method == m)?;
-            Some((m, found.map.clone()))
-        })
-        .collect();
-    let target = stored
-        .maps
-        .first()
-        .map_or(prediction.predicted, |m| m.class);
-    Some(SampleMaps {
-        logits: prediction.logits.clone(),
-        probs: prediction.probs.clone(),
-        predicted: prediction.predicted,
-        target,
-        maps,
-        signed: Vec::new(),
-    })
 }
 
 #[cfg(test)]
