@@ -385,18 +385,13 @@ fn publishing(config: &MonitorConfig, events: &Sender<MonitorEvent>) -> Option<w
             }
         },
     };
-    Some(worker::Publishing {
+    Some(worker::Publishing::new(
         shelf,
-        publish: config.publish,
-        compute: config.compute,
-        setting: PublishedSetting::new(&setting, methods),
-        root: config.dir.clone(),
-        objects: None,
-        rejected: Default::default(),
-        awaiting: Vec::new(),
-        waits: Default::default(),
-        listed: None,
-    })
+        config.publish,
+        config.compute,
+        PublishedSetting::new(&setting, methods),
+        config.dir.clone(),
+    ))
 }
 
 /// A running monitor: the threads behind its events. Stopped (and its threads joined)

@@ -32,20 +32,43 @@ pub struct Publishing {
     pub compute: Compute,
     pub setting: PublishedSetting,
     /// The run's folder (a store run's mirror): keys are paths under it.
-    pub root: PathBuf,
+    root: PathBuf,
     /// A store run's ETags (its objects' identity), from the mirror.
     pub objects: Option<Arc<Objects>>,
     /// Objects found unusable, said once.
-    pub rejected: HashSet<String>,
+    rejected: HashSet<String>,
     /// Checkpoints waiting for their results to be published (`--compute never`), with
     /// when to look again; and how long each waited last.
-    pub awaiting: Vec<(Instant, Job)>,
-    pub waits: std::collections::HashMap<PathBuf, Duration>,
+    awaiting: Vec<(Instant, Job)>,
+    waits: std::collections::HashMap<PathBuf, Duration>,
     /// What is on the shelf, listed once at start (nothing published twice).
-    pub listed: Option<HashSet<String>>,
+    listed: Option<HashSet<String>>,
 }
 
 impl Publishing {
+    /// Publishing for the run in `root` (a store run's ETags are given once its mirror
+    /// runs: [`Publishing::objects`]).
+    pub fn new(
+        shelf: Shelf,
+        publish: bool,
+        compute: Compute,
+        setting: PublishedSetting,
+        root: PathBuf,
+    ) -> Publishing {
+        Publishing {
+            shelf,
+            publish,
+            compute,
+            setting,
+            root,
+            objects: None,
+            rejected: HashSet::new(),
+            awaiting: Vec::new(),
+            waits: Default::default(),
+            listed: None,
+        }
+    }
+
     /// The checkpoint at `path`'s key under the run and its identity, when known.
     fn names(&self, path: &Path, hash: &str) -> Option<(String, String)> {
         let key = path.strip_prefix(&self.root).ok()?.to_str()?.to_string();
