@@ -829,7 +829,8 @@ fn a_store_that_never_answers_does_not_hold_up_the_stop() {
     let start = Instant::now();
     assert!(watch.signal("-TERM").success());
     assert!(
-        start.elapsed() < Duration::from_secs(5),
+        // (The client alone retries for minutes; 10 s leaves room for a loaded machine.)
+        start.elapsed() < Duration::from_secs(10),
         "stopped after {:?}",
         start.elapsed()
     );
