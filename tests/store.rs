@@ -559,6 +559,46 @@ fn follows_a_run_in_azure_blob_storage() {
         assert!(!str_of(line, "etag").is_empty(), "{line}");
     }
     assert!(watch.interrupt().success());
+
+    // With a token that may only read and list (a SAS, as a viewer's team would hand
+    // out), `--publish` says once that it may not write, and the results go on here.
+    let script = format!(
+        "import datetime\n\
+         from azure.storage.blob import generate_container_sas, ContainerSasPermissions\n\
+         print(generate_container_sas('devstoreaccount1', 'runs', account_key='Eby8vdM02xNOcq\
+         FlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==', \
+         permission=ContainerSasPermissions(read=True, list=True), \
+         expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))\n"
+    );
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let sas = Command::new(python).args(["-c", &script]).output().unwrap();
+    assert!(sas.status.success(), "{sas:?}");
+    let sas = String::from_utf8(sas.stdout).unwrap().trim().to_string();
+    let mut command = Watch::command(Path::new("az://runs/exp/"), &["--poll", "0.5", "--publish"]);
+    command.arg("--cache").arg(root.join("cache-read-only"));
+    command.envs([
+        ("AZURE_STORAGE_USE_EMULATOR", "true"),
+        ("AZURITE_BLOB_STORAGE_URL", endpoint.as_str()),
+        ("AZURE_STORAGE_SAS_KEY", sas.as_str()),
+    ]);
+    let reader = Watch::spawn(command);
+    for line in reader.take(2) {
+        assert_eq!(str_of(&line, "status"), "ok", "{line}");
+        assert_eq!(str_of(&line, "source"), "computed", "{line}");
+    }
+    reader.expect_quiet(Duration::from_secs(2));
+    let stderr = reader.stderr.lock().unwrap().clone();
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("results are kept here only"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{stderr}");
+    assert!(
+        refused[0].contains("az://runs/exp/.camwatch/results/")
+            && refused[0].contains("may not be written"),
+        "{stderr}"
+    );
+    assert!(reader.interrupt().success());
     let _ = server.kill();
     let _ = server.wait();
 }
