@@ -562,16 +562,14 @@ fn follows_a_run_in_azure_blob_storage() {
 
     // With a token that may only read and list (a SAS, as a viewer's team would hand
     // out), `--publish` says once that it may not write, and the results go on here.
-    let script = format!(
-        "import datetime\n\
+    let script = "import datetime\n\
          from azure.storage.blob import generate_container_sas, ContainerSasPermissions\n\
          print(generate_container_sas('devstoreaccount1', 'runs', account_key='Eby8vdM02xNOcq\
          FlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==', \
          permission=ContainerSasPermissions(read=True, list=True), \
-         expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))\n"
-    );
+         expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))\n";
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let sas = Command::new(python).args(["-c", &script]).output().unwrap();
+    let sas = Command::new(python).args(["-c", script]).output().unwrap();
     assert!(sas.status.success(), "{sas:?}");
     let sas = String::from_utf8(sas.stdout).unwrap().trim().to_string();
     let mut command = Watch::command(Path::new("az://runs/exp/"), &["--poll", "0.5", "--publish"]);
