@@ -195,6 +195,8 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
         publish: args.publish,
         compute: args.compute,
     };
+    // What the TensorBoard export needs of every run (the same for all).
+    let (samples, steps) = (template.samples.clone(), template.metrics.steps);
     let maker = RunMaker {
         template,
         cache: args.run.cam.cache.clone(),
@@ -217,19 +219,9 @@ pub fn run_until(args: WatchArgs, stop_after: Option<usize>) -> CliResult {
             .iter()
             .map(|r| (r.config.dir.clone(), r.config.history.clone()))
             .collect();
-        let first = &set.runs().first().map(|r| r.config.clone());
-        if let Some(first) = first {
-            let images = args.images.options(&args.run.cam);
-            let exports = run_exports(
-                root,
-                &locations,
-                &first.samples,
-                first.metrics.steps,
-                &images,
-            )?;
-            let exports = exports.into_iter().map(|(_, export)| export).collect();
-            set.export_live(exports);
-        }
+        let images = args.images.options(&args.run.cam);
+        let exports = run_exports(root, &locations, &samples, steps, &images)?;
+        set.export_live(exports.into_iter().map(|(_, export)| export).collect());
     }
     if !args.headless {
         if !std::io::stdout().is_terminal() {
