@@ -310,21 +310,16 @@ fn published(
                     identity,
                     setting: &expected_setting,
                 };
-                let Some(bytes) = shelf.get_async(&name).await? else {
+                let decode = |bytes: &[u8]| results::Published::decode(bytes, &expected);
+                let Some(found) = shelf.read_async(&name, decode).await? else {
                     continue;
                 };
-                let found = results::Published::decode(&bytes, &expected)
-                    .map_err(|e| format!("{}: {e}", shelf.describe(&name)))?;
                 if found.checkpoint.hash != hash {
                     continue;
                 }
-                let trust = match shelf.get_async(&results::trust_name(key, identity)).await? {
-                    Some(bytes) => Some(
-                        results::PublishedTrust::decode(&bytes, &expected)
-                            .map_err(|e| format!("{}: {e}", shelf.describe(&name)))?,
-                    ),
-                    None => None,
-                };
+                let trust_name = results::trust_name(key, identity);
+                let decode = |bytes: &[u8]| results::PublishedTrust::decode(bytes, &expected);
+                let trust = shelf.read_async(&trust_name, decode).await?;
                 return Ok::<_, String>(Some((found, trust, shelf.describe(&name))));
             }
             Ok(None)

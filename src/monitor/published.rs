@@ -131,14 +131,12 @@ async fn import(
             identity,
             setting: published,
         };
-        let refuse = |e: String| format!("{}: {e}", shelf.describe(name));
-        let results = match shelf.get_async(name).await {
-            Ok(Some(bytes)) => Published::decode(&bytes, &expected).map_err(refuse),
-            Ok(None) => continue,
-            Err(e) => Err(e),
-        };
+        let results = shelf
+            .read_async(name, |bytes| Published::decode(bytes, &expected))
+            .await;
         let results = match results {
-            Ok(results) => results,
+            Ok(Some(results)) => results,
+            Ok(None) => continue,
             Err(e) => {
                 imported.refused.push(e);
                 continue;
@@ -153,17 +151,16 @@ async fn import(
             .map_err(|e| e.to_string())?;
         let trust_name = crate::results::trust_name(key, identity);
         if names.contains(&trust_name) {
-            let refuse = |e: String| format!("{}: {e}", shelf.describe(&trust_name));
-            match shelf.get_async(&trust_name).await {
-                Ok(Some(bytes)) => match PublishedTrust::decode(&bytes, &expected) {
-                    Ok(trust) if trust.hash == row.hash => history
-                        .record_trust(&row.hash, setting, &trust.figures())
-                        .map_err(|e| e.to_string())?,
-                    Ok(_) => imported
-                        .refused
-                        .push(refuse("holds other weights' figures".into())),
-                    Err(e) => imported.refused.push(refuse(e)),
-                },
+            let trust = shelf.read_async(&trust_name, |bytes| {
+                PublishedTrust::decode(bytes, &expected).and_then(|t| match t.hash == row.hash {
+                    true => Ok(t),
+                    false => Err("holds other weights' figures".into()),
+                })
+            });
+            match trust.await {
+                Ok(Some(trust)) => history
+                    .record_trust(&row.hash, setting, &trust.figures())
+                    .map_err(|e| e.to_string())?,
                 Ok(None) => {}
                 Err(e) => imported.refused.push(e),
             }

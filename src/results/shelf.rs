@@ -143,11 +143,31 @@ impl Shelf {
         Ok(Some(bytes.to_vec()))
     }
 
-    /// [`Shelf::get_async`], from a thread without a runtime.
-    pub fn get(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+    /// The object `name` read and checked by `decode` (`Published::decode`,
+    /// `PublishedTrust::decode`): `None` when there is none; an error naming it when it
+    /// cannot be read or does not check.
+    pub async fn read_async<T>(
+        &self,
+        name: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.get_async(name).await? {
+            Some(bytes) => decode(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", self.describe(name))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Shelf::read_async`], from a thread without a runtime.
+    pub fn read<T>(
+        &self,
+        name: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
         runtime()
             .map_err(|e| format!("{}: {e}", self.place))?
-            .block_on(self.get_async(name))
+            .block_on(self.read_async(name, decode))
     }
 
     /// Every object on the shelf (for a run folder, whose listing is not the mirror's).
@@ -202,10 +222,11 @@ mod tests {
     fn a_folder_shelf_creates_once() {
         let run = tempfile::tempdir().unwrap();
         let shelf = Shelf::folder(run.path(), "set-1").unwrap();
-        assert_eq!(shelf.get("a.h1.json").unwrap(), None);
+        assert_eq!(shelf.read("a.h1.json", |b| Ok(b.to_vec())).unwrap(), None);
         assert_eq!(shelf.put_new("a.h1.json", b"first".to_vec()), Put::Created);
         assert_eq!(shelf.put_new("a.h1.json", b"second".to_vec()), Put::Exists);
-        assert_eq!(shelf.get("a.h1.json").unwrap().unwrap(), b"first");
+        let read = shelf.read("a.h1.json", |b| Ok(b.to_vec())).unwrap();
+        assert_eq!(read.unwrap(), b"first");
         let file = run.path().join(".camwatch/results/set-1/a.h1.json");
         assert_eq!(std::fs::read(file).unwrap(), b"first");
         // Nothing staged is left behind.

@@ -223,8 +223,9 @@ struct Worker {
     report: Box<dyn Fn(MirrorEvent) + Send>,
     objects: Arc<Objects>,
     stop: Arc<AtomicBool>,
-    /// Published objects found unusable (by name and ETag), said once.
-    rejected: Mutex<std::collections::HashSet<String>>,
+    /// Published objects found unusable (by name and version), said once; `true` where
+    /// their content was refused.
+    rejected: Mutex<HashMap<String, bool>>,
 }
 
 impl Worker {
@@ -523,7 +524,8 @@ impl Worker {
     }
 
     /// The published object `name` (listed as `meta`), read and checked by `decode`; one
-    /// that cannot be read or does not check is said once (until it changes) and `None`.
+    /// that cannot be read or does not check is said once and `None`, and not read again
+    /// until it changes.
     async fn read_published<T>(
         &self,
         name: &str,
@@ -531,17 +533,22 @@ impl Worker {
         decode: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Option<T> {
         let shelf = &self.config.results.as_ref()?.shelf;
-        let read = match shelf.get_async(name).await {
-            Ok(Some(bytes)) => decode(&bytes).map_err(|e| format!("{}: {e}", shelf.describe(name))),
-            Ok(None) => return None,
-            Err(e) => Err(e),
-        };
-        match read {
-            Ok(value) => Some(value),
+        // Said once per version of the object; one whose content was refused is not
+        // read again until it changes (a store that failed is asked again).
+        let version = format!(
+            "{name} {:?} {} {}",
+            meta.e_tag, meta.size, meta.last_modified
+        );
+        let lock = || self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        if lock().get(&version) == Some(&true) {
+            return None;
+        }
+        let mut refused = false;
+        let checked = |bytes: &[u8]| decode(bytes).inspect_err(|_| refused = true);
+        match shelf.read_async(name, checked).await {
+            Ok(value) => value,
             Err(message) => {
-                let said = format!("{name} {:?} {}", meta.e_tag, meta.size);
-                let mut rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
-                if rejected.insert(said) {
+                if lock().insert(version, refused).is_none() {
                     (self.report)(MirrorEvent::Warning(format!("{message}: ignored")));
                 }
                 None

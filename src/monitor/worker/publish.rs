@@ -195,26 +195,23 @@ impl Worker {
         };
         let name = crate::results::results_name(&key, &identity);
         let origin = p.shelf.describe(&name);
-        let results = match p.shelf.get(&name) {
-            Ok(Some(bytes)) => Published::decode(&bytes, &expected)
-                .and_then(|r| match r.checkpoint.hash == hash {
-                    true => Ok(r),
-                    false => Err("holds results for other weights of that name".into()),
-                })
-                .map_err(|e| format!("{}: {e}", p.shelf.describe(&name))),
-            Ok(None) => return None,
-            Err(e) => Err(e),
-        };
+        let results = p.shelf.read(&name, |bytes| {
+            Published::decode(bytes, &expected).and_then(|r| match r.checkpoint.hash == hash {
+                true => Ok(r),
+                false => Err("holds results for other weights of that name".into()),
+            })
+        });
         let trust_name = crate::results::trust_name(&key, &identity);
-        let trust = match p.shelf.get(&trust_name) {
-            Ok(Some(bytes)) => PublishedTrust::decode(&bytes, &expected)
-                .map_err(|e| format!("{}: {e}", p.shelf.describe(&trust_name)))
-                .map_err(|e| self.reject(e))
-                .ok(),
-            _ => None,
-        };
+        let trust = p.shelf.read(&trust_name, |bytes| {
+            PublishedTrust::decode(bytes, &expected)
+        });
+        let trust = trust.unwrap_or_else(|e| {
+            self.reject(e);
+            None
+        });
         match results {
-            Ok(results) => Some(Delivered {
+            Ok(None) => None,
+            Ok(Some(results)) => Some(Delivered {
                 results: Some(results),
                 trust,
                 origin,
