@@ -294,6 +294,9 @@ impl Worker {
         // What was computed before `--publish`, or while the run could not be written:
         // under every name whose file still holds that content (a store run's identity
         // is its object's current ETag).
+        if !self.publishes() {
+            return Ok(());
+        }
         for row in &rows {
             if Fingerprint::of(&row.path) == Some(row.fingerprint) {
                 self.publish_results(row)?;

@@ -201,6 +201,15 @@ impl Worker {
                 false => Err("holds results for other weights of that name".into()),
             })
         });
+        let results = match results {
+            Ok(Some(results)) => results,
+            Ok(None) => return None,
+            Err(e) => {
+                self.reject(e);
+                return None;
+            }
+        };
+        // Trust figures are published after the results: looked for only beside them.
         let trust_name = crate::results::trust_name(&key, &identity);
         let trust = p.shelf.read(&trust_name, |bytes| {
             PublishedTrust::decode(bytes, &expected)
@@ -209,18 +218,11 @@ impl Worker {
             self.reject(e);
             None
         });
-        match results {
-            Ok(None) => None,
-            Ok(Some(results)) => Some(Delivered {
-                results: Some(results),
-                trust,
-                origin,
-            }),
-            Err(e) => {
-                self.reject(e);
-                None
-            }
-        }
+        Some(Delivered {
+            results: Some(results),
+            trust,
+            origin,
+        })
     }
 
     /// Says once that a published object is not used, and why.
@@ -306,6 +308,11 @@ impl Worker {
                 self.queue.push(path, mtime, false, job);
             }
         }
+    }
+
+    /// Whether this worker publishes (`--publish`, and the run may be written).
+    pub(super) fn publishes(&self) -> bool {
+        self.publishing.as_ref().is_some_and(|p| p.publish)
     }
 
     /// Whether this worker computes nothing (`--compute never`).
