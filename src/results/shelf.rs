@@ -33,6 +33,9 @@ pub struct Shelf {
     place: String,
     /// The setting folder's name.
     setting: String,
+    /// A run folder's own path: what is read there must be a regular file (a FIFO would
+    /// block the read forever).
+    local: Option<std::path::PathBuf>,
 }
 
 impl Shelf {
@@ -46,6 +49,7 @@ impl Shelf {
             folder: StorePath::from(format!("{}/{setting}", super::RESULTS_DIR)),
             place: place.display().to_string(),
             setting: setting.to_string(),
+            local: Some(run.to_path_buf()),
         })
     }
 
@@ -57,6 +61,7 @@ impl Shelf {
             folder: StorePath::from(folder.trim_start_matches('/')),
             place: open.url.join(&format!("{}/{setting}", super::RESULTS_DIR)),
             setting: setting.to_string(),
+            local: None,
         }
     }
 
@@ -124,6 +129,12 @@ impl Shelf {
     pub async fn get_async(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
         let location = self.location(name);
         let what = || self.describe(name);
+        if let Some(run) = &self.local
+            && let Ok(meta) = std::fs::symlink_metadata(run.join(location.as_ref()))
+            && !meta.is_file()
+        {
+            return Err(format!("{}: not a regular file", what()));
+        }
         let got = match self.store.get(&location).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -235,5 +246,15 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+
+        // A FIFO (or a link, a folder) in its place is refused at once, never opened.
+        let fifo = run.path().join(".camwatch/results/set-1/b.h2.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()));
+        let refused = shelf.read("b.h2.json", |b| Ok(b.to_vec())).unwrap_err();
+        assert!(
+            refused.ends_with("b.h2.json: not a regular file"),
+            "{refused}"
+        );
     }
 }
