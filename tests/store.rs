@@ -707,6 +707,7 @@ fn writers_publish_each_result_once_and_a_viewer_computes_nothing() {
         let stderr = writer.stderr.lock().unwrap().clone();
         assert!(!stderr.contains("not published"), "{stderr}");
         assert!(!stderr.contains("ignored"), "{stderr}");
+        assert!(!stderr.contains(SECRET), "{stderr}");
     }
 
     // The viewer: the whole sweep from what is published.
@@ -783,6 +784,7 @@ fn writers_publish_each_result_once_and_a_viewer_computes_nothing() {
         stderr.contains("cut short") && stderr.contains("not a camwatch results object")
     });
     let stderr = viewer.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains(SECRET));
     let refused: Vec<&str> = stderr
         .lines()
         .filter(|l| l.ends_with(": ignored"))
