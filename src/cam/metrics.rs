@@ -267,9 +267,9 @@ pub struct Image<'a> {
 
 /// Measures `image` with every metric of `settings`, ROAD's imputations solved on the
 /// CPU's threads. `score` gets perturbed copies of the input and returns their target
-/// probabilities, in order. It is called once per metric, and for ROAD once per round
-/// of imputations (as many as camwatch has threads): a caller that stops between calls
-/// waits for at most one batched run or one round of solves.
+/// probabilities, in order. It is called once per metric (for ROAD after its 18
+/// imputations are solved): a caller that stops between calls waits for at most one
+/// metric's forward passes, or ROAD's solves.
 pub fn evaluate<E>(
     image: &Image,
     settings: &MetricSettings,
@@ -278,8 +278,7 @@ pub fn evaluate<E>(
     evaluate_with(image, settings, &Solver::Threads, score)
 }
 
-/// [`evaluate`], ROAD's imputations solved by `solver`: batched, a round is all of a
-/// direction's percentiles.
+/// [`evaluate`], ROAD's imputations solved by `solver`.
 pub fn evaluate_with<E>(
     image: &Image,
     settings: &MetricSettings,
@@ -316,27 +315,11 @@ pub fn evaluate_with<E>(
                 trapezoid(&p)
             }
             Metric::Road => {
-                let mut road = |removed| -> Result<f64, E> {
-                    let percentiles: Vec<usize> = (0..ROAD_PERCENTILES.len()).collect();
-                    let mut p = Vec::with_capacity(percentiles.len());
-                    let round = match solver {
-                        Solver::Threads => crate::device::thread_limit().max(1),
-                        Solver::Batched(_) => percentiles.len(),
-                    };
-                    for round in percentiles.chunks(round) {
-                        p.extend(score(road_inputs(
-                            image,
-                            removed,
-                            round,
-                            settings.road_noise,
-                            solver,
-                        ))?);
-                    }
-                    Ok(p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64)
-                };
-                let most = road(Removed::MostRelevant)?;
-                let least = road(Removed::LeastRelevant)?;
-                ((least - most) / 2.0) as f32
+                // Most relevant first at the nine percentiles, then least relevant.
+                let p = score(road_inputs(image, settings.road_noise, solver))?;
+                let mean = |p: &[f32]| p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64;
+                let (most, least) = p.split_at(ROAD_PERCENTILES.len());
+                ((mean(least) - mean(most)) / 2.0) as f32
             }
         };
         out.set(metric, value);
@@ -344,55 +327,51 @@ pub fn evaluate_with<E>(
     Ok(out)
 }
 
-/// Which pixels ROAD imputes at each percentile.
-#[derive(Clone, Copy)]
-enum Removed {
-    MostRelevant,
-    LeastRelevant,
-}
-
-/// ROAD's imputed images for some of its percentiles (by index): the pixels above the
-/// percentile removed, of the map (most relevant) or of its inverse (least relevant).
-/// The solves are independent: they run batched on the solver's device, or on the
-/// threads camwatch may use (`--threads`), each with its own noise seed, so the result
-/// depends on neither.
-fn road_inputs(
-    image: &Image,
-    removed: Removed,
-    percentiles: &[usize],
-    noise: f32,
-    solver: &Solver,
-) -> Vec<Vec<f32>> {
-    let inverted: Vec<f32>;
-    let (map, first_seed) = match removed {
-        Removed::MostRelevant => (image.shown, 0),
-        Removed::LeastRelevant => {
-            inverted = image.shown.iter().map(|v| 1.0 - v).collect();
-            (&inverted[..], ROAD_PERCENTILES.len())
-        }
+/// ROAD's 18 imputed images: the pixels at and above each of [`ROAD_PERCENTILES`] of
+/// the map imputed (most relevant first), then those at and above each of its inverse
+/// (least relevant first). The solves are independent: they run batched on the
+/// solver's device, or on the threads camwatch may use (`--threads`), the largest
+/// first, each with its own noise seed, so the result depends on neither.
+fn road_inputs(image: &Image, noise: f32, solver: &Solver) -> Vec<Vec<f32>> {
+    let inverted: Vec<f32> = image.shown.iter().map(|v| 1.0 - v).collect();
+    let n = ROAD_PERCENTILES.len();
+    let thresholds = |map: &[f32]| {
+        let mut sorted = map.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        ROAD_PERCENTILES.map(|p| percentile_of_sorted(&sorted, p))
     };
+    let thresholds = [thresholds(image.shown), thresholds(&inverted)];
+    let maps = [image.shown, &inverted[..]];
     // Kept: below the percentile; the rest is imputed.
-    let keep = |i: usize| {
-        let threshold = percentile(map, ROAD_PERCENTILES[i]);
-        map.iter().map(|&v| v < threshold).collect::<Vec<bool>>()
+    let keep = |k: usize| -> Vec<bool> {
+        let threshold = thresholds[k / n][k % n];
+        maps[k / n].iter().map(|&v| v < threshold).collect()
     };
-    let normal =
-        |i: usize| Normal::new(image.seed ^ ((first_seed + i) as u64).wrapping_mul(0x9E37_79B9));
+    let normal = |k: usize| Normal::new(image.seed ^ (k as u64).wrapping_mul(0x9E37_79B9));
+    let masks = 2 * n;
     if let Solver::Batched(device) = solver {
-        let keeps: Vec<Vec<bool>> = percentiles.iter().map(|&i| keep(i)).collect();
-        let mut normals: Vec<Normal> = percentiles.iter().map(|&i| normal(i)).collect();
+        let keeps: Vec<Vec<bool>> = (0..masks).map(keep).collect();
+        let mut normals: Vec<Normal> = (0..masks).map(normal).collect();
         if let Some(images) = road::impute_batch(image, &keeps, noise, &mut normals, device) {
             return images;
         }
     }
-    let run = |&i: &usize| road::impute(image, &keep(i), noise, &mut normal(i));
-    let threads = crate::device::thread_limit();
-    let per_thread = percentiles.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = percentiles
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(run).collect::<Vec<_>>()))
-            .collect();
+    // The lower percentiles impute more pixels: those first, each thread taking the
+    // next mask when it is done, so that the threads finish together.
+    let largest_first: Vec<usize> = (0..n).flat_map(|i| [i, n + i]).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(&k) =
+            largest_first.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        {
+            done.push((k, road::impute(image, &keep(k), noise, &mut normal(k))));
+        }
+        done
+    };
+    let threads = crate::device::thread_limit().clamp(1, masks);
+    let mut images: Vec<(usize, Vec<f32>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
         handles
             .into_iter()
             .flat_map(|h| {
@@ -400,7 +379,9 @@ fn road_inputs(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect()
-    })
+    });
+    images.sort_by_key(|(k, _)| *k);
+    images.into_iter().map(|(_, image)| image).collect()
 }
 
 fn multiply(image: &Image) -> Vec<f32> {
@@ -458,9 +439,15 @@ fn trapezoid(p: &[f32]) -> f32 {
 }
 
 /// NumPy's default (linear) percentile.
+#[cfg(test)]
 fn percentile(values: &[f32], p: f32) -> f32 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f32::total_cmp);
+    percentile_of_sorted(&sorted, p)
+}
+
+/// [`percentile`] of values sorted in ascending order.
+fn percentile_of_sorted(sorted: &[f32], p: f32) -> f32 {
     let Some(last) = sorted.len().checked_sub(1) else {
         return 0.0;
     };
