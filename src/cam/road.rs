@@ -29,9 +29,13 @@ const NEIGHBOURS: [((isize, isize), f64); 8] = [
     ((-1, 0), 1. / 6.),
 ];
 
-/// Relative residual at which a solve stops, per channel: imputed values within ~1e-6
-/// of the exact solution (scipy's direct solve), far below ROAD's own noise of 0.01.
-const TOLERANCE: f64 = 1e-8;
+/// Relative residual at which a solve stops, per channel: imputed values within 1e-4
+/// of the exact solution (5e-5 on the 224 × 224 test scene), a hundredth of the noise
+/// ROAD adds (0.01), and two fewer iterations of the 6–10 that 1e-8 took.
+const TOLERANCE: f64 = 1e-6;
+/// How far imputed values may be from the exact solution, for the tests.
+#[cfg(test)]
+const ACCURACY: f64 = 1e-4;
 /// Bounds one solve's time on a mask no test foresaw; the cycle needs about ten.
 const MAX_ITERATIONS: usize = 200;
 /// Jacobi's damping: the stencil's high frequencies have D⁻¹A in [2/3, 4/3], which 0.8
@@ -476,11 +480,11 @@ impl<T: Real> Level<T> {
     /// Pᵀ r (r is zero off the unknowns): along the rows, then the columns. Coarse
     /// cell I takes fine cell 2I whole and half of each odd neighbour, the whole of the
     /// last odd one (it has no coarse cell after it); the halo reads as zero.
-    fn restrict(&self, r: &[T], coarse: Grid) -> Vec<T> {
+    /// Into `out`, every cell of which it writes.
+    fn restrict(&self, r: &[T], coarse: Grid, out: &mut [T]) {
         let fine = self.grid;
         let (w, cw) = (fine.width, coarse.width);
         let half = T::of(0.5);
-        let mut out = coarse.zeros();
         let mut rows = vec![T::ZERO; fine.height * cw];
         for c in 0..3 {
             let r = fine.plane(r, c);
@@ -494,7 +498,7 @@ impl<T: Real> Level<T> {
                     row[cw - 1] += half * f[w];
                 }
             }
-            let out = coarse.plane_mut(&mut out, c);
+            let out = coarse.plane_mut(out, c);
             for y in 0..coarse.height {
                 let target = &mut out[coarse.index(y, 0)..][..cw];
                 let centre = &rows[2 * y * cw..][..cw];
@@ -510,7 +514,6 @@ impl<T: Real> Level<T> {
                 }
             }
         }
-        out
     }
 
     /// z += P z_c on the unknowns: along the columns, then the rows.
@@ -570,11 +573,27 @@ impl Multigrid {
         Multigrid { levels }
     }
 
-    /// z ≈ A⁻¹ r by one V-cycle from zero. Symmetric (Jacobi is, as many sweeps after as
-    /// before, restriction = Pᵀ) and positive definite, as conjugate gradients need.
-    fn cycle(&self, depth: usize, r: &[f32]) -> Vec<f32> {
+    /// Every level's vectors for [`Multigrid::cycle`].
+    fn scratch(&self) -> Vec<Scratch> {
+        let zeros = |level: &Level<f32>| level.grid.zeros();
+        self.levels
+            .iter()
+            .map(|level| Scratch {
+                r: zeros(level),
+                z: zeros(level),
+                next: zeros(level),
+            })
+            .collect()
+    }
+
+    /// z ≈ A⁻¹ r by one V-cycle from zero, r and z this level's in `scratch` (the
+    /// first). Symmetric (Jacobi is, as many sweeps after as before, restriction = Pᵀ)
+    /// and positive definite, as conjugate gradients need.
+    fn cycle(&self, depth: usize, scratch: &mut [Scratch]) {
         let level = &self.levels[depth];
         let grid = level.grid;
+        let (Scratch { r, z, next }, below) =
+            scratch.split_first_mut().expect("scratch for every level");
         let coarse = self.levels.get(depth + 1);
         // The first sweep from zero; on a single cell, the exact solution.
         let first = if coarse.is_some() {
@@ -582,30 +601,37 @@ impl Multigrid {
         } else {
             1.0 / JACOBI as f32
         };
-        let mut z = grid.zeros();
         for c in 0..3 {
-            let z = grid.plane_mut(&mut z, c).iter_mut();
+            let z = grid.plane_mut(z, c).iter_mut();
             for ((z, r), d) in z.zip(grid.plane(r, c)).zip(&level.damped_inverse) {
                 *z = first * d * r;
             }
         }
         let Some(coarse) = coarse else {
-            return z;
+            return;
         };
-        let mut next = grid.zeros();
         for _ in 1..SWEEPS {
-            level.smooth(r, &z, &mut next);
-            std::mem::swap(&mut z, &mut next);
+            level.smooth(r, z, next);
+            std::mem::swap(z, next);
         }
-        level.residual(r, &z, &mut next);
-        let zc = self.cycle(depth + 1, &level.restrict(&next, coarse.grid));
-        level.prolong(coarse.grid, &zc, &mut z);
+        level.residual(r, z, next);
+        level.restrict(next, coarse.grid, &mut below[0].r);
+        self.cycle(depth + 1, below);
+        level.prolong(coarse.grid, &below[0].z, z);
         for _ in 0..SWEEPS {
-            level.smooth(r, &z, &mut next);
-            std::mem::swap(&mut z, &mut next);
+            level.smooth(r, z, next);
+            std::mem::swap(z, next);
         }
-        z
     }
+}
+
+/// One level's vectors, kept over the cycles of a solve: its right-hand side, its
+/// correction, and a second vector for the sweeps. Only the cells of unknowns are ever
+/// written, but for `r` and `z`, whose every cell is.
+struct Scratch {
+    r: Vec<f32>,
+    z: Vec<f32>,
+    next: Vec<f32>,
 }
 
 /// Σ a·b in eight running sums, so that it vectorises (one sum is a chain of
@@ -679,10 +705,14 @@ impl System {
     }
 
     /// z ≈ A⁻¹ r, by one V-cycle in f32.
-    fn precondition(&self, r: &[f64]) -> Vec<f64> {
-        let r: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-        let z = self.multigrid.cycle(0, &r);
-        z.into_iter().map(f64::from).collect()
+    fn precondition(&self, r: &[f64], scratch: &mut [Scratch], z: &mut [f64]) {
+        for (to, &from) in scratch[0].r.iter_mut().zip(r) {
+            *to = from as f32;
+        }
+        self.multigrid.cycle(0, scratch);
+        for (to, &from) in z.iter_mut().zip(&scratch[0].z) {
+            *to = f64::from(from);
+        }
     }
 
     /// Preconditioned conjugate gradients from zero, each channel its own system (they
@@ -701,7 +731,9 @@ impl System {
             return (x, 0);
         }
         let mut r = b.clone();
-        let mut z = self.precondition(&r);
+        let mut scratch = self.multigrid.scratch();
+        let (mut z, mut previous) = (grid.zeros(), grid.zeros());
+        self.precondition(&r, &mut scratch, &mut z);
         let mut p = z.clone();
         let mut rz = dot(&r, &z);
         let limit = dot(b, b).map(|bb| TOLERANCE * TOLERANCE * bb.max(1e-30));
@@ -726,7 +758,8 @@ impl System {
                     *r -= alpha * ap;
                 }
             }
-            let previous = std::mem::replace(&mut z, self.precondition(&r));
+            std::mem::swap(&mut z, &mut previous);
+            self.precondition(&r, &mut scratch, &mut z);
             let next = dot(&r, &z);
             let before = dot(&r, &previous);
             let beta: Rgb = std::array::from_fn(|c| {
@@ -1111,7 +1144,7 @@ mod tests {
             let keep = keep_below(&shown, p);
             let (values, iterations) = scalar(&img, &keep);
             let diff = worst(&values, &ssor(&img, &keep));
-            assert!(diff < 1e-6, "percentile {p}: {diff}");
+            assert!(diff < ACCURACY, "percentile {p}: {diff}");
             assert!(iterations <= 12, "percentile {p}: {iterations} iterations");
         }
     }
@@ -1160,7 +1193,7 @@ mod tests {
                 }
                 let (values, _) = scalar(&img, &keep);
                 let diff = worst(&values, &ssor(&img, &keep));
-                assert!(diff < 1e-6, "{h}×{w}: {diff}");
+                assert!(diff < ACCURACY, "{h}×{w}: {diff}");
             }
         }
     }
@@ -1302,7 +1335,7 @@ mod tests {
             let (old, old_its) = best(&|| {
                 time_solves(threads, |keep| {
                     let reference = reference::Laplace::new(keep, 224, 224);
-                    reference.solve_counting(&reference.rhs(&img)).1
+                    reference.solve_counting(&reference.rhs(&img), TOLERANCE).1
                 })
             });
             let (new, new_its) =
@@ -1481,11 +1514,13 @@ mod tests {
                 }
             }
 
+            /// The exact solution, near enough: its error is far below the
+            /// multigrid's.
             pub fn solve(&self, b: &[Rgb]) -> Vec<Rgb> {
-                self.solve_counting(b).0
+                self.solve_counting(b, 1e-10).0
             }
 
-            pub fn solve_counting(&self, b: &[Rgb]) -> (Vec<Rgb>, usize) {
+            pub fn solve_counting(&self, b: &[Rgb], tolerance: f64) -> (Vec<Rgb>, usize) {
                 let n = b.len();
                 let dot = |a: &[Rgb], b: &[Rgb]| {
                     let mut s = [0.0; 3];
@@ -1510,7 +1545,7 @@ mod tests {
                 self.precondition(&r, &mut z);
                 let mut p = z.clone();
                 let mut rz = dot(&r, &z);
-                let limit = dot(b, b).map(|bb| TOLERANCE * TOLERANCE * bb.max(1e-30));
+                let limit = dot(b, b).map(|bb| tolerance * tolerance * bb.max(1e-30));
                 let mut ap = vec![[0.0; 3]; n];
                 for iteration in 0..10 * n.max(50) {
                     let rr = dot(&r, &r);
