@@ -214,6 +214,11 @@ impl StoreUrl {
             source,
         };
         check_trusted_cas()?;
+        // The clients' HTTPS is reqwest's `rustls-no-provider` (Cargo.toml: ring, not
+        // AWS-LC): reqwest takes rustls's process-wide provider, and panics on building a
+        // client when none is installed, so ring is made that provider before any is
+        // built. An error only says one is installed already (a second store).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store: Arc<dyn ObjectStore> = match self.0.scheme() {
             "s3" => Arc::new(
                 AmazonS3Builder::from_env()
