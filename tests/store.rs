@@ -764,6 +764,100 @@ fn https_trusts_a_private_ca_only_when_told() {
     );
 }
 
+/// `gs://` with a service account's key: each request carries a token that camwatch
+/// signed with the key (an RS256 JWT, by object_store's crypto provider), here checked by
+/// openssl against the key's public half. No GCS emulator is at hand: a loopback
+/// stand-in takes the request and refuses it.
+#[test]
+fn gcs_requests_carry_a_token_signed_with_the_service_accounts_key() {
+    use base64::Engine;
+    use std::io::{BufRead, BufReader, Write};
+    let root = run_dir("store-gcs");
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(&root)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out key.pem");
+    openssl("pkey -in key.pem -pubout -out public.pem");
+    let email = "camwatch-test@camwatch.iam.gserviceaccount.com";
+    let account = serde_json::json!({
+        "type": "service_account",
+        "private_key": std::fs::read_to_string(root.join("key.pem")).unwrap(),
+        "private_key_id": "camwatch-test-key",
+        "client_email": email,
+    });
+    std::fs::write(root.join("account.json"), account.to_string()).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (heads, head) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                lines.push(line.trim_end().to_string());
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = heads.send(lines);
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["check", "gs://bucket/run/", "--min-box-energy", "0"])
+        .arg("--samples")
+        .arg(common::watch::root().join("samples"))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .args(["--device", "cpu"])
+        .env("GOOGLE_APPLICATION_CREDENTIALS", root.join("account.json"))
+        .env("GOOGLE_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env("GOOGLE_ALLOW_HTTP", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("gs://bucket/run/: access denied")
+            && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{stderr}"
+    );
+
+    let head = head.recv_timeout(Duration::from_secs(30)).unwrap();
+    let token = head
+        .iter()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("authorization: bearer ")
+                .then(|| l["authorization: bearer ".len()..].to_string())
+        })
+        .unwrap_or_else(|| panic!("no bearer token: {head:?}"));
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part);
+    let claims: serde_json::Value =
+        serde_json::from_slice(&decode(message.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["iss"], email, "{claims}");
+    std::fs::write(root.join("message"), message).unwrap();
+    std::fs::write(root.join("signature"), decode(signature).unwrap()).unwrap();
+    let verified = openssl("dgst -sha256 -verify public.pem -signature signature message");
+    assert!(verified.contains("Verified OK"), "{verified}");
+}
+
 /// The next `n` checkpoint lines of `watch` (trust figures' `metrics` lines skipped).
 fn checkpoint_lines(watch: &Watch, n: usize) -> Vec<serde_json::Value> {
     let mut lines = Vec::new();
