@@ -487,65 +487,121 @@ fn a_sweeps_runs_are_found_and_later_ones_join() {
     assert!(watch.interrupt().success());
 }
 
-/// The same for Azure Blob Storage (`az://`), against Azurite, Azure's own storage
-/// emulator (installed by scripts/test into target/azurite), blobs uploaded by Azure's
-/// Python client.
-#[test]
-fn follows_a_run_in_azure_blob_storage() {
-    let root = run_dir("store-azure");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let azurite = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/azurite/node_modules/.bin/azurite-blob");
-    assert!(
-        azurite.exists(),
-        "{}: missing; scripts/test installs it",
-        azurite.display()
-    );
-    let mut server = Command::new(&azurite)
-        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-        .args(["--skipApiVersionCheck", "--silent", "--location"])
-        .arg(root.join("azurite"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("azurite starts");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+/// Azurite, Azure's own storage emulator (installed by scripts/test into target/azurite),
+/// on a free loopback port, serving plain HTTP, or HTTPS with `tls` (certificate, key).
+struct Azurite {
+    child: Child,
+    endpoint: String,
+    /// The CA the Python client trusts (HTTPS only).
+    ca: Option<PathBuf>,
+    root: PathBuf,
+}
+
+/// Azurite's well-known development account key (public, the same in every install).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl Azurite {
+    fn start(root: &Path, tls: Option<&PrivateCa>) -> Azurite {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let azurite = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/azurite/node_modules/.bin/azurite-blob");
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "azurite did not listen"
+            azurite.exists(),
+            "{}: missing; scripts/test installs it",
+            azurite.display()
         );
-        std::thread::sleep(Duration::from_millis(100));
+        let mut command = Command::new(&azurite);
+        command
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--skipApiVersionCheck", "--silent", "--location"])
+            .arg(root.join("azurite"));
+        if let Some(ca) = tls {
+            command
+                .arg("--cert")
+                .arg(&ca.cert)
+                .arg("--key")
+                .arg(&ca.key);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("azurite starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "azurite did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Azurite {
+            child,
+            endpoint: format!("{scheme}://127.0.0.1:{port}"),
+            ca: tls.map(|ca| ca.ca.clone()),
+            root: root.to_path_buf(),
+        }
     }
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let upload = |epoch: u32, create: bool| {
-        let file = root.join(format!("epoch_{epoch}.pdparams"));
+
+    /// Uploads the demo checkpoint of `epoch` as `runs/exp/epoch_N.pdparams` with Azure's
+    /// Python client, making the container first when `create`.
+    fn upload(&self, epoch: u32, create: bool) {
+        let file = self.root.join(format!("epoch_{epoch}.pdparams"));
         std::fs::write(&file, demo_checkpoint(epoch)).unwrap();
+        let verify = match &self.ca {
+            Some(ca) => format!("'{}'", ca.display()),
+            None => "True".into(),
+        };
         let script = format!(
             "from azure.storage.blob import BlobServiceClient\n\
-             s = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;\
-             AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6\
-             IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint={endpoint}/devstoreaccount1;')\n\
+             s = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol={scheme};\
+             AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};\
+             BlobEndpoint={endpoint}/devstoreaccount1;', connection_verify={verify})\n\
              c = s.create_container('runs') if {create} else s.get_container_client('runs')\n\
              c.upload_blob('exp/epoch_{epoch}.pdparams', open('{}', 'rb'))\n",
             file.display(),
+            scheme = if self.ca.is_some() { "https" } else { "http" },
+            endpoint = self.endpoint,
             create = if create { "True" } else { "False" },
         );
         let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
         let status = Command::new(python).args(["-c", &script]).status().unwrap();
         assert!(status.success(), "upload of epoch {epoch}");
-    };
+    }
+
+    /// The environment that points camwatch's `az://` at this emulator.
+    fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("AZURE_STORAGE_USE_EMULATOR", "true"),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.as_str()),
+        ]
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The same for Azure Blob Storage (`az://`), against Azurite, blobs uploaded by Azure's
+/// Python client.
+#[test]
+fn follows_a_run_in_azure_blob_storage() {
+    let root = run_dir("store-azure");
+    let azurite = Azurite::start(&root, None);
+    let upload = |epoch: u32, create: bool| azurite.upload(epoch, create);
     upload(1, true);
     let mut command = Watch::command(Path::new("az://runs/exp/"), &["--poll", "0.5"]);
     command.arg("--cache").arg(root.join("cache"));
-    command.envs([
-        ("AZURE_STORAGE_USE_EMULATOR", "true"),
-        ("AZURITE_BLOB_STORAGE_URL", endpoint.as_str()),
-    ]);
+    command.envs(azurite.env());
     let watch = Watch::spawn(command);
     let first = watch.next();
     upload(2, false);
@@ -562,23 +618,21 @@ fn follows_a_run_in_azure_blob_storage() {
 
     // With a token that may only read and list (a SAS, as a viewer's team would hand
     // out), `--publish` says once that it may not write, and the results go on here.
-    let script = "import datetime\n\
+    let script = format!(
+        "import datetime\n\
          from azure.storage.blob import generate_container_sas, ContainerSasPermissions\n\
-         print(generate_container_sas('devstoreaccount1', 'runs', account_key='Eby8vdM02xNOcq\
-         FlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==', \
+         print(generate_container_sas('devstoreaccount1', 'runs', account_key='{AZURITE_KEY}', \
          permission=ContainerSasPermissions(read=True, list=True), \
-         expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))\n";
+         expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))\n"
+    );
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let sas = Command::new(python).args(["-c", script]).output().unwrap();
+    let sas = Command::new(python).args(["-c", &script]).output().unwrap();
     assert!(sas.status.success(), "{sas:?}");
     let sas = String::from_utf8(sas.stdout).unwrap().trim().to_string();
     let mut command = Watch::command(Path::new("az://runs/exp/"), &["--poll", "0.5", "--publish"]);
     command.arg("--cache").arg(root.join("cache-read-only"));
-    command.envs([
-        ("AZURE_STORAGE_USE_EMULATOR", "true"),
-        ("AZURITE_BLOB_STORAGE_URL", endpoint.as_str()),
-        ("AZURE_STORAGE_SAS_KEY", sas.as_str()),
-    ]);
+    command.envs(azurite.env());
+    command.env("AZURE_STORAGE_SAS_KEY", &sas);
     let reader = Watch::spawn(command);
     for line in reader.take(2) {
         assert_eq!(str_of(&line, "status"), "ok", "{line}");
@@ -597,8 +651,211 @@ fn follows_a_run_in_azure_blob_storage() {
         "{stderr}"
     );
     assert!(reader.interrupt().success());
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+/// A private certificate authority, as a company's MinIO or Azurite would have, made by
+/// openssl in `dir`: the CA's certificate, and a server certificate it signed for
+/// 127.0.0.1 and localhost, with its key.
+struct PrivateCa {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl PrivateCa {
+    fn make(dir: &Path) -> PrivateCa {
+        let openssl = |args: &str| {
+            let out = Command::new("openssl")
+                .args(args.split_whitespace())
+                .current_dir(dir)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let new_key = "-nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
+        openssl(&format!(
+            "req -x509 -days 2 -subj /CN=camwatch-test-ca {new_key} -keyout ca.key -out ca.pem"
+        ));
+        openssl(&format!(
+            "req -subj /CN=127.0.0.1 {new_key} -keyout server.key -out server.csr"
+        ));
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\n\
+             basicConstraints = critical, CA:FALSE\n\
+             extendedKeyUsage = serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile server.ext -out server.pem",
+        );
+        PrivateCa {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
+    }
+}
+
+/// `az://` over HTTPS, from Azurite with a certificate of a private CA: camwatch refuses
+/// the server in one line that says why until it is told to trust that CA
+/// (`SSL_CERT_FILE`, as docs/stores.md says), and then reads the run.
+#[test]
+fn https_trusts_a_private_ca_only_when_told() {
+    let root = run_dir("store-https");
+    let ca = PrivateCa::make(&root);
+    let azurite = Azurite::start(&root, Some(&ca));
+    azurite.upload(1, true);
+    let samples = common::watch::root().join("samples");
+    let check = |ca_file: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_camwatch"));
+        command
+            .args(["check", "az://runs/exp/", "--min-box-energy", "0"])
+            .arg("--samples")
+            .arg(&samples)
+            .arg("--cache")
+            .arg(root.join("cache"))
+            .args(["--device", "cpu"])
+            .envs(azurite.env())
+            // The system's CAs alone unless the CA is given, whatever this machine's
+            // environment says.
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        if let Some(file) = ca_file {
+            command.env("SSL_CERT_FILE", file);
+        }
+        command.output().unwrap()
+    };
+    let refused = check(None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("az://runs/exp/")
+            && stderr.contains("invalid peer certificate: UnknownIssuer")
+            && stderr.contains("SSL_CERT_FILE"),
+        "{stderr}"
+    );
+    let trusted = check(Some(&ca.ca));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let out = String::from_utf8_lossy(&trusted.stdout);
+    assert!(out.contains("(epoch 1)"), "{out}");
+    // A file that holds no certificate (here the server's key) is named, not "builder
+    // error".
+    let wrong = check(Some(&ca.key));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "SSL_CERT_FILE={}: holds no PEM certificate",
+            ca.key.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// `gs://` with a service account's key: each request carries a token that camwatch
+/// signed with the key (an RS256 JWT, by object_store's crypto provider), here checked by
+/// openssl against the key's public half. No GCS emulator is at hand: a loopback
+/// stand-in takes the request and refuses it.
+#[test]
+fn gcs_requests_carry_a_token_signed_with_the_service_accounts_key() {
+    use base64::Engine;
+    use std::io::{BufRead, BufReader, Write};
+    let root = run_dir("store-gcs");
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(&root)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out key.pem");
+    openssl("pkey -in key.pem -pubout -out public.pem");
+    let email = "camwatch-test@camwatch.iam.gserviceaccount.com";
+    let account = serde_json::json!({
+        "type": "service_account",
+        "private_key": std::fs::read_to_string(root.join("key.pem")).unwrap(),
+        "private_key_id": "camwatch-test-key",
+        "client_email": email,
+    });
+    std::fs::write(root.join("account.json"), account.to_string()).unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (heads, head) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut lines = Vec::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                lines.push(line.trim_end().to_string());
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = heads.send(lines);
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+        .args(["check", "gs://bucket/run/", "--min-box-energy", "0"])
+        .arg("--samples")
+        .arg(common::watch::root().join("samples"))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .args(["--device", "cpu"])
+        .env("GOOGLE_APPLICATION_CREDENTIALS", root.join("account.json"))
+        .env("GOOGLE_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env("GOOGLE_ALLOW_HTTP", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("gs://bucket/run/: access denied")
+            && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{stderr}"
+    );
+
+    let head = head.recv_timeout(Duration::from_secs(30)).unwrap();
+    let token = head
+        .iter()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("authorization: bearer ")
+                .then(|| l["authorization: bearer ".len()..].to_string())
+        })
+        .unwrap_or_else(|| panic!("no bearer token: {head:?}"));
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let decode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part);
+    let claims: serde_json::Value =
+        serde_json::from_slice(&decode(message.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["iss"], email, "{claims}");
+    std::fs::write(root.join("message"), message).unwrap();
+    std::fs::write(root.join("signature"), decode(signature).unwrap()).unwrap();
+    let verified = openssl("dgst -sha256 -verify public.pem -signature signature message");
+    assert!(verified.contains("Verified OK"), "{verified}");
 }
 
 /// The next `n` checkpoint lines of `watch` (trust figures' `metrics` lines skipped).

@@ -45,11 +45,78 @@ impl std::fmt::Display for StoreUrl {
 pub enum StoreError {
     #[error("{url}: {message}")]
     Url { url: String, message: String },
-    #[error("{url}: {source}")]
+    #[error("{url}: {}", describe(.source))]
     Store {
         url: String,
         source: object_store::Error,
     },
+    #[error("{variable}={path}: {message}")]
+    TrustedCas {
+        variable: &'static str,
+        path: String,
+        message: String,
+    },
+}
+
+/// A store's error in one line: its message, and the innermost of its sources where that
+/// says more. A failed connection reads "… error sending request": why (a certificate
+/// not trusted, a refused port) is only in the sources.
+fn describe(error: &object_store::Error) -> String {
+    let first_line = |text: String| text.lines().next().unwrap_or_default().to_string();
+    let message = first_line(error.to_string());
+    let cause = std::iter::successors(std::error::Error::source(error), |e| e.source())
+        .last()
+        .map(|cause| first_line(cause.to_string()))
+        .filter(|cause| !message.contains(cause.as_str()));
+    match cause {
+        Some(cause) if cause.contains("UnknownIssuer") => format!(
+            "{message}: {cause} (a private CA is trusted by naming its PEM file in \
+             SSL_CERT_FILE)"
+        ),
+        Some(cause) => format!("{message}: {cause}"),
+        None => message,
+    }
+}
+
+/// HTTPS servers are trusted by the system's CAs, or, where `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` is set, by those alone (rustls-native-certs, under object_store's
+/// client). One that names nothing usable would fail every store, plain HTTP too, as
+/// "builder error": it is said here, by name.
+fn check_trusted_cas() -> Result<(), StoreError> {
+    use std::io::Read;
+    // A system's whole bundle is a few hundred KB.
+    const LIMIT: u64 = 64 << 20;
+    const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    let fail = |variable, path: &std::path::Path, message: String| StoreError::TrustedCas {
+        variable,
+        path: path.display().to_string(),
+        message,
+    };
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        let path = std::path::Path::new(&file);
+        let mut text = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(LIMIT).read_to_end(&mut text))
+            .map_err(|e| fail("SSL_CERT_FILE", path, e.to_string()))?;
+        if !text
+            .windows(PEM_CERTIFICATE.len())
+            .any(|w| w == PEM_CERTIFICATE)
+        {
+            return Err(fail(
+                "SSL_CERT_FILE",
+                path,
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+    }
+    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR") {
+        for dir in std::env::split_paths(&dirs).filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(fail("SSL_CERT_DIR", &dir, "not a folder".into()));
+            }
+        }
+    }
+    Ok(())
 }
 
 const SCHEMES: [&str; 7] = ["s3", "gs", "az", "abfs", "abfss", "http", "https"];
@@ -146,6 +213,12 @@ impl StoreUrl {
             url: url.to_string(),
             source,
         };
+        check_trusted_cas()?;
+        // The clients' HTTPS is reqwest's `rustls-no-provider` (Cargo.toml: ring, not
+        // AWS-LC): reqwest takes rustls's process-wide provider, and panics on building a
+        // client when none is installed, so ring is made that provider before any is
+        // built. An error only says one is installed already (a second store).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store: Arc<dyn ObjectStore> = match self.0.scheme() {
             "s3" => Arc::new(
                 AmazonS3Builder::from_env()
@@ -235,7 +308,6 @@ impl OpenStore {
             object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. }
         ) || error.to_string().contains("403");
-        let first_line = |text: String| text.lines().next().unwrap_or_default().to_string();
         if denied {
             format!(
                 "{what}: access denied (bucket {}, credentials: {})",
@@ -243,7 +315,7 @@ impl OpenStore {
                 self.credentials
             )
         } else {
-            format!("{what}: {}", first_line(error.to_string()))
+            format!("{what}: {}", describe(error))
         }
     }
 }
