@@ -240,17 +240,21 @@ fn an_export_reads_back_in_tensorboard_as_the_history_has_it() {
 /// Checkpoints found together are computed newest first, and their drift is revised as
 /// the older ones arrive: the live writer still writes every epoch, in order, with the
 /// drift each has in the end.
+/// Also in time: the files are dated against their epochs (epoch 1's the newest), as a
+/// copied or checked-out run may be, and the wall times still increase with the epoch,
+/// as Aim's importer needs (it drops a value whose wall time does not).
 #[test]
 fn a_burst_computed_newest_first_is_written_in_training_order() {
     let dir = run_dir("tb-burst");
     let run = dir.join("run");
     std::fs::create_dir_all(&run).unwrap();
+    let now = std::time::SystemTime::now();
+    let dated = |epoch: u64| now - Duration::from_secs(60 * epoch);
     for epoch in 1..=3 {
-        std::fs::write(
-            run.join(format!("epoch_{epoch}.pdparams")),
-            demo_checkpoint(epoch),
-        )
-        .unwrap();
+        let path = run.join(format!("epoch_{epoch}.pdparams"));
+        std::fs::write(&path, demo_checkpoint(epoch as u32)).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(dated(epoch)).unwrap();
     }
     let logdir = dir.join("logs");
     let flags = [
@@ -277,6 +281,15 @@ fn a_burst_computed_newest_first_is_written_in_training_order() {
             .collect()
     };
     assert_eq!(steps("camwatch/gradcam/box_energy"), [1, 2, 3], "{order:?}");
+    let walls: Vec<f64> = read["scalars"]["camwatch/gradcam/box_energy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[2].as_f64().unwrap())
+        .collect();
+    assert!(walls.windows(2).all(|w| w[1] > w[0]), "{walls:?}");
+    let first = dated(1).duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!((walls[0] - first.as_secs_f64()).abs() < 1e-3, "{walls:?}");
     assert_eq!(steps("camwatch/gradcam/drift"), [2, 3], "{order:?}");
     let history = history_json(&run, &[]);
     for (checkpoint, row) in history["checkpoints"].as_array().unwrap()[1..].iter().zip(

@@ -1,5 +1,6 @@
 //! What a checkpoint becomes in TensorBoard, step = its epoch and wall time = its file's
-//! time:
+//! time (raised, where an earlier epoch's file is newer, to just after that epoch's: see
+//! [`RunExport::wall_time`]):
 //!
 //! - scalars `camwatch/<series>/<figure>` (the run's mean) and
 //!   `camwatch/<series>/<figure>/<sample>`, for every figure of [`crate::figures`] the
@@ -58,6 +59,8 @@ pub struct RunExport {
     /// Deletion's and insertion's steps, which the stored trust figures are keyed by.
     steps: usize,
     images: ImageOptions,
+    /// The wall time each step was given, in seconds.
+    walls: std::collections::BTreeMap<i64, f64>,
 }
 
 impl RunExport {
@@ -95,7 +98,27 @@ impl RunExport {
             resized,
             steps,
             images,
+            walls: Default::default(),
         }
+    }
+
+    /// Step `step`'s wall time: its checkpoint file's time `mtime_ns`, or a millisecond
+    /// after the latest wall time of an earlier step where that is later. A copied or
+    /// checked-out run does not keep the order training wrote its files in (a git
+    /// checkout dates them in name order: `epoch_10` before `epoch_2`), and Aim's
+    /// importer keeps a value only when its wall time increases. A step keeps the time
+    /// it was given first, for the figures measured after its maps.
+    fn wall_time(&mut self, step: i64, mtime_ns: i64) -> f64 {
+        if let Some(&wall) = self.walls.get(&step) {
+            return wall;
+        }
+        let file = mtime_ns as f64 / 1e9;
+        let wall = match self.walls.range(..step).next_back() {
+            Some((_, &earlier)) => file.max(earlier + 1e-3),
+            None => file,
+        };
+        self.walls.insert(step, wall);
+        wall
     }
 
     /// Writes what `report` (computed with `settings`) has that this run's log lacks,
@@ -110,7 +133,7 @@ impl RunExport {
             return Ok(0);
         };
         let step = epoch as i64;
-        let wall_time = report.mtime_ns as f64 / 1e9;
+        let wall_time = self.wall_time(step, report.mtime_ns);
         let labels: Vec<Option<usize>> = report
             .samples
             .iter()
