@@ -5,19 +5,29 @@
    (`timings_ms.metrics` of summary.json, the maps excluded), one method (gradcam,
    stage 4), 6 and 64 images at 224×224, on the demo network and on timm's res2net50d
    (the fixture). The 64 images are the 6 (or the demo's 12) copied.
-2. The demo run: per epoch, means over the 12 samples of box energy, pointing hits,
+2. Against the maps and the forward passes (`ratio`): the wall time of `render
+   --metrics all` over `--metrics none` on the demo's last epoch (12 samples, the median
+   of five runs of each), and on res2net50d with 64 images the figures' time over the
+   forward passes they need. Those are timed in the same runs: deletion's figures are
+   its 16 forward passes per image and next to nothing else, so they give one pass's
+   time; every figure needs 51 passes per image (confidence 1, deletion and insertion
+   16 each, ROAD 18) and the sanity checks two map computations (the untrained
+   network's and the least probable class's), timed by the maps' own.
+3. The demo run: per epoch, means over the 12 samples of box energy, pointing hits,
    deletion and insertion AUC, ROAD and confidence change, and the sanity flags; a
    markdown table on stdout and a chart in docs/trust-demo.png.
 
-Usage: bench_trust.py CAMWATCH FIXTURES_DIR [cost|demo|both]
+Usage: bench_trust.py CAMWATCH FIXTURES_DIR [cost|ratio|demo|both]
 """
 
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 METRICS = ["confidence", "deletion", "insertion", "road", "sanity", "all"]
 
@@ -67,6 +77,37 @@ def cost(camwatch, fixtures, tmp):
             maps = summary["timings_ms"]["total"]
             print(f"| {name} (maps {maps:.0f} ms) | {count} | " + " | ".join(cells) + " |",
                   flush=True)
+
+
+def ratio(camwatch, fixtures, tmp):
+    cases = [("demo network, last epoch", "checkpoints/epoch_16.pdparams", "samples", 12, 5),
+             ("res2net50d", os.path.join(fixtures, "timm_r50.pth"),
+              os.path.join(fixtures, "cam_samples"), 64, 1)]
+    print("| network | images | runs | maps (`none`), wall | `all`, wall | all ÷ none "
+          "| figures | their forward passes | figures ÷ forwards |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, checkpoint, samples, count, runs in cases:
+        folder = copies(samples, count, tmp)
+        wall = {m: [] for m in ["none", "deletion", "all"]}
+        figures = {m: [] for m in ["deletion", "all"]}
+        maps = []
+        for _ in range(runs):
+            for metrics in wall:
+                start = time.monotonic()
+                summary = render(camwatch, checkpoint, folder, metrics, os.path.join(tmp, "out"))
+                wall[metrics].append(time.monotonic() - start)
+                timings = summary["timings_ms"]
+                if metrics == "none":
+                    maps.append((timings["forward"] + timings["cam"]) / 1000)
+                else:
+                    figures[metrics].append(timings["metrics"] / 1000)
+        median = {m: statistics.median(v) for m, v in wall.items()}
+        one_pass = statistics.median(figures["deletion"]) / (16 * count)
+        forwards = 51 * count * one_pass + 2 * statistics.median(maps)
+        all_figures = statistics.median(figures["all"])
+        print(f"| {name} | {count} | {runs} | {median['none']:.2f} s | {median['all']:.2f} s "
+              f"| {median['all'] / median['none']:.1f}× | {all_figures:.1f} s "
+              f"| {forwards:.1f} s | {all_figures / forwards:.2f}× |", flush=True)
 
 
 def demo(camwatch, tmp):
@@ -129,6 +170,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if what in ("cost", "both"):
             cost(camwatch, fixtures, tmp)
+        if what in ("ratio", "both"):
+            ratio(camwatch, fixtures, tmp)
         if what in ("demo", "both"):
             demo(camwatch, tmp)
 
