@@ -39,22 +39,14 @@ impl Server {
             binary.display()
         );
         std::fs::create_dir_all(root.join("bucket")).unwrap();
-        let child = Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", KEY, "--secret-key", SECRET])
-            .arg(root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "s3s-fs did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = listening(
+            Command::new(binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", KEY, "--secret-key", SECRET])
+                .arg(root),
+            port,
+            Duration::from_secs(20),
+        );
         Server {
             child,
             port,
@@ -487,6 +479,23 @@ fn a_sweeps_runs_are_found_and_later_ones_join() {
     assert!(watch.interrupt().success());
 }
 
+/// A server started quietly by `command`, once it listens on loopback `port` (within
+/// `patience`).
+fn listening(command: &mut Command, port: u16, patience: Duration) -> Child {
+    let name = command.get_program().to_string_lossy().into_owned();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < patience, "{name} did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// Azurite, Azure's own storage emulator (installed by scripts/test into target/azurite),
 /// on a free loopback port, serving plain HTTP, or HTTPS with `tls` (certificate, key).
 struct Azurite {
@@ -527,19 +536,7 @@ impl Azurite {
                 .arg("--key")
                 .arg(&ca.key);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("azurite starts");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "azurite did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = listening(&mut command, port, Duration::from_secs(30));
         let scheme = if tls.is_some() { "https" } else { "http" };
         Azurite {
             child,
@@ -662,20 +659,24 @@ struct PrivateCa {
     key: PathBuf,
 }
 
+/// `openssl ARGS` in `dir`: what it printed.
+fn openssl(dir: &Path, args: &str) -> String {
+    let out = Command::new("openssl")
+        .args(args.split_whitespace())
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl PrivateCa {
     fn make(dir: &Path) -> PrivateCa {
-        let openssl = |args: &str| {
-            let out = Command::new("openssl")
-                .args(args.split_whitespace())
-                .current_dir(dir)
-                .output()
-                .expect("openssl runs");
-            assert!(
-                out.status.success(),
-                "openssl {args}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let openssl = |args: &str| openssl(dir, args);
         let new_key = "-nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
         openssl(&format!(
             "req -x509 -days 2 -subj /CN=camwatch-test-ca {new_key} -keyout ca.key -out ca.pem"
@@ -773,19 +774,7 @@ fn gcs_requests_carry_a_token_signed_with_the_service_accounts_key() {
     use base64::Engine;
     use std::io::{BufRead, BufReader, Write};
     let root = run_dir("store-gcs");
-    let openssl = |args: &str| {
-        let out = Command::new("openssl")
-            .args(args.split_whitespace())
-            .current_dir(&root)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let openssl = |args: &str| openssl(&root, args);
     openssl("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out key.pem");
     openssl("pkey -in key.pem -pubout -out public.pem");
     let email = "camwatch-test@camwatch.iam.gserviceaccount.com";
