@@ -807,25 +807,30 @@ fn gcs_requests_carry_a_token_signed_with_the_service_accounts_key() {
             let _ = heads.send(lines);
         }
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
-        .args(["check", "gs://bucket/run/", "--min-box-energy", "0"])
-        .arg("--samples")
-        .arg(common::watch::root().join("samples"))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .args(["--device", "cpu"])
-        .env("GOOGLE_APPLICATION_CREDENTIALS", root.join("account.json"))
-        .env("GOOGLE_BASE_URL", format!("http://127.0.0.1:{port}"))
-        .env("GOOGLE_ALLOW_HTTP", "true")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("gs://bucket/run/: access denied")
-            && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
-        "{stderr}"
-    );
+    // `check` with the key named by `variable`: refused, in one line that names it.
+    let refused = |variable: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_camwatch"))
+            .args(["check", "gs://bucket/run/", "--min-box-energy", "0"])
+            .arg("--samples")
+            .arg(common::watch::root().join("samples"))
+            .arg("--cache")
+            .arg(root.join("cache"))
+            .args(["--device", "cpu"])
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env(variable, root.join("account.json"))
+            .env("GOOGLE_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .env("GOOGLE_ALLOW_HTTP", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("gs://bucket/run/: access denied")
+                && stderr.contains(&format!("credentials: {variable}")),
+            "{stderr}"
+        );
+    };
+    refused("GOOGLE_APPLICATION_CREDENTIALS");
 
     let head = head.recv_timeout(Duration::from_secs(30)).unwrap();
     let token = head
@@ -845,6 +850,9 @@ fn gcs_requests_carry_a_token_signed_with_the_service_accounts_key() {
     std::fs::write(root.join("signature"), decode(signature).unwrap()).unwrap();
     let verified = openssl("dgst -sha256 -verify public.pem -signature signature message");
     assert!(verified.contains("Verified OK"), "{verified}");
+    // object_store's own variable for the key's file, which comes before the
+    // application default credentials.
+    refused("GOOGLE_SERVICE_ACCOUNT");
 }
 
 /// The next `n` checkpoint lines of `watch` (trust figures' `metrics` lines skipped).

@@ -119,6 +119,14 @@ fn check_trusted_cas() -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The variables that give object_store's GCS client its credentials.
+const GCS_CREDENTIALS: [&str; 4] = [
+    "GOOGLE_SERVICE_ACCOUNT",
+    "GOOGLE_SERVICE_ACCOUNT_PATH",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+];
+
 const SCHEMES: [&str; 7] = ["s3", "gs", "az", "abfs", "abfss", "http", "https"];
 
 impl Location {
@@ -268,10 +276,14 @@ impl StoreUrl {
                 "the web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)".into()
             }
             "s3" => "the instance's credentials (no AWS_ACCESS_KEY_ID set)".into(),
-            "gs" if set("GOOGLE_APPLICATION_CREDENTIALS") => {
-                "GOOGLE_APPLICATION_CREDENTIALS".into()
-            }
-            "gs" => "the instance's credentials (no GOOGLE_APPLICATION_CREDENTIALS set)".into(),
+            // In object_store's order: a service account's key before the application
+            // default credentials.
+            "gs" => match GCS_CREDENTIALS.into_iter().find(|name| set(name)) {
+                Some(name) => name.into(),
+                None => "the instance's credentials (no GOOGLE_SERVICE_ACCOUNT or \
+                         GOOGLE_APPLICATION_CREDENTIALS set)"
+                    .into(),
+            },
             "az" | "abfs" | "abfss" if set("AZURE_STORAGE_USE_EMULATOR") => {
                 "the Azurite emulator's account (AZURE_STORAGE_USE_EMULATOR)".into()
             }
