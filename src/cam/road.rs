@@ -37,7 +37,7 @@ const TOLERANCE: f64 = 1e-6;
 /// How far imputed values may be from the exact solution, for the tests.
 #[cfg(test)]
 const ACCURACY: f64 = 1e-4;
-/// Bounds one solve's time on a mask no test foresaw; the cycle needs about ten.
+/// Bounds one solve's time on a mask no test foresaw; the cycle needs fewer than ten.
 const MAX_ITERATIONS: usize = 200;
 /// Jacobi's damping: the stencil's high frequencies have D⁻¹A in [2/3, 4/3], which 0.8
 /// damps to at most 0.47, and it stays convergent where borders and masks stretch the
@@ -53,7 +53,7 @@ const SWEEPS: usize = 2;
 pub enum Solver {
     /// One mask at a time per thread ([`crate::device::thread_limit`]), the CPU's.
     Threads,
-    /// All of a round's masks at once, as tensors on the device, a GPU's.
+    /// All of an image's masks at once, as tensors on the device, a GPU's.
     Batched(Device),
 }
 
