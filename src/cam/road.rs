@@ -280,10 +280,8 @@ struct Level<T> {
     damped_inverse: Vec<T>,
     /// 1 on the unknowns, 0 elsewhere.
     unknown: Vec<T>,
-    /// The unknowns, by padded index, in pixel order (for the Galerkin product).
-    unknowns: Vec<usize>,
-    /// The unknowns again, as runs of neighbours in a row `start..end`: the products
-    /// and sweeps run over these, and skip the kept pixels.
+    /// The unknowns, by padded index in pixel order, as runs of neighbours in a row
+    /// `start..end`: the products and sweeps run over these, and skip the kept pixels.
     runs: Vec<std::ops::Range<usize>>,
 }
 
@@ -298,12 +296,11 @@ impl Level<f64> {
             .iter()
             .map(|&d| if d > 0.0 { JACOBI / d } else { 0.0 })
             .collect();
-        let unknowns: Vec<usize> = (0..grid.height)
+        let unknowns = (0..grid.height)
             .flat_map(|y| (0..grid.width).map(move |x| grid.index(y, x)))
-            .filter(|&i| unknown[i] > 0.0)
-            .collect();
+            .filter(|&i| unknown[i] > 0.0);
         let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
-        for &i in &unknowns {
+        for i in unknowns {
             match runs.last_mut() {
                 // The halo ends every row with a cell that is no unknown.
                 Some(run) if run.end == i => run.end += 1,
@@ -315,7 +312,6 @@ impl Level<f64> {
             operator,
             damped_inverse,
             unknown,
-            unknowns,
             runs,
         }
     }
@@ -346,7 +342,7 @@ impl Level<f64> {
             .map(|y| parents(y, coarse.height))
             .collect();
         let columns: Vec<_> = (0..fine.width).map(|x| parents(x, coarse.width)).collect();
-        for &i in &self.unknowns {
+        for i in self.runs.iter().flat_map(|run| run.clone()) {
             let (y, x) = (i / fine.stride() - 1, i % fine.stride() - 1);
             let (py, npy) = rows[y];
             let (px, npx) = columns[x];
@@ -392,7 +388,6 @@ impl Level<f64> {
             },
             damped_inverse: narrow(&self.damped_inverse),
             unknown: narrow(&self.unknown),
-            unknowns: self.unknowns.clone(),
             runs: self.runs.clone(),
         }
     }
@@ -480,8 +475,8 @@ impl<T: Real> Level<T> {
 
     /// Pᵀ r (r is zero off the unknowns): along the rows, then the columns. Coarse
     /// cell I takes fine cell 2I whole and half of each odd neighbour, the whole of the
-    /// last odd one (it has no coarse cell after it); the halo reads as zero.
-    /// Into `out`, every cell of which it writes.
+    /// last odd one (it has no coarse cell after it); the halo reads as zero. Into
+    /// `out`, every cell of which it writes.
     fn restrict(&self, r: &[T], coarse: Grid, out: &mut [T]) {
         let fine = self.grid;
         let (w, cw) = (fine.width, coarse.width);
@@ -564,7 +559,7 @@ impl Multigrid {
         let mut last = None;
         loop {
             let above = last.as_ref().unwrap_or(fine);
-            if (above.grid.height == 1 && above.grid.width == 1) || above.unknowns.is_empty() {
+            if (above.grid.height == 1 && above.grid.width == 1) || above.runs.is_empty() {
                 break;
             }
             let coarse = above.galerkin();
@@ -728,7 +723,7 @@ impl System {
         };
         let b = &self.rhs;
         let mut x = grid.zeros();
-        if level.unknowns.is_empty() {
+        if level.runs.is_empty() {
             return (x, 0);
         }
         let mut r = b.clone();
